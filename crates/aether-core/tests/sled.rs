@@ -1,0 +1,335 @@
+//! Behaviour only the persistent backend has: persistence across reopen, locking,
+//! recovery of cut-short batches, detection of damaged records and of lost data.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aether_core::sled_store::layout;
+use aether_core::{
+    Durability, Error, Event, EventStore, Options, SledStore, SnapshotStore, Timestamp,
+};
+use serde_json::json;
+
+fn ev(actor: &str, version: i64) -> Event {
+    let mut e = Event::new(format!("{actor}-{version}"), "Tested", actor, version)
+        .with_data("n", version)
+        .with_data(
+            "payload",
+            json!({"text": "x".repeat(100), "list": [1, 2, 3]}),
+        );
+    e.timestamp = Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + version as i128);
+    e
+}
+
+fn opts(durability: Durability) -> Options {
+    let mut o = Options::with_durability(durability);
+    o.wal_capacity = 1 << 20;
+    o
+}
+
+fn open(path: &Path, durability: Durability) -> SledStore {
+    SledStore::open_with(path, opts(durability)).unwrap()
+}
+
+#[test]
+fn everything_survives_close_and_reopen_and_the_sequence_continues() {
+    for durability in [Durability::Durable, Durability::Buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        {
+            let s = open(&path, durability);
+            for v in 1..=20 {
+                s.save_event(&ev("a", v)).unwrap();
+            }
+            s.save_events(&[ev("b", 1), ev("b", 2)]).unwrap();
+            s.save_snapshot(&aether_core::ActorSnapshot {
+                actor_id: "a".into(),
+                version: 20,
+                state: None,
+                timestamp: Timestamp::ZERO,
+            })
+            .unwrap();
+            s.close().unwrap();
+        }
+        let s = open(&path, durability);
+        assert_eq!(s.last_sequence().unwrap(), 22);
+        assert_eq!(s.get_latest_version("a").unwrap(), 20);
+        assert_eq!(s.get_events("b", 0).unwrap(), vec![ev("b", 1), ev("b", 2)]);
+        assert_eq!(s.get_latest_snapshot("a").unwrap().unwrap().version, 20);
+        assert_eq!(s.save_events(&[ev("c", 1)]).unwrap(), 23);
+        let all = s.read_all(1, 100).unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            (1..=23).collect::<Vec<_>>()
+        );
+        // Reopen in the other mode: the data does not depend on the mode.
+        drop(s);
+        let other = match durability {
+            Durability::Durable => Durability::Buffered,
+            Durability::Buffered => Durability::Durable,
+        };
+        let s = open(&path, other);
+        assert_eq!(s.last_sequence().unwrap(), 23);
+        assert_eq!(s.get_events("a", 0).unwrap().len(), 20);
+    }
+}
+
+#[test]
+fn reopening_right_after_closing_never_fails_spuriously() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    for round in 1..=25 {
+        let s = open(&path, Durability::Buffered);
+        s.save_event(&ev("a", round)).unwrap();
+        drop(s);
+    }
+    assert_eq!(
+        open(&path, Durability::Buffered)
+            .get_latest_version("a")
+            .unwrap(),
+        25
+    );
+}
+
+#[test]
+fn a_second_handle_is_refused_with_a_clear_error_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let _held = open(&path, Durability::Durable);
+    let mut o = opts(Durability::Durable);
+    o.lock_timeout = Duration::from_millis(200);
+    let started = Instant::now();
+    match SledStore::open_with(&path, o) {
+        Err(Error::Locked { path: p }) => assert_eq!(p, path),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Overwrite one stored value behind the store's back, through sled itself.
+fn poke(path: &Path, tree: &[u8], key: &[u8], value: &[u8]) {
+    let db = sled::open(path.join("sled")).unwrap();
+    db.open_tree(tree).unwrap().insert(key, value).unwrap();
+    db.flush().unwrap();
+}
+
+#[test]
+fn malformed_records_are_reported_never_skipped_or_returned_as_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let s = open(&path, Durability::Durable);
+        for v in 1..=5 {
+            s.save_event(&ev("a", v)).unwrap();
+        }
+        s.save_event(&ev("z", 1)).unwrap();
+    }
+    // Version 2: garbage. Version 3: a well-formed record whose checksum matches but whose
+    // JSON is not an event. Version 4: a bit flipped inside the JSON.
+    poke(
+        &path,
+        layout::TREE_EVENTS,
+        &layout::event_key(b"a", 2),
+        b"\x00garbage",
+    );
+    poke(
+        &path,
+        layout::TREE_EVENTS,
+        &layout::event_key(b"a", 3),
+        &layout::encode_event_record(3, b"{\"not\":\"an event\"}"),
+    );
+    let good4 = layout::encode_event_record(4, &ev("a", 4).to_json());
+    let mut bad4 = good4.clone();
+    bad4[40] ^= 0x04;
+    poke(
+        &path,
+        layout::TREE_EVENTS,
+        &layout::event_key(b"a", 4),
+        &bad4,
+    );
+
+    let s = open(&path, Durability::Durable);
+    match s.get_events("a", 0) {
+        Err(Error::Corrupt {
+            sequence, location, ..
+        }) => {
+            assert_eq!(sequence, 0, "garbage has no readable sequence");
+            assert!(location.contains("version 2"), "{location}");
+        }
+        other => panic!("expected a corrupt record, got {other:?}"),
+    }
+    assert!(matches!(
+        s.get_events("a", 3),
+        Err(Error::Corrupt { sequence: 3, .. })
+    ));
+    let r = s.get_events_with_errors("a", 0).unwrap();
+    assert!(r.has_errors());
+    assert_eq!(r.events, vec![ev("a", 1), ev("a", 5)]);
+    let seqs: Vec<u64> = r.errors.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, [0, 3, 4]);
+    assert_eq!(r.errors[0].raw, b"\x00garbage");
+    assert_eq!(r.errors[2].raw, bad4);
+    assert!(
+        r.errors[1].cause.contains("missing field"),
+        "{}",
+        r.errors[1].cause
+    );
+    assert!(
+        r.errors[2].cause.contains("checksum"),
+        "{}",
+        r.errors[2].cause
+    );
+    assert_eq!(s.metrics().replay_errors, 3);
+    assert!(matches!(
+        s.get_events_json("a", 0),
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(
+        s.read_all(1, 10),
+        Err(Error::Corrupt { sequence: 2, .. })
+    ));
+    // Other actors and the undamaged part are unaffected; so is the version check.
+    assert_eq!(s.get_events("z", 0).unwrap(), vec![ev("z", 1)]);
+    assert_eq!(s.get_events("a", 5).unwrap(), vec![ev("a", 5)]);
+    assert!(s.save_event(&ev("a", 5)).unwrap_err().is_conflict());
+}
+
+#[test]
+fn lost_sled_data_is_detected_at_open() {
+    for durability in [Durability::Durable, Durability::Buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        {
+            let s = open(&path, durability);
+            for v in 1..=50 {
+                s.save_event(&ev("a", v)).unwrap();
+            }
+        }
+        // sled's files replaced by an empty database: everything acknowledged is gone.
+        std::fs::remove_dir_all(path.join("sled")).unwrap();
+        match SledStore::open_with(&path, opts(durability)) {
+            Err(Error::DataLoss(msg)) => {
+                assert!(msg.contains("sequence 50"), "{msg}");
+            }
+            other => panic!("expected data loss, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_damaged_checkpoint_record_is_detected_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let s = open(&path, Durability::Durable);
+        for v in 1..=3 {
+            s.save_event(&ev("a", v)).unwrap();
+        }
+    }
+    let mut other = ev("a", 3);
+    other.event_type = "Forged".into();
+    poke(
+        &path,
+        layout::TREE_EVENTS,
+        &layout::event_key(b"a", 3),
+        &layout::encode_event_record(3, &other.to_json()),
+    );
+    assert!(matches!(
+        SledStore::open_with(&path, opts(Durability::Durable)),
+        Err(Error::DataLoss(_))
+    ));
+}
+
+#[test]
+fn a_batch_cut_short_by_a_crash_is_rolled_back_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let s = open(&path, Durability::Buffered);
+        s.save_events(&[ev("a", 1), ev("a", 2)]).unwrap();
+    }
+    // What a crash mid-batch leaves: all index entries of a 3-event batch (sequences 3..=5)
+    // and the first two records, but not the last.
+    {
+        let db = sled::open(path.join("sled")).unwrap();
+        let seq = db.open_tree(layout::TREE_SEQUENCE).unwrap();
+        let events = db.open_tree(layout::TREE_EVENTS).unwrap();
+        for (i, v) in (3..=5).enumerate() {
+            let key = layout::event_key(b"a", v);
+            seq.insert(
+                layout::sequence_key(3 + i as u64),
+                layout::encode_sequence_entry(3, 5, &key),
+            )
+            .unwrap();
+        }
+        for (i, v) in (3..=4).enumerate() {
+            events
+                .insert(
+                    layout::event_key(b"a", v),
+                    layout::encode_event_record(3 + i as u64, &ev("a", v as i64).to_json()),
+                )
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let s = open(&path, Durability::Buffered);
+    assert_eq!(s.last_sequence().unwrap(), 2);
+    assert_eq!(s.get_latest_version("a").unwrap(), 2);
+    assert_eq!(s.get_events("a", 0).unwrap().len(), 2);
+    assert_eq!(s.save_event(&ev("a", 3)).unwrap(), 3);
+}
+
+#[test]
+fn the_store_records_the_durability_mode_it_was_written_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    drop(open(&path, Durability::Buffered));
+    let db = sled::open(path.join("sled")).unwrap();
+    let meta = db.open_tree(layout::TREE_META).unwrap();
+    assert_eq!(
+        meta.get(layout::META_DURABILITY).unwrap().unwrap(),
+        b"buffered"
+    );
+}
+
+#[test]
+fn durable_saves_in_flight_share_syncs_and_all_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(open(&dir.path().join("store"), Durability::Durable));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for v in 1..=50 {
+                    s.save_event(&ev(&format!("w{t}"), v)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(s.last_sequence().unwrap(), 400);
+    assert_eq!(s.metrics().event_stored_published, 400);
+}
+
+#[test]
+fn the_log_is_recycled_past_its_capacity_without_losing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let mut o = opts(Durability::Durable);
+    o.wal_capacity = 64 * 1024; // a few hundred events per generation
+    {
+        let s = SledStore::open_with(&path, o.clone()).unwrap();
+        for v in 1..=1500 {
+            s.save_event(&ev("a", v)).unwrap();
+        }
+        s.close().unwrap();
+    }
+    // The log never grows past its capacity (plus one group), however much was written.
+    assert!(std::fs::metadata(path.join("aether.wal")).unwrap().len() <= 64 * 1024 + 8192);
+    let s = SledStore::open_with(&path, o).unwrap();
+    let events = s.get_events("a", 0).unwrap();
+    assert_eq!(events.len(), 1500);
+    assert!(events.iter().zip(1..).all(|(e, v)| *e == ev("a", v)));
+}

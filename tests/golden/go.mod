@@ -1,0 +1,3 @@
+module aether-rs/tests/golden
+
+go 1.22
