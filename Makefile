@@ -10,7 +10,7 @@ build:
 
 # The main job on the embedded sled default.
 run: build
-	$(CARGO) run --release -q -p aether-examples --example tour
+	$(CARGO) run --release -q -p aether-core --example tour
 
 test: build lint test-rust test-golden
 

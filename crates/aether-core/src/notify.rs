@@ -116,9 +116,9 @@ pub struct MetricsSnapshot {
     pub events_saved: u64,
     /// Saves rejected with a version conflict.
     pub version_conflicts: u64,
-    /// EventStored notifications delivered to the store channel or the bus.
+    /// EventStored notifications published (one per stored event).
     pub event_stored_published: u64,
-    /// EventStored notifications dropped because a channel was full.
+    /// Notifications the store's own channel dropped because nobody drained it in time.
     pub event_stored_dropped: u64,
     /// Snapshots stored.
     pub snapshots_saved: u64,
@@ -204,15 +204,14 @@ impl Notifier {
     /// Deliver one notification. Callers publish in commit order.
     pub fn publish(&self, stored: EventStored) {
         let m = &self.metrics;
+        m.event_stored_published.fetch_add(1, Ordering::Relaxed);
         if let Some(bus) = &self.bus {
-            if bus.publish(INTERNAL_NAMESPACE, BusMessage::EventStored(stored.clone())) > 0 {
-                m.event_stored_published.fetch_add(1, Ordering::Relaxed);
-            }
+            // The bus counts its own per-subscriber drops (`EventBus::dropped`).
+            bus.publish(INTERNAL_NAMESPACE, BusMessage::EventStored(stored.clone()));
         }
-        match self.tx.try_send(stored) {
-            Ok(()) => m.event_stored_published.fetch_add(1, Ordering::Relaxed),
-            Err(_) => m.event_stored_dropped.fetch_add(1, Ordering::Relaxed),
-        };
+        if self.tx.try_send(stored).is_err() {
+            m.event_stored_dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -253,7 +252,7 @@ mod tests {
             n.publish(stored(s));
         }
         let m = n.metrics().snapshot();
-        assert_eq!((m.event_stored_published, m.event_stored_dropped), (2, 1));
+        assert_eq!((m.event_stored_published, m.event_stored_dropped), (3, 1));
         assert_eq!(n.receiver().try_recv().unwrap().sequence, 1);
     }
 }
