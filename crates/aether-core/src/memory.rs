@@ -114,6 +114,8 @@ impl MemoryStore {
                 Ok(json.into_boxed_slice())
             })
             .collect::<Result<Vec<_>>>()?;
+        self.limits
+            .check_batch_bytes(encoded.iter().map(|j| j.len()).sum())?;
         let actor_id = &events[0].actor_id;
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         let current = state.latest(actor_id);

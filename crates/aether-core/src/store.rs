@@ -98,6 +98,8 @@ pub struct Limits {
     pub max_record_len: usize,
     /// Most events in one `save_events` call.
     pub max_batch_len: usize,
+    /// Largest total encoded size of one `save_events` call, in bytes.
+    pub max_batch_bytes: usize,
 }
 
 impl Default for Limits {
@@ -106,6 +108,7 @@ impl Default for Limits {
             max_actor_id_len: 4096,
             max_record_len: 1 << 20,
             max_batch_len: 10_000,
+            max_batch_bytes: 64 << 20,
         }
     }
 }
@@ -135,6 +138,19 @@ impl Limits {
                 format!(
                     "encodes to {len} bytes, larger than the limit of {} bytes",
                     self.max_record_len
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_batch_bytes(&self, total: usize) -> Result<()> {
+        if total > self.max_batch_bytes {
+            return Err(Error::invalid(
+                "events",
+                format!(
+                    "batch encodes to {total} bytes, larger than the limit of {} bytes",
+                    self.max_batch_bytes
                 ),
             ));
         }

@@ -131,10 +131,17 @@ pub fn encode_event_record(sequence: u64, json: &[u8]) -> Vec<u8> {
 /// An event record for `json` whose sequence and CRC are filled in later by
 /// [`seal_event_record`] (so the JSON is copied outside the store's write lock).
 pub fn event_record_template(json: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(EVENT_HEADER_LEN + json.len());
+    let mut v = event_record_header(json.len());
+    v.extend_from_slice(json);
+    v
+}
+
+/// The header of an unsealed event record, with room for `json_len` more bytes: append
+/// the JSON, then [`seal_event_record`].
+pub fn event_record_header(json_len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(EVENT_HEADER_LEN + json_len);
     v.push(TAG_EVENT);
     v.extend_from_slice(&[0u8; 12]);
-    v.extend_from_slice(json);
     v
 }
 
