@@ -1,0 +1,158 @@
+//! `aether_error`: the detail of one failure, handed to the caller through `err_out`.
+
+use std::ffi::{c_char, CString};
+use std::ptr;
+
+use crate::args::{out, Out};
+use crate::guard::{ffi_guard, ErrOut, Failure};
+use crate::status::aether_status;
+
+/// The detail of one failed call: its status, a message, and for a version conflict or
+/// a stale snapshot the actor and versions involved.
+///
+/// Created by a failing call that was given a non-NULL `err_out`; owned by the caller,
+/// who releases it with `aether_error_free()`. Immutable: it may be read from any thread,
+/// and from several threads at once.
+pub struct aether_error {
+    status: aether_status,
+    message: CString,
+    conflict: Option<Conflict>,
+}
+
+struct Conflict {
+    actor_id: String,
+    attempted_version: i64,
+    current_version: i64,
+}
+
+impl std::fmt::Debug for aether_error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("aether_error")
+            .field("status", &self.status)
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl aether_error {
+    pub(crate) fn new(status: aether_status, failure: Failure) -> aether_error {
+        let message = failure.message();
+        // Messages quote user strings with escapes, but never let an interior NUL cut
+        // the C string short.
+        let message = CString::new(message.replace('\0', "\\0")).expect("NULs were replaced");
+        let conflict = match failure {
+            Failure::Core(aether_core::Error::VersionConflict {
+                actor_id,
+                attempted_version,
+                current_version,
+            })
+            | Failure::Core(aether_core::Error::StaleSnapshot {
+                actor_id,
+                attempted_version,
+                current_version,
+            }) => Some(Conflict {
+                actor_id,
+                attempted_version,
+                current_version,
+            }),
+            _ => None,
+        };
+        aether_error {
+            status,
+            message,
+            conflict,
+        }
+    }
+
+    /// The status of the failure.
+    pub fn status(&self) -> aether_status {
+        self.status
+    }
+
+    /// The message (for Rust callers).
+    pub fn message(&self) -> &str {
+        self.message.to_str().unwrap_or("")
+    }
+}
+
+/// The status of the failed call that created `err`.
+///
+/// NULL -> `AETHER_INVALID_ARGUMENT`. Cannot otherwise fail. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn aether_error_code(err: *const aether_error) -> aether_status {
+    // SAFETY: the caller passes NULL or an error from this library that it has not freed.
+    match unsafe { err.as_ref() } {
+        Some(e) => e.status,
+        None => aether_status::AETHER_INVALID_ARGUMENT,
+    }
+}
+
+/// The error's message: NUL-terminated UTF-8 English text, e.g.
+/// `version conflict: actor "order-1" has version 3, cannot save version 2`.
+///
+/// Ownership: the string belongs to `err` and is valid until `aether_error_free(err)`;
+/// do not free it. NULL `err` -> a static empty string. Never returns NULL. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn aether_error_message(err: *const aether_error) -> *const c_char {
+    // SAFETY: as for aether_error_code.
+    match unsafe { err.as_ref() } {
+        Some(e) => e.message.as_ptr(),
+        None => c"".as_ptr(),
+    }
+}
+
+/// The details of a version conflict (`AETHER_VERSION_CONFLICT`) or a stale snapshot
+/// (`AETHER_STALE_SNAPSHOT`): the actor, the version the call attempted, and the
+/// actor's current version (latest event, or stored snapshot).
+///
+/// `*actor_id_out`/`*actor_id_len_out` receive the actor ID (UTF-8, not NUL-terminated;
+/// NULL with length 0 if empty), which belongs to `err` and is valid until
+/// `aether_error_free(err)`. Returns `AETHER_NOT_FOUND` if `err` is another kind of
+/// error. Any NULL pointer -> `AETHER_INVALID_ARGUMENT`. Outputs are untouched on error.
+/// Thread-safe.
+#[must_use]
+#[no_mangle]
+pub unsafe extern "C" fn aether_error_conflict(
+    err: *const aether_error,
+    actor_id_out: *mut *const u8,
+    actor_id_len_out: *mut usize,
+    attempted_version_out: *mut i64,
+    current_version_out: *mut i64,
+) -> aether_status {
+    ffi_guard(ErrOut::none(), || {
+        // SAFETY: the caller passes NULL or a live error from this library.
+        let err = unsafe { err.as_ref() }.ok_or(Failure::invalid("err is NULL"))?;
+        let actor_out: Out<*const u8> = unsafe { out(actor_id_out, "actor_id_out") }?;
+        let len_out = unsafe { out(actor_id_len_out, "actor_id_len_out") }?;
+        let attempted_out = unsafe { out(attempted_version_out, "attempted_version_out") }?;
+        let current_out = unsafe { out(current_version_out, "current_version_out") }?;
+        let c = err.conflict.as_ref().ok_or(Failure::NotFound(
+            "the error is neither a version conflict nor a stale snapshot",
+        ))?;
+        let actor = if c.actor_id.is_empty() {
+            ptr::null()
+        } else {
+            c.actor_id.as_ptr()
+        };
+        actor_out.write(actor);
+        len_out.write(c.actor_id.len());
+        attempted_out.write(c.attempted_version);
+        current_out.write(c.current_version);
+        Ok(())
+    })
+}
+
+/// Release an error. NULL is a no-op. The error must not be used afterwards, and must
+/// not be freed twice. Thread-safe (for distinct errors).
+#[no_mangle]
+pub unsafe extern "C" fn aether_error_free(err: *mut aether_error) {
+    if err.is_null() {
+        return;
+    }
+    let _ = ffi_guard(ErrOut::none(), || {
+        // SAFETY: a non-NULL err was created by Box::into_raw in ffi_guard and, per the
+        // contract, not freed before.
+        drop(unsafe { Box::from_raw(err) });
+        Ok(())
+    });
+}
