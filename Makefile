@@ -1,7 +1,9 @@
 # Thin targets; the real work lives in cargo, the test scripts and the crates.
 CARGO ?= cargo
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all build run test test-rust test-golden lint fmt bench clean
+.PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install
 
 all: build
 
@@ -23,6 +25,18 @@ test-golden:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The C ABI: regenerate include/aether.h, or fail if the committed one has drifted.
+header:
+	bash crates/aether-ffi/scripts/header.sh generate
+
+check-header:
+	bash crates/aether-ffi/scripts/header.sh check
+
+# libaether.so (with SONAME links), libaether.a, aether.h and aether.pc under
+# $(DESTDIR)$(PREFIX).
+install:
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash crates/aether-ffi/scripts/install.sh
 
 bench:
 	$(CARGO) bench -p aether-benches
