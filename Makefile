@@ -3,7 +3,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install
+.PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install test-c
 
 all: build
 
@@ -14,7 +14,7 @@ build:
 run: build
 	$(CARGO) run --release -q -p aether-core --example tour
 
-test: build lint test-rust test-golden
+test: build lint test-rust test-golden test-c check-header
 
 test-rust:
 	$(CARGO) test --workspace --release
@@ -37,6 +37,10 @@ check-header:
 # $(DESTDIR)$(PREFIX).
 install:
 	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash crates/aether-ffi/scripts/install.sh
+
+# C and C++ tests of the C ABI (plain, ASan+UBSan, valgrind), header and install tests.
+test-c:
+	bash tests/c/run.sh
 
 bench:
 	$(CARGO) bench -p aether-benches

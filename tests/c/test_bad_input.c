@@ -1,0 +1,462 @@
+/*
+ * Bad input never crashes, hangs or loses data: NULL for every pointer parameter,
+ * invalid UTF-8, malformed and wrong-shaped JSON, oversized events, out-of-range numbers.
+ * Every rejection leaves outputs untouched and the store unchanged and usable.
+ */
+#include "backends.h"
+
+#define EV(buf, id, actor, version) event_json((buf), sizeof(buf), (id), (actor), (version))
+
+/* Expect `call` to fail with `expected`, with an aether_error of that code whose message
+ * mentions `needle`. `err` must be an aether_error * variable set to NULL. */
+#define CHECK_FAILS(call, expected, err, needle)                                        \
+  do {                                                                                  \
+    CHECK_STATUS(call, expected);                                                       \
+    CHECK((err) != NULL);                                                               \
+    CHECK(aether_error_code(err) == (expected));                                        \
+    if (strstr(aether_error_message(err), (needle)) == NULL) {                          \
+      fprintf(stderr, "%s:%d: message %s lacks \"%s\"\n", __FILE__, __LINE__,          \
+              aether_error_message(err), (needle));                                     \
+      harness_current_failed = 1;                                                       \
+    }                                                                                   \
+    aether_error_free(err);                                                             \
+    (err) = NULL;                                                                       \
+  } while (0)
+
+static const char ts[] = "\"timestamp\":\"2024-01-02T03:04:05Z\"";
+
+/* The store holds exactly one event ("a" version 1) and nothing else. */
+static void check_store_unchanged(aether_store *s) {
+  int64_t version = -1;
+  uint64_t sequence = 0;
+  aether_bytes out = {NULL, 0};
+  CHECK_OK(aether_get_latest_version(s, STR("a"), &version, NULL));
+  CHECK(version == 1);
+  CHECK_OK(aether_last_sequence(s, &sequence, NULL));
+  CHECK(sequence == 1);
+  CHECK_STATUS(aether_get_latest_snapshot(s, STR("a"), &out, NULL), AETHER_NOT_FOUND);
+}
+
+static aether_store *open_with_one_event(void) {
+  char e[512];
+  aether_store *s = open_backend(0);
+  CHECK_OK(aether_save_event(s, STR(EV(e, "e1", "a", 1)), NULL, NULL, NULL));
+  return s;
+}
+
+static void test_null_pointers(void) {
+  aether_store *s = open_with_one_event();
+  aether_store *none = NULL;
+  aether_error *err = NULL;
+  char e[512];
+  int64_t version = 11;
+  uint64_t sequence = 12;
+  size_t count = 13;
+  uint8_t marker = 0;
+  aether_bytes out = {&marker, 14};
+  aether_metrics m;
+  aether_event_stored n, batch[2];
+  const uint8_t *actor = NULL;
+  size_t actor_len = 0;
+  int64_t attempted = 0, current = 0;
+  char *dir = make_temp_dir();
+
+  EV(e, "e2", "a", 2);
+  memset(&m, 0, sizeof(m));
+  memset(&n, 0, sizeof(n));
+
+  CHECK_FAILS(aether_store_open_memory(NULL, 0, &err), AETHER_INVALID_ARGUMENT, err, "store_out");
+  CHECK_FAILS(aether_store_open_sled(NULL, NULL, &none, &err), AETHER_INVALID_ARGUMENT, err,
+              "path");
+  CHECK_FAILS(aether_store_open_sled(dir, NULL, NULL, &err), AETHER_INVALID_ARGUMENT, err,
+              "store_out");
+  CHECK(none == NULL);
+  CHECK_FAILS(aether_store_flush(NULL, &err), AETHER_INVALID_ARGUMENT, err, "store");
+  CHECK_FAILS(aether_store_close(NULL, &err), AETHER_INVALID_ARGUMENT, err, "store");
+  CHECK_FAILS(aether_store_metrics(NULL, &m, &err), AETHER_INVALID_ARGUMENT, err, "store");
+  CHECK_FAILS(aether_store_metrics(s, NULL, &err), AETHER_INVALID_ARGUMENT, err, "metrics_out");
+
+  CHECK_FAILS(aether_save_event(NULL, STR(e), &version, &sequence, &err), AETHER_INVALID_ARGUMENT,
+              err, "store");
+  CHECK_FAILS(aether_save_event(s, NULL, 0, &version, &sequence, &err), AETHER_INVALID_ARGUMENT,
+              err, "json");
+  CHECK_FAILS(aether_save_event(s, NULL, 10, &version, &sequence, &err), AETHER_INVALID_ARGUMENT,
+              err, "json");
+  CHECK_FAILS(aether_save_events(NULL, STR("[]"), &version, &sequence, &err),
+              AETHER_INVALID_ARGUMENT, err, "store");
+  CHECK_FAILS(aether_save_events(s, NULL, 2, &version, &sequence, &err), AETHER_INVALID_ARGUMENT,
+              err, "json");
+
+  CHECK_FAILS(aether_get_events(NULL, STR("a"), 0, &out, &err), AETHER_INVALID_ARGUMENT, err,
+              "store");
+  CHECK_FAILS(aether_get_events(s, NULL, 1, 0, &out, &err), AETHER_INVALID_ARGUMENT, err,
+              "actor_id");
+  CHECK_FAILS(aether_get_events(s, STR("a"), 0, NULL, &err), AETHER_INVALID_ARGUMENT, err,
+              "events_out");
+  CHECK_FAILS(aether_get_events_with_errors(NULL, STR("a"), 0, &out, &err),
+              AETHER_INVALID_ARGUMENT, err, "store");
+  CHECK_FAILS(aether_get_events_with_errors(s, NULL, 0, 0, &out, &err), AETHER_INVALID_ARGUMENT,
+              err, "actor_id");
+  CHECK_FAILS(aether_get_events_with_errors(s, STR("a"), 0, NULL, &err), AETHER_INVALID_ARGUMENT,
+              err, "result_out");
+  CHECK_FAILS(aether_get_latest_version(NULL, STR("a"), &version, &err), AETHER_INVALID_ARGUMENT,
+              err, "store");
+  CHECK_FAILS(aether_get_latest_version(s, NULL, 1, &version, &err), AETHER_INVALID_ARGUMENT, err,
+              "actor_id");
+  CHECK_FAILS(aether_get_latest_version(s, STR("a"), NULL, &err), AETHER_INVALID_ARGUMENT, err,
+              "version_out");
+  CHECK_FAILS(aether_read_all(NULL, 0, 10, &out, &err), AETHER_INVALID_ARGUMENT, err, "store");
+  CHECK_FAILS(aether_read_all(s, 0, 10, NULL, &err), AETHER_INVALID_ARGUMENT, err, "events_out");
+  CHECK_FAILS(aether_last_sequence(NULL, &sequence, &err), AETHER_INVALID_ARGUMENT, err, "store");
+  CHECK_FAILS(aether_last_sequence(s, NULL, &err), AETHER_INVALID_ARGUMENT, err, "sequence_out");
+
+  CHECK_FAILS(aether_save_snapshot(NULL, STR("{}"), &err), AETHER_INVALID_ARGUMENT, err, "store");
+  CHECK_FAILS(aether_save_snapshot(s, NULL, 2, &err), AETHER_INVALID_ARGUMENT, err, "json");
+  CHECK_FAILS(aether_get_latest_snapshot(NULL, STR("a"), &out, &err), AETHER_INVALID_ARGUMENT, err,
+              "store");
+  CHECK_FAILS(aether_get_latest_snapshot(s, NULL, 1, &out, &err), AETHER_INVALID_ARGUMENT, err,
+              "actor_id");
+  CHECK_FAILS(aether_get_latest_snapshot(s, STR("a"), NULL, &err), AETHER_INVALID_ARGUMENT, err,
+              "snapshot_out");
+
+  CHECK_FAILS(aether_poll_event_stored(NULL, 0, &n, &err), AETHER_INVALID_ARGUMENT, err, "store");
+  CHECK_FAILS(aether_poll_event_stored(s, 0, NULL, &err), AETHER_INVALID_ARGUMENT, err,
+              "event_out");
+  CHECK_FAILS(aether_poll_event_stored_batch(NULL, 0, batch, 2, &count, &err),
+              AETHER_INVALID_ARGUMENT, err, "store");
+  CHECK_FAILS(aether_poll_event_stored_batch(s, 0, NULL, 2, &count, &err), AETHER_INVALID_ARGUMENT,
+              err, "events_out");
+  CHECK_FAILS(aether_poll_event_stored_batch(s, 0, batch, 2, NULL, &err), AETHER_INVALID_ARGUMENT,
+              err, "count_out");
+
+  /* Error accessors. */
+  CHECK(aether_error_code(NULL) == AETHER_INVALID_ARGUMENT);
+  CHECK(aether_error_message(NULL) != NULL && aether_error_message(NULL)[0] == '\0');
+  CHECK_STATUS(aether_error_conflict(NULL, &actor, &actor_len, &attempted, &current),
+               AETHER_INVALID_ARGUMENT);
+  CHECK_STATUS(aether_save_event(s, STR(EV(e, "x", "a", 1)), NULL, NULL, &err),
+               AETHER_VERSION_CONFLICT);
+  CHECK_STATUS(aether_error_conflict(err, NULL, &actor_len, &attempted, &current),
+               AETHER_INVALID_ARGUMENT);
+  CHECK_STATUS(aether_error_conflict(err, &actor, NULL, &attempted, &current),
+               AETHER_INVALID_ARGUMENT);
+  CHECK_STATUS(aether_error_conflict(err, &actor, &actor_len, NULL, &current),
+               AETHER_INVALID_ARGUMENT);
+  CHECK_STATUS(aether_error_conflict(err, &actor, &actor_len, &attempted, NULL),
+               AETHER_INVALID_ARGUMENT);
+  CHECK(actor == NULL && actor_len == 0 && attempted == 0 && current == 0); /* untouched */
+  aether_error_free(err);
+  err = NULL;
+  CHECK_STATUS(aether_get_events(s, STR("a"), -1, &out, &err), AETHER_INVALID_ARGUMENT);
+  CHECK_STATUS(aether_error_conflict(err, &actor, &actor_len, &attempted, &current),
+               AETHER_NOT_FOUND);
+  aether_error_free(err);
+  err = NULL;
+
+  /* Outputs were never touched; nothing was written. */
+  CHECK(version == 11 && sequence == 12 && count == 13 && out.ptr == &marker && out.len == 14);
+  CHECK(m.events_saved == 0 && n.event_id == NULL);
+  check_store_unchanged(s);
+  close_backend(s);
+  remove_temp_dir(dir);
+}
+
+static void test_invalid_utf8(void) {
+  aether_store *s = open_with_one_event();
+  aether_error *err = NULL;
+  int64_t version = 5;
+  uint8_t marker = 0;
+  aether_bytes out = {&marker, 1};
+  static const char *const bad[] = {"\xff", "a\xfe", "\xc0\xaf", "\xed\xa0\x80", "\xe2\x82"};
+  char json[512];
+  size_t i;
+
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    CHECK_FAILS(aether_get_events(s, STR(bad[i]), 0, &out, &err), AETHER_INVALID_ARGUMENT, err,
+                "UTF-8");
+    CHECK_FAILS(aether_get_events_with_errors(s, STR(bad[i]), 0, &out, &err),
+                AETHER_INVALID_ARGUMENT, err, "UTF-8");
+    CHECK_FAILS(aether_get_latest_version(s, STR(bad[i]), &version, &err), AETHER_INVALID_ARGUMENT,
+                err, "UTF-8");
+    CHECK_FAILS(aether_get_latest_snapshot(s, STR(bad[i]), &out, &err), AETHER_INVALID_ARGUMENT,
+                err, "UTF-8");
+
+    /* Invalid UTF-8 inside the JSON: in a string value, and in the actor ID. */
+    snprintf(json, sizeof(json),
+             "{\"id\":\"%s\",\"eventType\":\"T\",\"actorId\":\"a\",\"version\":2,%s}", bad[i], ts);
+    CHECK_FAILS(aether_save_event(s, STR(json), &version, NULL, &err), AETHER_INVALID_ARGUMENT, err,
+                "UTF-8");
+    snprintf(json, sizeof(json),
+             "[{\"id\":\"e\",\"eventType\":\"T\",\"actorId\":\"%s\",\"version\":2,%s}]", bad[i], ts);
+    CHECK_FAILS(aether_save_events(s, STR(json), &version, NULL, &err), AETHER_INVALID_ARGUMENT, err,
+                "UTF-8");
+    snprintf(json, sizeof(json), "{\"actorId\":\"%s\",\"version\":2,\"state\":null,%s}", bad[i], ts);
+    CHECK_FAILS(aether_save_snapshot(s, STR(json), &err), AETHER_INVALID_ARGUMENT, err, "UTF-8");
+  }
+  CHECK(version == 5 && out.ptr == &marker);
+  check_store_unchanged(s);
+  close_backend(s);
+}
+
+static void test_malformed_json(void) {
+  aether_store *s = open_with_one_event();
+  aether_error *err = NULL;
+  int64_t version = 5;
+  uint64_t sequence = 6;
+  char buf[512];
+  size_t i;
+  static const char *const bad_events[] = {
+      "",
+      "{",
+      "null",
+      "42",
+      "\"an event\"",
+      "[]",
+      "[{\"id\":\"e\",\"eventType\":\"T\",\"actorId\":\"a\",\"version\":2,"
+      "\"timestamp\":\"2024-01-02T03:04:05Z\"}]",
+      /* missing actorId */
+      "{\"id\":\"e\",\"eventType\":\"T\",\"version\":2,\"timestamp\":\"2024-01-02T03:04:05Z\"}",
+      /* version as a string, a fraction, out of range */
+      "{\"id\":\"e\",\"eventType\":\"T\",\"actorId\":\"a\",\"version\":\"2\","
+      "\"timestamp\":\"2024-01-02T03:04:05Z\"}",
+      "{\"id\":\"e\",\"eventType\":\"T\",\"actorId\":\"a\",\"version\":2.5,"
+      "\"timestamp\":\"2024-01-02T03:04:05Z\"}",
+      "{\"id\":\"e\",\"eventType\":\"T\",\"actorId\":\"a\",\"version\":1e30,"
+      "\"timestamp\":\"2024-01-02T03:04:05Z\"}",
+      /* wrong-typed fields */
+      "{\"id\":7,\"eventType\":\"T\",\"actorId\":\"a\",\"version\":2,"
+      "\"timestamp\":\"2024-01-02T03:04:05Z\"}",
+      "{\"id\":\"e\",\"eventType\":\"T\",\"actorId\":\"a\",\"version\":2,\"data\":[1],"
+      "\"timestamp\":\"2024-01-02T03:04:05Z\"}",
+      "{\"id\":\"e\",\"eventType\":\"T\",\"actorId\":\"a\",\"version\":2,\"metadata\":{\"k\":1},"
+      "\"timestamp\":\"2024-01-02T03:04:05Z\"}",
+      "{\"id\":\"e\",\"eventType\":\"T\",\"actorId\":\"a\",\"version\":2,\"timestamp\":\"yesterday\"}",
+      "{\"id\":\"e\",\"eventType\":\"T\",\"actorId\":\"a\",\"version\":2}",
+      /* empty actor ID */
+      "{\"id\":\"e\",\"eventType\":\"T\",\"actorId\":\"\",\"version\":2,"
+      "\"timestamp\":\"2024-01-02T03:04:05Z\"}",
+      /* trailing garbage */
+      "{\"id\":\"e\",\"eventType\":\"T\",\"actorId\":\"a\",\"version\":2,"
+      "\"timestamp\":\"2024-01-02T03:04:05Z\"} x",
+  };
+
+  for (i = 0; i < sizeof(bad_events) / sizeof(bad_events[0]); i++) {
+    aether_status got = aether_save_event(s, STR(bad_events[i]), &version, &sequence, &err);
+    if (got != AETHER_INVALID_EVENT || aether_error_code(err) != AETHER_INVALID_EVENT) {
+      fprintf(stderr, "%s:%d: event #%u: got %s (%s)\n", __FILE__, __LINE__, (unsigned)i,
+              aether_status_str((int)got), aether_error_message(err));
+      harness_current_failed = 1;
+    }
+    aether_error_free(err);
+    err = NULL;
+  }
+  /* A JSON string with an embedded NUL byte. */
+  CHECK_STATUS(aether_save_event(s, (const uint8_t *)"{\0}", 3, NULL, NULL, NULL),
+               AETHER_INVALID_EVENT);
+
+  /* Batches: not an array, an element of the wrong shape. */
+  CHECK_FAILS(aether_save_events(s, STR("{}"), &version, &sequence, &err), AETHER_INVALID_EVENT,
+              err, "batch");
+  snprintf(buf, sizeof(buf), "[%s,7]", event_json(buf + 256, 256, "e", "a", 2));
+  CHECK_FAILS(aether_save_events(s, STR(buf), &version, &sequence, &err), AETHER_INVALID_EVENT, err,
+              "batch");
+
+  /* Snapshots: wrong shapes and types. */
+  CHECK_FAILS(aether_save_snapshot(s, STR("[]"), &err), AETHER_INVALID_EVENT, err, "snapshot");
+  CHECK_FAILS(aether_save_snapshot(s,
+                                   STR("{\"actorId\":\"a\",\"version\":\"1\",\"state\":null,"
+                                       "\"timestamp\":\"2024-01-02T03:04:05Z\"}"),
+                                   &err),
+              AETHER_INVALID_EVENT, err, "snapshot");
+  CHECK_FAILS(aether_save_snapshot(s,
+                                   STR("{\"actorId\":\"a\",\"version\":1,\"state\":[],"
+                                       "\"timestamp\":\"2024-01-02T03:04:05Z\"}"),
+                                   &err),
+              AETHER_INVALID_EVENT, err, "snapshot");
+
+  CHECK(version == 5 && sequence == 6);
+  check_store_unchanged(s);
+  close_backend(s);
+}
+
+/* Deeply nested JSON must be refused, not overflow the stack. */
+static void test_deeply_nested_json(void) {
+  aether_store *s = open_with_one_event();
+  size_t depth = 1000000, i;
+  char *json = (char *)malloc(2 * depth);
+  CHECK(json != NULL);
+  for (i = 0; i < depth; i++) {
+    json[i] = '[';
+    json[2 * depth - 1 - i] = ']';
+  }
+  CHECK_STATUS(aether_save_event(s, (const uint8_t *)json, 2 * depth, NULL, NULL, NULL),
+               AETHER_INVALID_EVENT);
+  CHECK_STATUS(aether_save_events(s, (const uint8_t *)json, 2 * depth, NULL, NULL, NULL),
+               AETHER_INVALID_EVENT);
+  for (i = 0; i < depth; i++) {
+    json[i] = i == 0 ? '{' : '[';
+  }
+  CHECK_STATUS(aether_save_snapshot(s, (const uint8_t *)json, 2 * depth, NULL),
+               AETHER_INVALID_EVENT);
+  free(json);
+  check_store_unchanged(s);
+  close_backend(s);
+}
+
+/* A 16 MiB event (the record limit is 1 MiB) is refused cleanly. */
+static void test_oversized_event(void) {
+  aether_store *s = open_with_one_event();
+  aether_error *err = NULL;
+  size_t blob = (size_t)16 << 20, len;
+  const char *head = "{\"id\":\"big\",\"eventType\":\"T\",\"actorId\":\"a\",\"version\":2,"
+                     "\"data\":{\"blob\":\"";
+  const char *tail = "\"},\"timestamp\":\"2024-01-02T03:04:05Z\"}";
+  char *json = (char *)malloc(strlen(head) + blob + strlen(tail) + 2 + 1);
+  char *batch;
+  int64_t version = 5;
+  uint64_t sequence = 6;
+  char small[512];
+
+  CHECK(json != NULL);
+  strcpy(json, head);
+  memset(json + strlen(head), 'x', blob);
+  strcpy(json + strlen(head) + blob, tail);
+  len = strlen(json);
+  CHECK_FAILS(aether_save_event(s, (const uint8_t *)json, len, &version, &sequence, &err),
+              AETHER_INVALID_EVENT, err, "limit");
+
+  /* The same event inside a batch. */
+  batch = (char *)malloc(len + 3);
+  CHECK(batch != NULL);
+  batch[0] = '[';
+  memcpy(batch + 1, json, len);
+  batch[len + 1] = ']';
+  CHECK_FAILS(aether_save_events(s, (const uint8_t *)batch, len + 2, &version, &sequence, &err),
+              AETHER_INVALID_EVENT, err, "limit");
+  free(batch);
+
+  /* A 16 MiB snapshot. */
+  head = "{\"actorId\":\"a\",\"version\":1,\"state\":{\"blob\":\"";
+  memcpy(json, head, strlen(head));
+  memset(json + strlen(head), 'x', len - strlen(head));
+  strcpy(json + len - strlen(tail), tail);
+  CHECK_FAILS(aether_save_snapshot(s, (const uint8_t *)json, len, &err), AETHER_INVALID_EVENT, err,
+              "limit");
+  free(json);
+
+  /* A length no buffer can have is refused without reading. */
+  CHECK_STATUS(aether_save_event(s, (const uint8_t *)small, SIZE_MAX, NULL, NULL, NULL),
+               AETHER_INVALID_ARGUMENT);
+
+  CHECK(version == 5 && sequence == 6);
+  check_store_unchanged(s);
+  /* Still usable. */
+  CHECK_OK(aether_save_event(s, STR(EV(small, "e2", "a", 2)), &version, &sequence, NULL));
+  CHECK(version == 2 && sequence == 2);
+  close_backend(s);
+}
+
+static void test_oversized_actor_id(void) {
+  aether_store *s = open_with_one_event();
+  size_t n = 5000;
+  char *actor = (char *)malloc(n + 1);
+  char *json = (char *)malloc(n + 256);
+  int64_t version = 7;
+  aether_bytes out = {NULL, 0};
+  CHECK(actor != NULL && json != NULL);
+  memset(actor, 'q', n);
+  actor[n] = '\0';
+  event_json(json, n + 256, "e", actor, 1);
+  CHECK_STATUS(aether_save_event(s, STR(json), &version, NULL, NULL), AETHER_INVALID_EVENT);
+  CHECK(version == 7);
+  /* Reading an unknown long actor is just empty. */
+  CHECK_OK(aether_get_events(s, STR(actor), 0, &out, NULL));
+  CHECK_BYTES_EQ(out, "[]");
+  aether_bytes_free(&out);
+  free(actor);
+  free(json);
+  check_store_unchanged(s);
+  close_backend(s);
+}
+
+static void test_out_of_range_numbers(void) {
+  aether_store *s = open_with_one_event();
+  aether_error *err = NULL;
+  uint8_t marker = 0;
+  aether_bytes out = {&marker, 3};
+  aether_event_stored n, batch[2];
+  size_t count = 9;
+
+  memset(&n, 0, sizeof(n));
+  CHECK_FAILS(aether_get_events(s, STR("a"), -1, &out, &err), AETHER_INVALID_ARGUMENT, err,
+              "from_version");
+  CHECK_FAILS(aether_get_events(s, STR("a"), INT64_MIN, &out, &err), AETHER_INVALID_ARGUMENT, err,
+              "from_version");
+  CHECK_FAILS(aether_get_events_with_errors(s, STR("a"), -1, &out, &err), AETHER_INVALID_ARGUMENT,
+              err, "from_version");
+  CHECK_FAILS(aether_poll_event_stored(s, -1, &n, &err), AETHER_INVALID_ARGUMENT, err,
+              "timeout_ms");
+  CHECK_FAILS(aether_poll_event_stored(s, INT64_MIN, &n, &err), AETHER_INVALID_ARGUMENT, err,
+              "timeout_ms");
+  CHECK_FAILS(aether_poll_event_stored_batch(s, -1, batch, 2, &count, &err),
+              AETHER_INVALID_ARGUMENT, err, "timeout_ms");
+  CHECK_FAILS(aether_poll_event_stored_batch(s, 0, batch, 0, &count, &err),
+              AETHER_INVALID_ARGUMENT, err, "capacity");
+  CHECK(out.ptr == &marker && out.len == 3 && n.event_id == NULL && count == 9);
+
+  /* INT64_MAX is a valid from_version: nothing is that new. */
+  CHECK_OK(aether_get_events(s, STR("a"), INT64_MAX, &out, NULL));
+  CHECK_BYTES_EQ(out, "[]");
+  aether_bytes_free(&out);
+  /* The notification of the one event is still there, polled exactly once. */
+  CHECK_OK(aether_poll_event_stored(s, 0, &n, NULL));
+  CHECK(n.sequence == 1);
+  aether_event_stored_clear(&n);
+  CHECK_STATUS(aether_poll_event_stored(s, 0, &n, NULL), AETHER_POLL_TIMEOUT);
+  close_backend(s);
+}
+
+static void test_bad_sled_options(void) {
+  aether_sled_options o;
+  aether_store *s = NULL;
+  aether_error *err = NULL;
+  char *dir = make_temp_dir();
+  char file[4096];
+  FILE *f;
+
+  aether_sled_options_default(&o);
+  o.durability = 7;
+  CHECK_FAILS(aether_store_open_sled(dir, &o, &s, &err), AETHER_INVALID_ARGUMENT, err,
+              "durability");
+  o.durability = -1;
+  CHECK_FAILS(aether_store_open_sled(dir, &o, &s, &err), AETHER_INVALID_ARGUMENT, err,
+              "durability");
+  CHECK_FAILS(aether_store_open_sled("", NULL, &s, &err), AETHER_INVALID_ARGUMENT, err, "path");
+  /* A path that is a regular file cannot hold a store. */
+  snprintf(file, sizeof(file), "%s/plain-file", dir);
+  f = fopen(file, "w");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    fclose(f);
+  }
+  CHECK_FAILS(aether_store_open_sled(file, NULL, &s, &err), AETHER_STORAGE, err, "plain-file");
+  CHECK(s == NULL);
+  remove_temp_dir(dir);
+}
+
+int main(void) {
+  int b;
+  run_test(test_bad_sled_options);
+  for (b = 0; b < BACKEND_COUNT; b++) {
+    current_backend = (enum backend)b;
+    printf("# backend: %s\n", backend_names[b]);
+    run_test(test_null_pointers);
+    run_test(test_invalid_utf8);
+    run_test(test_malformed_json);
+    run_test(test_deeply_nested_json);
+    run_test(test_oversized_event);
+    run_test(test_oversized_actor_id);
+    run_test(test_out_of_range_numbers);
+  }
+  return harness_finish();
+}
