@@ -101,6 +101,7 @@ fn main() -> Result<(), Error> {
     );
 
     store.close()?;
+    drop(store); // releases the files and the lock
     let reopened = SledStore::open(&path)?;
     println!(
         "reopened: last sequence {}, order-1 at version {}",

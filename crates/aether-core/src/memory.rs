@@ -24,6 +24,7 @@ struct State {
     /// Per actor: (version, sequence) in version order.
     actors: HashMap<String, Vec<(i64, u64)>>,
     snapshots: HashMap<String, ActorSnapshot>,
+    closed: bool,
 }
 
 impl State {
@@ -118,6 +119,9 @@ impl MemoryStore {
             .check_batch_bytes(encoded.iter().map(|j| j.len()).sum())?;
         let actor_id = &events[0].actor_id;
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if state.closed {
+            return Err(Error::Closed("the store was closed".into()));
+        }
         let current = state.latest(actor_id);
         if events[0].version <= current {
             self.notifier.metrics().add_conflict();
@@ -224,6 +228,11 @@ impl EventStore for MemoryStore {
         Ok(())
     }
 
+    fn close(&self) -> Result<()> {
+        self.state.write().unwrap_or_else(|p| p.into_inner()).closed = true;
+        Ok(())
+    }
+
     fn event_stored_receiver(&self) -> Receiver<EventStored> {
         self.notifier.receiver()
     }
@@ -239,6 +248,9 @@ impl SnapshotStore for MemoryStore {
         self.limits
             .check_record_len("snapshot", snapshot.to_json().len())?;
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if state.closed {
+            return Err(Error::Closed("the store was closed".into()));
+        }
         if let Some(existing) = state.snapshots.get(&snapshot.actor_id) {
             if snapshot.version < existing.version {
                 return Err(Error::StaleSnapshot {

@@ -60,6 +60,11 @@ pub trait EventStore: Send + Sync {
     /// Make everything saved so far durable (in every mode).
     fn flush(&self) -> Result<()>;
 
+    /// Make everything durable and stop accepting writes: later saves fail with
+    /// [`Error::Closed`]; reads keep working until the store is dropped, which releases
+    /// its files. Idempotent.
+    fn close(&self) -> Result<()>;
+
     /// A receiver of this store's `EventStored` channel. Receivers share one queue: each
     /// notification goes to exactly one of them.
     fn event_stored_receiver(&self) -> Receiver<EventStored>;

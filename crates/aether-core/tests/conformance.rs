@@ -491,6 +491,27 @@ fn racing_writers_get_one_winner_per_version(f: Factory) {
     assert_eq!(seqs, (1..=wins.len() as u64).collect::<Vec<_>>());
 }
 
+fn close_stops_writes_but_keeps_what_was_saved(f: Factory) {
+    let b = open(f);
+    let s = &b.store;
+    s.save_event(&ev("a", 1)).unwrap();
+    s.close().unwrap();
+    s.close().unwrap(); // idempotent
+    assert!(matches!(s.save_event(&ev("a", 2)), Err(Error::Closed(_))));
+    assert!(matches!(
+        s.save_events(&[ev("b", 1)]),
+        Err(Error::Closed(_))
+    ));
+    let snap = ActorSnapshot {
+        actor_id: "a".into(),
+        version: 1,
+        ..ActorSnapshot::default()
+    };
+    assert!(matches!(s.save_snapshot(&snap), Err(Error::Closed(_))));
+    assert_eq!(s.get_events("a", 0).unwrap(), vec![ev("a", 1)]);
+    assert_eq!(s.get_latest_version("a").unwrap(), 1);
+}
+
 macro_rules! conformance {
     ($($backend:ident),*) => {$(
         mod $backend {
@@ -506,6 +527,7 @@ macro_rules! conformance {
             #[test] fn invalid_input_is_named_and_writes_nothing() { super::invalid_input_is_named_and_writes_nothing(super::$backend) }
             #[test] fn snapshots_keep_the_latest_and_reject_stale_ones() { super::snapshots_keep_the_latest_and_reject_stale_ones(super::$backend) }
             #[test] fn events_round_trip_unchanged() { super::events_round_trip_unchanged(super::$backend) }
+            #[test] fn close_stops_writes_but_keeps_what_was_saved() { super::close_stops_writes_but_keeps_what_was_saved(super::$backend) }
             #[test] fn racing_writers_get_one_winner_per_version() { super::racing_writers_get_one_winner_per_version(super::$backend) }
         }
     )*};

@@ -92,11 +92,11 @@ impl aether_store {
         let Some(open) = open else {
             return Ok(());
         };
-        // Flush reports what a checkpoint would fail on; dropping the last reference then
-        // checkpoints again (cheaply) and releases the files and the lock.
-        let flushed = open.store.flush();
+        // Close checkpoints and reports failures; dropping the last reference then
+        // releases the files and the lock.
+        let closed = open.store.close();
         drop(open);
-        flushed.map_err(Failure::from)
+        closed.map_err(Failure::from)
     }
 }
 

@@ -434,11 +434,6 @@ impl SledStore {
         &self.db
     }
 
-    /// Checkpoint and close. Saves still waiting for their group commit complete first.
-    pub fn close(self) -> Result<()> {
-        self.shutdown()
-    }
-
     fn shutdown(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -932,6 +927,12 @@ impl EventStore for SledStore {
             }
             Durability::Buffered => self.checkpoint(),
         }
+    }
+
+    /// Checkpoint and refuse further writes. Saves still waiting for their group commit
+    /// complete first. Dropping the store releases its files and lock.
+    fn close(&self) -> Result<()> {
+        self.shutdown()
     }
 
     fn event_stored_receiver(&self) -> Receiver<EventStored> {
