@@ -135,6 +135,11 @@ impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
         match e {
             sled::Error::Io(io) => Error::storage("sled", io),
+            sled::Error::Corruption { at, .. } => Error::Corrupt {
+                sequence: 0,
+                location: format!("sled's data files (offset {at:?})"),
+                cause: "sled found damaged data".into(),
+            },
             other => Error::storage("sled", std::io::Error::other(other.to_string())),
         }
     }
