@@ -100,7 +100,7 @@ impl Model {
 
 enum Subject {
     Memory(MemoryStore),
-    Sled(Option<SledStore>, PathBuf, Durability),
+    Sled(Box<Option<SledStore>>, PathBuf, Durability),
 }
 
 impl Subject {
@@ -261,7 +261,7 @@ fn sled_subject(durability: Durability) -> (Subject, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     let store = SledStore::open_with(&path, options(durability)).unwrap();
-    (Subject::Sled(Some(store), path, durability), dir)
+    (Subject::Sled(Box::new(Some(store)), path, durability), dir)
 }
 
 proptest! {
