@@ -107,13 +107,13 @@ impl Subject {
     fn store(&self) -> &dyn SnapshotStore {
         match self {
             Subject::Memory(s) => s,
-            Subject::Sled(s, _, _) => s.as_ref().unwrap(),
+            Subject::Sled(s, _, _) => s.as_ref().as_ref().unwrap(),
         }
     }
     fn reopen(&mut self) {
         if let Subject::Sled(store, path, durability) = self {
             store.take().unwrap().close().unwrap();
-            *store = Some(SledStore::open_with(&*path, options(*durability)).unwrap());
+            **store = Some(SledStore::open_with(&*path, options(*durability)).unwrap());
         }
     }
 }
