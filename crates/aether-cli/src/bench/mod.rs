@@ -1,0 +1,676 @@
+//! `aether bench`: a realistic event-sourcing workload on our store, and with `--compare`
+//! the same workload, in the same run, on peers (raw sled, the disk, SQLite, serde_json),
+//! each ratio printed beside its target.
+//!
+//! The harness must not be what it measures: the whole workload (events, their JSON, the
+//! peers' records, lookup order) is generated before the first timed call, and each call's
+//! latency goes into an HDR histogram.
+
+mod ours;
+mod peers;
+mod report;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aether_core::{Durability, EventStore, MemoryStore, Options, SledStore};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use crate::util::{self, CmdResult, Failure, EXIT_PROBLEMS};
+use crate::DurabilityArg;
+use report::{Comparison, OpJson, OpStats};
+use workload::{Shape, Workload};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// The embedded, persistent sled store.
+    Sled,
+    /// The in-memory store (nothing on disk).
+    Memory,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Run a realistic event-sourcing workload and print throughput and p50/p99/p99.9 \
+        latency per operation and the store's size on disk.\n\n\
+        The workload: many actors with interleaved appends of ~300-byte events with nested data \
+        and a share of deliberately stale versions (rejected as conflicts), while a consumer drains \
+        EventStored; then batch appends, replay of every actor (decoded and raw JSON), latest-version \
+        lookups and a store-wide read_all. Everything is generated before timing starts.\n\n\
+        --compare also runs the save phase buffered, durable with 1 writer and durable with 8 \
+        writers, and the same workload on raw sled, the disk (append+fdatasync), SQLite and \
+        serde_json, and prints each ratio (ours / peer) beside its target."
+)]
+pub struct BenchArgs {
+    /// Store backend.
+    #[arg(long, value_enum, default_value_t = Backend::Sled)]
+    pub backend: Backend,
+    /// Keep the store in this new (or empty) folder instead of a temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// Number of actors the saves interleave across.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub actors: u64,
+    /// Events stored by the interleaved save phase (deliberate conflicts come on top).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub events: u64,
+    /// Approximate size of one encoded event, in bytes.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub payload_size: u64,
+    /// Writer threads for the save phase (each owns a share of the actors).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub writers: u64,
+    /// Durability mode of the sled store.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Durable)]
+    pub durability: DurabilityArg,
+    /// Events per `save_events` call in the batch phase.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch_size: u64,
+    /// Events stored by the batch phase [default: half of --events].
+    #[arg(long, value_name = "N")]
+    pub batch_events: Option<u64>,
+    /// Latest-version lookups.
+    #[arg(long, default_value_t = 100_000)]
+    pub lookups: u64,
+    /// Percentage of saves that deliberately use a stale version.
+    #[arg(long, default_value_t = 5.0)]
+    pub conflict_percent: f64,
+    /// Cap, in seconds, on each timed phase (a capped phase reports what it did in time).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub duration: f64,
+    /// Write every figure to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Seed of the workload generator (same seed, same workload).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Also run the peers and print ratios against the targets (sled backend only).
+    #[arg(long)]
+    pub compare: bool,
+}
+
+/// sled's page cache for our store and for raw sled alike.
+const CACHE_CAPACITY: u64 = 256 << 20;
+
+#[derive(Debug, Serialize)]
+struct ConfigJson {
+    backend: &'static str,
+    durability: Option<&'static str>,
+    actors: u64,
+    events: u64,
+    payload_size: u64,
+    writers: u64,
+    batch_size: u64,
+    conflict_percent: f64,
+    duration_cap_s: f64,
+    seed: u64,
+    path: String,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkloadJson {
+    save_calls: u64,
+    deliberate_conflicts: u64,
+    mean_event_bytes: f64,
+    batches: u64,
+    lookups: u64,
+    generation_s: f64,
+}
+
+#[derive(Debug, Serialize, Default)]
+struct ChecksJson {
+    unexpected_save_outcomes: u64,
+    first_unexpected: Option<String>,
+    batch_failures: u64,
+    replay_mismatches: u64,
+    wrong_latest_versions: u64,
+    read_all_failure: Option<String>,
+    event_stored_received: u64,
+    event_stored_expected: u64,
+    event_stored_dropped: u64,
+    save_phase_capped: bool,
+}
+
+#[derive(Debug, Serialize, Default)]
+struct CompareJson {
+    runs: Vec<OpJson>,
+    peers: Vec<OpJson>,
+    comparisons: Vec<Comparison>,
+    size_on_disk_bytes: Vec<(String, u64)>,
+    jetstream: String,
+}
+
+#[derive(Debug, Serialize)]
+struct BenchJson {
+    aether_version: &'static str,
+    config: ConfigJson,
+    workload: WorkloadJson,
+    operations: Vec<OpJson>,
+    size_on_disk_bytes: Option<u64>,
+    checks: ChecksJson,
+    compare: Option<CompareJson>,
+}
+
+/// A store under test; sled is kept concretely so it can be closed (checkpointed) at the end.
+struct UnderTest {
+    dynamic: Arc<dyn EventStore>,
+    sled: Option<Arc<SledStore>>,
+}
+
+impl UnderTest {
+    fn open(backend: Backend, dir: &Path, durability: Durability) -> CmdResult<UnderTest> {
+        Ok(match backend {
+            Backend::Memory => UnderTest {
+                dynamic: Arc::new(MemoryStore::new()),
+                sled: None,
+            },
+            Backend::Sled => {
+                let mut options = Options::with_durability(durability);
+                options.cache_capacity = CACHE_CAPACITY;
+                let store = Arc::new(SledStore::open_with(dir, options)?);
+                UnderTest {
+                    dynamic: store.clone(),
+                    sled: Some(store),
+                }
+            }
+        })
+    }
+
+    /// Close (checkpoint) a sled store and return its size on disk.
+    fn close(self, dir: &Path) -> CmdResult<Option<u64>> {
+        drop(self.dynamic);
+        match self.sled {
+            None => Ok(None),
+            Some(store) => {
+                let store = Arc::try_unwrap(store)
+                    .map_err(|_| Failure::new("the store is still shared after the bench"))?;
+                store.close()?;
+                Ok(Some(util::dir_size(dir).0))
+            }
+        }
+    }
+}
+
+fn check_args(args: &BenchArgs) -> CmdResult<()> {
+    if !(args.duration > 0.0 && args.duration.is_finite()) {
+        return Err(Failure::new(
+            "--duration must be a positive number of seconds",
+        ));
+    }
+    if !(0.0..100.0).contains(&args.conflict_percent) {
+        return Err(Failure::new("--conflict-percent must be in 0..100"));
+    }
+    if args.compare && args.backend != Backend::Sled {
+        return Err(Failure::new(
+            "--compare measures the sled backend against its peers; drop --backend memory",
+        ));
+    }
+    if let Some(path) = &args.path {
+        let occupied = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
+        if occupied {
+            return Err(Failure(format!(
+                "{} is not empty; --path wants a new or empty folder (the bench starts from an empty store)",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
+    check_args(&args)?;
+    let cap = Duration::from_secs_f64(args.duration);
+    let durability = Durability::from(args.durability);
+    let writers = args.writers as usize;
+
+    // Scratch space for the extra runs and the peers: on the store's file system.
+    let (scratch, store_dir) = match &args.path {
+        Some(path) => {
+            std::fs::create_dir_all(path).map_err(util::io_failure(path.display()))?;
+            let parent = path
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .unwrap_or_else(|| PathBuf::from("."));
+            let scratch = tempfile::Builder::new()
+                .prefix("aether-bench-")
+                .tempdir_in(parent)
+                .map_err(util::io_failure("creating a scratch folder"))?;
+            (scratch, path.clone())
+        }
+        None => {
+            let scratch = tempfile::Builder::new()
+                .prefix("aether-bench-")
+                .tempdir()
+                .map_err(util::io_failure("creating a temporary folder"))?;
+            let dir = scratch.path().join("store");
+            (scratch, dir)
+        }
+    };
+
+    let generation_started = Instant::now();
+    let work = Workload::generate(Shape {
+        actors: args.actors,
+        events: args.events,
+        payload_size: args.payload_size as usize,
+        conflict_rate: args.conflict_percent / 100.0,
+        batch_size: args.batch_size as usize,
+        batch_events: args.batch_events.unwrap_or(args.events / 2).max(1),
+        lookups: args.lookups,
+        seed: args.seed,
+    });
+    let generation = generation_started.elapsed();
+    let conflicts = work.ops.iter().filter(|op| op.conflict).count() as u64;
+
+    let backend_name = match args.backend {
+        Backend::Sled => "sled",
+        Backend::Memory => "memory",
+    };
+    println!(
+        "aether bench: {backend_name}{} store, {} actors, {} events of ~{} bytes ({} deliberate conflicts), {} writer{}, batches of {}",
+        match args.backend {
+            Backend::Sled => format!(" ({})", durability.as_str()),
+            Backend::Memory => String::new(),
+        },
+        util::thousands(args.actors),
+        util::thousands(args.events),
+        work.mean_event_len.round(),
+        util::thousands(conflicts),
+        writers,
+        if writers == 1 { "" } else { "s" },
+        args.batch_size,
+    );
+    println!(
+        "  store: {}; workload generated in {:.2} s before timing; each phase capped at {} s",
+        store_dir.display(),
+        generation.as_secs_f64(),
+        args.duration
+    );
+
+    // The main run: every operation on one store.
+    let store = UnderTest::open(args.backend, &store_dir, durability)?;
+    let mut save = ours::save_phase(
+        &store.dynamic,
+        &work,
+        writers,
+        cap,
+        "bench: interleaved saves",
+    );
+    save.saves.name = match args.backend {
+        Backend::Sled => format!(
+            "save_event {} ({})",
+            durability.as_str(),
+            writers_label(writers)
+        ),
+        Backend::Memory => format!("save_event ({})", writers_label(writers)),
+    };
+    let (batch, batch_failures, batch_failure) = ours::batch_phase(&store.dynamic, &work, cap);
+    let (replay, replay_mismatches) =
+        ours::replay_phase(&store.dynamic, &work, &save.latest, false);
+    let (replay_raw, raw_mismatches) =
+        ours::replay_phase(&store.dynamic, &work, &save.latest, true);
+    let (latest, wrong_latest) = ours::latest_phase(&store.dynamic, &work, &save.latest);
+    let (read_all, read_all_failure) = ours::read_all_phase(&store.dynamic);
+    let size_on_disk = store.close(&store_dir)?;
+
+    let operations = vec![
+        save.saves.clone(),
+        save.conflicts.clone(),
+        save.event_stored.clone(),
+        batch.clone(),
+        replay.clone(),
+        replay_raw.clone(),
+        latest.clone(),
+        read_all.clone(),
+    ];
+    println!();
+    report::print_table("Operations", &operations);
+    println!();
+    match size_on_disk {
+        Some(bytes) => println!(
+            "  size on disk: {} for {} events ({:.0} bytes per event; sled {}, aether.wal {})",
+            util::bytes(bytes),
+            util::thousands(save.saves.events + batch.events),
+            bytes as f64 / (save.saves.events + batch.events).max(1) as f64,
+            util::bytes(util::dir_size(&store_dir.join("sled")).0),
+            util::bytes(
+                std::fs::metadata(store_dir.join("aether.wal"))
+                    .map_or(0, |m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
+            ),
+        ),
+        None => println!("  size on disk: none (memory backend)"),
+    }
+    let expected_notes = save.saves.calls;
+    println!(
+        "  EventStored: {} of {} drained by a concurrent consumer, {} dropped; delivery delay is from the save's commit timestamp",
+        util::thousands(save.event_stored.calls),
+        util::thousands(expected_notes),
+        util::thousands(save.event_stored_dropped),
+    );
+    if save.capped {
+        println!(
+            "  note: the save phase hit the {} s cap after {} events",
+            args.duration,
+            util::thousands(save.saves.calls)
+        );
+    }
+
+    let mut checks = ChecksJson {
+        unexpected_save_outcomes: save.unexpected,
+        first_unexpected: save.first_unexpected.clone(),
+        batch_failures,
+        replay_mismatches: replay_mismatches + raw_mismatches,
+        wrong_latest_versions: wrong_latest,
+        read_all_failure: read_all_failure.clone(),
+        event_stored_received: save.event_stored.calls,
+        event_stored_expected: expected_notes,
+        event_stored_dropped: save.event_stored_dropped,
+        save_phase_capped: save.capped,
+    };
+    let mut failures = Vec::new();
+    if save.unexpected > 0 {
+        failures.push(format!(
+            "{} saves had an unexpected outcome, first: {}",
+            save.unexpected,
+            save.first_unexpected.as_deref().unwrap_or("?")
+        ));
+    }
+    if batch_failures > 0 {
+        failures.push(format!(
+            "{batch_failures} batches failed, first: {}",
+            batch_failure.as_deref().unwrap_or("?")
+        ));
+    }
+    if checks.replay_mismatches > 0 {
+        failures.push(format!(
+            "{} replays returned the wrong events",
+            checks.replay_mismatches
+        ));
+    }
+    if wrong_latest > 0 {
+        failures.push(format!("{wrong_latest} latest-version lookups were wrong"));
+    }
+    if let Some(f) = &read_all_failure {
+        failures.push(format!("read_all failed: {f}"));
+    }
+    if save.event_stored.calls + save.event_stored_dropped < expected_notes {
+        failures.push(format!(
+            "EventStored: {} notifications neither delivered nor counted as dropped",
+            expected_notes - save.event_stored.calls - save.event_stored_dropped
+        ));
+    }
+    checks.event_stored_received = save.event_stored.calls;
+
+    let compare = if args.compare {
+        Some(compare(
+            &args,
+            &work,
+            scratch.path(),
+            cap,
+            durability,
+            &save,
+            &batch,
+            &replay,
+            &replay_raw,
+            &latest,
+            size_on_disk,
+        )?)
+    } else {
+        None
+    };
+
+    if let Some(file) = &args.json {
+        let out = BenchJson {
+            aether_version: aether_core::VERSION,
+            config: ConfigJson {
+                backend: backend_name,
+                durability: (args.backend == Backend::Sled).then(|| durability.as_str()),
+                actors: args.actors,
+                events: args.events,
+                payload_size: args.payload_size,
+                writers: args.writers,
+                batch_size: args.batch_size,
+                conflict_percent: args.conflict_percent,
+                duration_cap_s: args.duration,
+                seed: args.seed,
+                path: store_dir.display().to_string(),
+            },
+            workload: WorkloadJson {
+                save_calls: work.ops.len() as u64,
+                deliberate_conflicts: conflicts,
+                mean_event_bytes: work.mean_event_len,
+                batches: work.batches.len() as u64,
+                lookups: work.lookups.len() as u64,
+                generation_s: generation.as_secs_f64(),
+            },
+            operations: operations.iter().map(OpStats::to_json).collect(),
+            size_on_disk_bytes: size_on_disk,
+            checks,
+            compare,
+        };
+        let text = serde_json::to_string_pretty(&out).expect("bench results serialize");
+        std::fs::write(file, text + "\n").map_err(util::io_failure(file.display()))?;
+        println!("\n  every figure written to {}", file.display());
+    }
+    if args.path.is_some() {
+        println!("  the store is kept at {}", store_dir.display());
+    }
+    drop(scratch);
+
+    if failures.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for f in &failures {
+            eprintln!("aether: bench check failed: {f}");
+        }
+        Ok(ExitCode::from(EXIT_PROBLEMS))
+    }
+}
+
+/// Our save phase alone on a fresh sled store in `dir` (for the comparison's extra runs).
+fn save_run(
+    dir: &Path,
+    work: &Workload,
+    durability: Durability,
+    writers: usize,
+    cap: Duration,
+) -> CmdResult<OpStats> {
+    let store = UnderTest::open(Backend::Sled, dir, durability)?;
+    let label = format!(
+        "compare: {} save, {}",
+        durability.as_str(),
+        writers_label(writers)
+    );
+    let phase = ours::save_phase(&store.dynamic, work, writers, cap, &label);
+    store.close(dir)?;
+    let _ = std::fs::remove_dir_all(dir);
+    if phase.unexpected > 0 {
+        return Err(Failure(format!(
+            "{label}: {} unexpected outcomes, first: {}",
+            phase.unexpected,
+            phase.first_unexpected.unwrap_or_default()
+        )));
+    }
+    let mut stats = phase.saves;
+    stats.name = format!(
+        "save_event {} ({})",
+        durability.as_str(),
+        writers_label(writers)
+    );
+    Ok(stats)
+}
+
+fn writers_label(writers: usize) -> String {
+    if writers == 1 {
+        "1 writer".to_owned()
+    } else {
+        format!("{writers} writers")
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    args: &BenchArgs,
+    work: &Workload,
+    scratch: &Path,
+    cap: Duration,
+    durability: Durability,
+    main_save: &ours::SavePhase,
+    batch: &OpStats,
+    replay: &OpStats,
+    replay_raw: &OpStats,
+    latest: &OpStats,
+    our_size: Option<u64>,
+) -> CmdResult<CompareJson> {
+    let writers = args.writers as usize;
+    let mut out = CompareJson::default();
+    let mut runs = Vec::new();
+    let mut ours_for = |d: Durability, w: usize, name: &str| -> CmdResult<OpStats> {
+        if d == durability && w == writers {
+            return Ok(main_save.saves.clone());
+        }
+        let stats = save_run(&scratch.join(name), work, d, w, cap)?;
+        runs.push(stats.clone());
+        Ok(stats)
+    };
+    let buffered = ours_for(Durability::Buffered, 1, "buffered-1")?;
+    let durable1 = ours_for(Durability::Durable, 1, "durable-1")?;
+    let durable8 = ours_for(Durability::Durable, 8, "durable-8")?;
+
+    let records = peers::records(work);
+    let raw = peers::raw_sled(
+        &scratch.join("raw-sled"),
+        work,
+        &records,
+        CACHE_CAPACITY,
+        cap,
+    )?;
+    drop(records);
+    let _ = std::fs::remove_dir_all(scratch.join("raw-sled"));
+    let disk = peers::disk_append_sync(&scratch.join("disk"), cap.min(Duration::from_secs(2)))?;
+    let sqlite_dir = scratch.join("sqlite");
+    std::fs::create_dir_all(&sqlite_dir).map_err(util::io_failure(sqlite_dir.display()))?;
+    let (sqlite_normal, _, sqlite_size) =
+        peers::sqlite_saves(&sqlite_dir.join("normal.db"), work, "NORMAL", cap)?;
+    let (sqlite_full, _, _) = peers::sqlite_saves(&sqlite_dir.join("full.db"), work, "FULL", cap)?;
+    let batch_sync = match durability {
+        Durability::Durable => "FULL",
+        Durability::Buffered => "NORMAL",
+    };
+    let sqlite_batch = peers::sqlite_batches(&sqlite_dir.join("batch.db"), work, batch_sync, cap)?;
+    let _ = std::fs::remove_dir_all(&sqlite_dir);
+    let parse = peers::serde_json_parse(work, &main_save.latest)?;
+
+    let peers_ops = vec![
+        raw.insert.clone(),
+        raw.scan.clone(),
+        disk.clone(),
+        sqlite_normal.clone(),
+        sqlite_full.clone(),
+        sqlite_batch.clone(),
+        parse.clone(),
+    ];
+    println!();
+    if !runs.is_empty() {
+        report::print_table("Comparison runs of our save phase (fresh stores)", &runs);
+        println!();
+    }
+    report::print_table("Peers (same workload, same run)", &peers_ops);
+
+    let batch_label = format!("batch of {} ({})", args.batch_size, durability.as_str());
+    let rows = vec![
+        Comparison::at_least(
+            "buffered save vs raw sled insert",
+            &buffered,
+            &raw.insert,
+            0.6,
+        ),
+        Comparison::at_least(
+            "buffered save vs SQLite NORMAL",
+            &buffered,
+            &sqlite_normal,
+            3.0,
+        ),
+        Comparison::at_least(
+            "durable save, 1 writer vs disk append+fdatasync",
+            &durable1,
+            &disk,
+            0.75,
+        ),
+        Comparison::at_least(
+            "durable save, 1 writer vs SQLite FULL",
+            &durable1,
+            &sqlite_full,
+            1.0,
+        ),
+        Comparison::at_least(
+            "durable save, 8 writers vs 1 writer",
+            &durable8,
+            &durable1,
+            3.0,
+        ),
+        Comparison::at_least(
+            &format!(
+                "{batch_label} vs SQLite {}-row transactions",
+                args.batch_size
+            ),
+            batch,
+            &sqlite_batch,
+            1.0,
+        ),
+        Comparison::at_least("replay decoded vs serde_json parse", replay, &parse, 0.7),
+        Comparison::at_least(
+            "replay raw vs raw sled range scan",
+            replay_raw,
+            &raw.scan,
+            0.5,
+        ),
+        Comparison::at_most_ns("latest version p50", latest, 0.50, 2_000),
+        Comparison::at_most_ns("latest version p99", latest, 0.99, 10_000),
+    ];
+    println!();
+    println!("Ratios: ours / peer in events per second, latencies absolute");
+    report::print_comparisons(&rows);
+    let met = rows.iter().filter(|r| r.met).count();
+    println!("  {met} of {} targets met", rows.len());
+    let jetstream = "JetStream: skipped (nats-server not on PATH)".to_owned();
+    let jetstream = if on_path("nats-server") {
+        "JetStream: skipped (nats-server is on PATH, but this build has no JetStream client)"
+            .to_owned()
+    } else {
+        jetstream
+    };
+    println!("  {jetstream}");
+    println!(
+        "  note: the disk floor appends to a growing file; aether.wal overwrites preallocated space, so a durable save can beat it"
+    );
+    let mut sizes = vec![("raw sled".to_owned(), raw.size_on_disk)];
+    if let Some(ours) = our_size {
+        sizes.insert(0, ("aether (sled)".to_owned(), ours));
+    }
+    sizes.push(("SQLite (NORMAL)".to_owned(), sqlite_size));
+    println!(
+        "  size on disk: {}",
+        sizes
+            .iter()
+            .map(|(name, b)| format!("{name} {}", util::bytes(*b)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    out.runs = runs.iter().map(OpStats::to_json).collect();
+    out.peers = peers_ops.iter().map(OpStats::to_json).collect();
+    out.comparisons = rows;
+    out.size_on_disk_bytes = sizes;
+    out.jetstream = jetstream;
+    Ok(out)
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}

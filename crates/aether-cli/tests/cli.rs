@@ -1,0 +1,569 @@
+//! The real `aether` binary against real sled stores in temporary folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aether_core::sled_store::layout;
+use aether_core::{
+    ActorSnapshot, Durability, Event, EventStore, Options, SledStore, SnapshotStore, Timestamp,
+};
+
+fn aether(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aether"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run aether")
+}
+
+fn aether_path(args: &[&str], path: &Path) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(path.to_str().unwrap());
+    aether(&all)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn event(actor: &str, version: i64) -> Event {
+    let mut e = Event::new(format!("{actor}-{version}"), "ItemAdded", actor, version)
+        .with_data("sku", format!("SKU-{version}"))
+        .with_data(
+            "nested",
+            serde_json::json!({"qty": version, "tags": ["x", "y"]}),
+        );
+    e.timestamp = Timestamp::from_unix_nanos(1_700_000_000_123_456_789 + version as i128);
+    e.set_correlation_id("corr");
+    e
+}
+
+/// Events in the order the known store saves them: a1 b1 a2 b2 a3.
+fn known_events() -> Vec<Event> {
+    vec![
+        event("a", 1),
+        event("b", 1),
+        event("a", 2),
+        event("b", 2),
+        event("a", 3),
+    ]
+}
+
+/// A closed store holding `known_events()` and one snapshot of "a", written by a child
+/// process (this test binary re-run): sled frees a closed handle's file lock lazily, so a
+/// store closed in this process could still look held to the binary under test.
+fn known_store(dir: &Path) -> PathBuf {
+    let path = dir.join("store");
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["write_known_store", "--exact", "--ignored", "--quiet"])
+        .env(KNOWN_STORE_ENV, &path)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(path.join("sled").is_dir());
+    path
+}
+
+const KNOWN_STORE_ENV: &str = "AETHER_CLI_TEST_KNOWN_STORE";
+
+#[test]
+#[ignore = "helper: run in a child process by known_store()"]
+fn write_known_store() {
+    let Some(path) = std::env::var_os(KNOWN_STORE_ENV) else {
+        return;
+    };
+    let store =
+        SledStore::open_with(&path, Options::with_durability(Durability::Buffered)).unwrap();
+    for e in known_events() {
+        store.save_event(&e).unwrap();
+    }
+    store
+        .save_snapshot(&ActorSnapshot {
+            actor_id: "a".into(),
+            version: 2,
+            state: Some(serde_json::json!({"count": 2}).as_object().unwrap().clone()),
+            timestamp: Timestamp::from_unix_nanos(1_700_000_000_000_000_000),
+        })
+        .unwrap();
+    store.close().unwrap();
+}
+
+fn json_lines(events: &[Event]) -> String {
+    events
+        .iter()
+        .map(|e| String::from_utf8(e.to_json()).unwrap() + "\n")
+        .collect()
+}
+
+#[test]
+fn help_works_for_every_subcommand() {
+    for args in [
+        vec!["--help"],
+        vec!["bench", "--help"],
+        vec!["stats", "--help"],
+        vec!["inspect", "--help"],
+        vec!["verify", "--help"],
+        vec!["export", "--help"],
+        vec!["import", "--help"],
+        vec!["debug", "--help"],
+        vec!["debug", "corrupt-record", "--help"],
+        vec!["debug", "remove-index-entry", "--help"],
+    ] {
+        let o = aether(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).contains("Usage:"), "{args:?}: {}", stdout(&o));
+    }
+    let o = aether(&["no-such-command"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn stats_reports_a_known_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    let o = aether_path(&["stats", "--json"], &path);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(stats["actors"], 2);
+    assert_eq!(stats["events"], 5);
+    assert_eq!(stats["snapshots"], 1);
+    assert_eq!(stats["last_sequence"], 5);
+    assert_eq!(stats["durability"], "buffered");
+    assert_eq!(stats["format"], "1");
+    assert_eq!(stats["wal_pending_saves"], 0);
+    assert!(stats["size_on_disk_bytes"].as_u64().unwrap() > 0);
+
+    let o = aether_path(&["stats"], &path);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for line in [
+        "actors           2",
+        "events           5",
+        "snapshots        1",
+        "last sequence    5",
+        "durability       buffered",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn inspect_prints_the_stored_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    let all = known_events();
+
+    let o = aether_path(&["inspect"], &path);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), json_lines(&all));
+
+    let o = aether_path(&["inspect", "--actor", "a", "--from-version", "2"], &path);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), json_lines(&[event("a", 2), event("a", 3)]));
+
+    let o = aether_path(&["inspect", "--from-sequence", "3", "--limit", "2"], &path);
+    assert_eq!(stdout(&o), json_lines(&all[2..4]));
+
+    let o = aether_path(&["inspect", "--actor", "nobody"], &path);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "");
+
+    // --from-version needs --actor: a usage error.
+    let o = aether_path(&["inspect", "--from-version", "2"], &path);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn verify_passes_a_sound_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    let o = aether_path(&["verify"], &path);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("sound"), "{}", stdout(&o));
+    // A durable store, closed cleanly, too (its log holds a checkpoint). It is written by
+    // a child process: sled frees a closed handle's lock lazily, so one closed here could
+    // still look held.
+    let durable = dir.path().join("durable");
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, json_lines(&known_events())).unwrap();
+    let o = aether(&["import", durable.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = aether_path(&["verify"], &durable);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn verify_names_a_record_overwritten_with_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    let p = path.to_str().unwrap();
+    let o = aether(&[
+        "debug",
+        "corrupt-record",
+        p,
+        "--actor",
+        "a",
+        "--version",
+        "2",
+        "--garbage",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = aether(&["verify", p]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("problem: sequence 3, actor \"a\" version 2: malformed record"),
+        "{out}"
+    );
+    assert!(out.contains("1 problem found"), "{out}");
+    // inspect skips it, says so, and fails.
+    let o = aether(&["inspect", p]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o).lines().count(), 4);
+    assert!(stderr(&o).contains("sequence 3"), "{}", stderr(&o));
+}
+
+#[test]
+fn verify_names_a_flipped_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    let p = path.to_str().unwrap();
+    // Bit 0 of byte 40: inside the JSON.
+    let o = aether(&[
+        "debug",
+        "corrupt-record",
+        p,
+        "--actor",
+        "b",
+        "--version",
+        "1",
+        "--flip-bit",
+        "320",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = aether(&["verify", p]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "sequence 2, actor \"b\" version 1: malformed record: event record checksum mismatch"
+        ),
+        "{out}"
+    );
+    // The library agrees.
+    let store =
+        SledStore::open_with(&path, Options::with_durability(Durability::Buffered)).unwrap();
+    assert!(matches!(
+        store.get_events("b", 1),
+        Err(aether_core::Error::Corrupt { sequence: 2, .. })
+    ));
+}
+
+#[test]
+fn verify_names_a_deleted_index_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    {
+        let db = sled::open(path.join("sled")).unwrap();
+        let index = db.open_tree(layout::TREE_SEQUENCE).unwrap();
+        assert!(index.remove(layout::sequence_key(2)).unwrap().is_some());
+        db.flush().unwrap();
+    }
+    let o = aether_path(&["verify"], &path);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("problem: sequence 2: sequence gap: sequence 2 has no index entry"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sequence 2, actor \"b\" version 1: record with no index entry"),
+        "{out}"
+    );
+}
+
+#[test]
+fn verify_names_an_index_entry_pointing_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    let p = path.to_str().unwrap();
+    let o = aether(&["debug", "remove-index-entry", p, "--sequence", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    aether_core::sled_store::fault::remove_record(&path, "a", 2).unwrap();
+    let o = aether(&["verify", p]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("sequence 3, actor \"a\" version 2: index entry points nowhere"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sequence gap: sequence 4 has no index entry"),
+        "{out}"
+    );
+}
+
+#[test]
+fn export_then_import_then_export_is_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    let mut events = Vec::new();
+    for round in 1..=4 {
+        for actor in ["order-1", "order-2", "a\u{0}b", "ü"] {
+            events.push(event(actor, round));
+        }
+    }
+    events.extend([event("batch", 1), event("batch", 2), event("batch", 3)]);
+    let input = dir.path().join("source.jsonl");
+    std::fs::write(&input, json_lines(&events)).unwrap();
+    let o = aether(&[
+        "import",
+        source.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "--batch-size",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = aether_path(&["export"], &source);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(stdout(&first).lines().count(), 19);
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, &first.stdout).unwrap();
+
+    for (name, batch) in [("copy-1", "1"), ("copy-3", "3")] {
+        let copy = dir.path().join(name);
+        let o = aether(&[
+            "import",
+            copy.to_str().unwrap(),
+            file.to_str().unwrap(),
+            "--batch-size",
+            batch,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("imported 19 events"), "{}", stderr(&o));
+        let second = aether_path(&["export"], &copy);
+        assert!(second.status.success(), "{}", stderr(&second));
+        assert_eq!(stdout(&second), stdout(&first));
+    }
+    // --from-sequence starts later.
+    let tail = aether(&["export", source.to_str().unwrap(), "--from-sequence", "18"]);
+    assert_eq!(stdout(&tail).lines().count(), 2);
+    // Exporting did not change the durability the store records.
+    let o = aether_path(&["stats", "--json"], &source);
+    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(stats["durability"], "durable");
+}
+
+#[test]
+fn import_reports_conflicts_by_line_and_never_half_writes_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.jsonl");
+    let mut lines = json_lines(&[event("a", 1), event("a", 2), event("a", 2), event("b", 1)]);
+    lines.push_str("not json\n");
+    std::fs::write(&file, lines).unwrap();
+    let store = dir.path().join("single");
+    let o = aether(&["import", store.to_str().unwrap(), file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("line 3: version conflict: actor \"a\" has version 2, cannot save version 2"),
+        "{err}"
+    );
+    assert!(err.contains("line 5: not an event"), "{err}");
+    assert!(err.contains("imported 3 events"), "{err}");
+
+    // As batches: lines 1-3 are one batch of actor a with versions 1, 2, 2 — rejected whole.
+    let batched = dir.path().join("batched");
+    let o = aether(&[
+        "import",
+        batched.to_str().unwrap(),
+        file.to_str().unwrap(),
+        "--batch-size",
+        "10",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("lines 1-3 (one batch, nothing of it written)"),
+        "{err}"
+    );
+    let store = SledStore::open(&batched).unwrap();
+    assert_eq!(store.get_latest_version("a").unwrap(), 0);
+    assert_eq!(store.get_latest_version("b").unwrap(), 1);
+}
+
+#[test]
+fn import_reads_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aether"))
+        .args([
+            "import",
+            store.to_str().unwrap(),
+            "-",
+            "--durability",
+            "buffered",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json_lines(&known_events()).as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = aether_path(&["inspect"], &store);
+    assert_eq!(stdout(&o), json_lines(&known_events()));
+}
+
+#[test]
+fn a_locked_store_gives_a_clear_message_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    let _held = SledStore::open(&path).unwrap();
+    let p = path.to_str().unwrap();
+    for args in [
+        vec!["stats", p],
+        vec!["verify", p],
+        vec!["inspect", p],
+        vec!["export", p],
+        vec![
+            "debug",
+            "corrupt-record",
+            p,
+            "--actor",
+            "a",
+            "--version",
+            "1",
+            "--garbage",
+        ],
+    ] {
+        let started = Instant::now();
+        let o = aether(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("held by another process"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        assert!(started.elapsed() < Duration::from_secs(10), "{args:?}");
+    }
+}
+
+#[test]
+fn a_path_without_a_store_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing-here");
+    for cmd in ["stats", "verify", "inspect", "export"] {
+        let o = aether_path(&[cmd], &missing);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        assert!(stderr(&o).contains("not an aether store"), "{}", stderr(&o));
+    }
+    assert!(!missing.exists(), "a read-only command created a store");
+    let path = known_store(dir.path());
+    let o = aether(&[
+        "debug",
+        "corrupt-record",
+        path.to_str().unwrap(),
+        "--actor",
+        "a",
+        "--version",
+        "9",
+        "--garbage",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no stored record"), "{}", stderr(&o));
+}
+
+fn bench_json(backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let o = aether(&[
+        "bench",
+        "--backend",
+        backend,
+        "--events",
+        "2000",
+        "--actors",
+        "50",
+        "--lookups",
+        "5000",
+        "--json",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("get_latest_version"), "{}", stdout(&o));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(report["config"]["backend"], backend);
+    let ops = report["operations"].as_array().unwrap();
+    assert!(ops.len() >= 7);
+    for op in ops {
+        if let Some(rate) = op["events_per_s"].as_f64() {
+            if op["name"].as_str().unwrap().contains("rejected") {
+                continue;
+            }
+            assert!(rate > 0.0, "{op}");
+        }
+        assert!(op["calls"].as_u64().unwrap() > 0, "{op}");
+    }
+    assert_eq!(report["checks"]["unexpected_save_outcomes"], 0);
+    assert_eq!(report["checks"]["replay_mismatches"], 0);
+    assert_eq!(report["checks"]["wrong_latest_versions"], 0);
+    assert!(report["workload"]["deliberate_conflicts"].as_u64().unwrap() > 0);
+    if backend == "sled" {
+        assert!(report["size_on_disk_bytes"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn bench_writes_figures_for_sled() {
+    bench_json("sled");
+}
+
+#[test]
+fn bench_writes_figures_for_memory() {
+    bench_json("memory");
+}
+
+#[test]
+fn bench_keeps_the_store_at_path_and_verify_finds_it_sound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kept");
+    let o = aether(&[
+        "bench",
+        "--events",
+        "500",
+        "--actors",
+        "20",
+        "--lookups",
+        "100",
+        "--durability",
+        "buffered",
+        "--writers",
+        "2",
+        "--path",
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let o = aether_path(&["verify"], &path);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = aether_path(&["stats", "--json"], &path);
+    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // 20 interleaved actors and one actor taking the 3 batches.
+    assert_eq!(stats["actors"].as_u64().unwrap(), 21);
+    // A second run refuses the non-empty folder.
+    let o = aether(&["bench", "--events", "10", "--path", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}
