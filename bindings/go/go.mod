@@ -1,0 +1,3 @@
+module github.com/aether-rs/aether-go
+
+go 1.22
