@@ -3,7 +3,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install test-c
+.PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install test-c test-go
 
 all: build
 
@@ -14,7 +14,7 @@ build:
 run: build
 	$(CARGO) run --release -q -p aether-core --example tour
 
-test: build lint test-rust test-golden test-c check-header
+test: build lint test-rust test-golden test-c test-go check-header
 
 test-rust:
 	$(CARGO) test --workspace --release
@@ -41,6 +41,14 @@ install:
 # C and C++ tests of the C ABI (plain, ASan+UBSan, valgrind), header and install tests.
 test-c:
 	bash tests/c/run.sh
+
+# The Go binding (bindings/go, cgo over the static libaether.a): vet, the race detector,
+# and cgo's strictest pointer checks. The CLI damages a store for the corruption test.
+test-go:
+	$(CARGO) build --release -p aether-ffi -p aether-cli
+	cd bindings/go && go vet ./...
+	cd bindings/go && AETHER_CLI="$(CURDIR)/target/release/aether" go test -race -count=1 ./...
+	cd bindings/go && AETHER_CLI="$(CURDIR)/target/release/aether" GOEXPERIMENT=cgocheck2 go test -count=1 ./...
 
 bench:
 	$(CARGO) bench -p aether-benches
