@@ -206,13 +206,37 @@ impl Progress {
     /// Start reporting `label` with `total` units of work (0 when unknown). `quiet`
     /// suppresses the plain lines (a bar is still drawn on a terminal).
     pub fn new(label: &str, total: u64, quiet: bool) -> Progress {
+        Progress::styled(
+            label,
+            total,
+            quiet,
+            "{msg:<34} [{bar:30.cyan/blue}] {human_pos:>9}/{human_len:<9} {rate:>11} eta {eta}",
+        )
+    }
+
+    /// Like [`Progress::new`] for work measured in something other than items (time
+    /// budgets): the bar shows a percentage.
+    pub fn percent(label: &str, total: u64, quiet: bool) -> Progress {
+        Progress::styled(
+            label,
+            total,
+            quiet,
+            "{msg:<34} [{bar:30.cyan/blue}] {percent:>3}% eta {eta}",
+        )
+    }
+
+    fn styled(label: &str, total: u64, quiet: bool, template: &str) -> Progress {
         let bar = stderr_is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
-            let style = indicatif::ProgressStyle::with_template(
-                "{msg:<34} [{bar:30.cyan/blue}] {human_pos:>9}/{human_len:<9} {per_sec:>12} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> ");
+            let style = indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn fmt::Write| {
+                        let _ = write!(w, "{}/s", thousands(state.per_sec() as u64));
+                    },
+                )
+                .progress_chars("=> ");
             bar.set_style(style);
             bar.set_message(label.to_owned());
             bar.enable_steady_tick(Duration::from_millis(200));

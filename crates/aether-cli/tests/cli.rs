@@ -567,3 +567,38 @@ fn bench_keeps_the_store_at_path_and_verify_finds_it_sound() {
     let o = aether(&["bench", "--events", "10", "--path", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn bench_compare_runs_every_peer_and_reports_each_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("compare.json");
+    let o = aether(&[
+        "bench",
+        "--compare",
+        "--events",
+        "400",
+        "--actors",
+        "20",
+        "--lookups",
+        "1000",
+        "--duration",
+        "1",
+        "--json",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("targets met"), "{text}");
+    assert!(text.contains("JetStream: skipped"), "{text}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let rows = report["compare"]["comparisons"].as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    for row in rows {
+        assert!(row["ours"].as_f64().unwrap() > 0.0, "{row}");
+        if row["unit"] == "events/s" {
+            assert!(row["peer"].as_f64().unwrap() > 0.0, "{row}");
+            assert!(row["ratio"].as_f64().unwrap() > 0.0, "{row}");
+        }
+        assert!(row["met"].is_boolean(), "{row}");
+    }
+}

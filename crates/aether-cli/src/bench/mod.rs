@@ -56,7 +56,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub actors: u64,
     /// Events stored by the interleaved save phase (deliberate conflicts come on top).
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub events: u64,
     /// Approximate size of one encoded event, in bytes.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -88,6 +88,11 @@ pub struct BenchArgs {
     /// Seed of the workload generator (same seed, same workload).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// How the concurrent EventStored consumer waits: polling drains every millisecond (its
+    /// delivery delay includes up to that tick); blocking wakes on every notification (each
+    /// save then pays a thread wake-up).
+    #[arg(long, value_enum, default_value_t = ours::Consumer::Polling)]
+    pub event_stored_consumer: ours::Consumer,
     /// Also run the peers and print ratios against the targets (sled backend only).
     #[arg(long)]
     pub compare: bool,
@@ -298,6 +303,7 @@ pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
         &work,
         writers,
         cap,
+        args.event_stored_consumer,
         "bench: interleaved saves",
     );
     save.saves.name = match args.backend {
@@ -346,10 +352,21 @@ pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
     }
     let expected_notes = save.saves.calls;
     println!(
-        "  EventStored: {} of {} drained by a concurrent consumer, {} dropped; delivery delay is from the save's commit timestamp",
+        "  EventStored: {} of {} drained by a concurrent {} consumer, {} dropped; delivery delay runs from the save's commit timestamp{}",
         util::thousands(save.event_stored.calls),
         util::thousands(expected_notes),
+        match args.event_stored_consumer {
+            ours::Consumer::Polling => "polling",
+            ours::Consumer::Blocking => "blocking",
+        },
         util::thousands(save.event_stored_dropped),
+        match args.event_stored_consumer {
+            ours::Consumer::Polling => format!(
+                " (the consumer drains every {} ms)",
+                ours::POLL_TICK.as_millis()
+            ),
+            ours::Consumer::Blocking => String::new(),
+        }
     );
     if save.capped {
         println!(
@@ -412,12 +429,7 @@ pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
             scratch.path(),
             cap,
             durability,
-            &save,
-            &batch,
-            &replay,
-            &replay_raw,
             &latest,
-            size_on_disk,
         )?)
     } else {
         None
@@ -471,39 +483,6 @@ pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
     }
 }
 
-/// Our save phase alone on a fresh sled store in `dir` (for the comparison's extra runs).
-fn save_run(
-    dir: &Path,
-    work: &Workload,
-    durability: Durability,
-    writers: usize,
-    cap: Duration,
-) -> CmdResult<OpStats> {
-    let store = UnderTest::open(Backend::Sled, dir, durability)?;
-    let label = format!(
-        "compare: {} save, {}",
-        durability.as_str(),
-        writers_label(writers)
-    );
-    let phase = ours::save_phase(&store.dynamic, work, writers, cap, &label);
-    store.close(dir)?;
-    let _ = std::fs::remove_dir_all(dir);
-    if phase.unexpected > 0 {
-        return Err(Failure(format!(
-            "{label}: {} unexpected outcomes, first: {}",
-            phase.unexpected,
-            phase.first_unexpected.unwrap_or_default()
-        )));
-    }
-    let mut stats = phase.saves;
-    stats.name = format!(
-        "save_event {} ({})",
-        durability.as_str(),
-        writers_label(writers)
-    );
-    Ok(stats)
-}
-
 fn writers_label(writers: usize) -> String {
     if writers == 1 {
         "1 writer".to_owned()
@@ -512,105 +491,256 @@ fn writers_label(writers: usize) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A fresh sled store of ours in `scratch/name`.
+fn fresh_store(
+    scratch: &Path,
+    name: &str,
+    durability: Durability,
+) -> CmdResult<(PathBuf, UnderTest)> {
+    let dir = scratch.join(name);
+    let store = UnderTest::open(Backend::Sled, &dir, durability)?;
+    Ok((dir, store))
+}
+
+/// Finish a comparison save runner, failing if the store misbehaved.
+fn finish_saves(
+    runner: ours::SaveRunner<'_>,
+    durability: Durability,
+    writers: usize,
+) -> CmdResult<ours::SavePhase> {
+    let name = format!(
+        "save_event {} ({})",
+        durability.as_str(),
+        writers_label(writers)
+    );
+    let phase = runner.finish(name);
+    if phase.unexpected > 0 {
+        return Err(Failure(format!(
+            "{}: {} unexpected outcomes, first: {}",
+            phase.saves.name,
+            phase.unexpected,
+            phase.first_unexpected.as_deref().unwrap_or_default()
+        )));
+    }
+    Ok(phase)
+}
+
+/// The comparison: each group of contenders runs in alternating slices on fresh stores and
+/// databases, then every ratio is printed beside its target.
 fn compare(
     args: &BenchArgs,
     work: &Workload,
     scratch: &Path,
     cap: Duration,
     durability: Durability,
-    main_save: &ours::SavePhase,
-    batch: &OpStats,
-    replay: &OpStats,
-    replay_raw: &OpStats,
     latest: &OpStats,
-    our_size: Option<u64>,
 ) -> CmdResult<CompareJson> {
-    let writers = args.writers as usize;
-    let mut out = CompareJson::default();
-    let mut runs = Vec::new();
-    let mut ours_for = |d: Durability, w: usize, name: &str| -> CmdResult<OpStats> {
-        if d == durability && w == writers {
-            return Ok(main_save.saves.clone());
-        }
-        let stats = save_run(&scratch.join(name), work, d, w, cap)?;
-        runs.push(stats.clone());
-        Ok(stats)
+    use peers::{
+        alternate, DiskAppend, Entry, OurBatches, OurReplay, OurSaves, RawInsert, RawScan,
+        SerdeParse, SqliteBatches, SqliteSaves,
     };
-    let buffered = ours_for(Durability::Buffered, 1, "buffered-1")?;
-    let durable1 = ours_for(Durability::Durable, 1, "durable-1")?;
-    let durable8 = ours_for(Durability::Durable, 8, "durable-8")?;
-
-    let records = peers::records(work);
-    let raw = peers::raw_sled(
-        &scratch.join("raw-sled"),
-        work,
-        &records,
-        CACHE_CAPACITY,
-        cap,
-    )?;
-    drop(records);
-    let _ = std::fs::remove_dir_all(scratch.join("raw-sled"));
-    let disk = peers::disk_append_sync(&scratch.join("disk"), cap.min(Duration::from_secs(2)))?;
+    let consumer = args.event_stored_consumer;
     let sqlite_dir = scratch.join("sqlite");
     std::fs::create_dir_all(&sqlite_dir).map_err(util::io_failure(sqlite_dir.display()))?;
-    let (sqlite_normal, _, sqlite_size) =
-        peers::sqlite_saves(&sqlite_dir.join("normal.db"), work, "NORMAL", cap)?;
-    let (sqlite_full, _, _) = peers::sqlite_saves(&sqlite_dir.join("full.db"), work, "FULL", cap)?;
-    let batch_sync = match durability {
+
+    // 1. Buffered saves: ours, raw sled, SQLite NORMAL.
+    let (buffered_dir, buffered_store) = fresh_store(scratch, "buffered-1", Durability::Buffered)?;
+    let mut ours_buffered = OurSaves {
+        runner: ours::SaveRunner::new(buffered_store.dynamic.clone(), work, 1, consumer),
+    };
+    let raw_dir = scratch.join("raw-sled");
+    let raw_tree = peers::raw_sled_open(&raw_dir, CACHE_CAPACITY)?;
+    let mut raw_insert = RawInsert::new(raw_tree.clone(), peers::records(work));
+    let normal_db = sqlite_dir.join("normal.db");
+    let mut sqlite_normal = SqliteSaves::new(&normal_db, work, "NORMAL")?;
+    let busy = {
+        let mut entries = [
+            Entry::new(&mut ours_buffered, cap),
+            Entry::new(&mut raw_insert, cap),
+            Entry::new(&mut sqlite_normal, cap),
+        ];
+        alternate(
+            "compare: buffered saves",
+            &mut entries,
+            Duration::from_millis(100),
+        )?;
+        entries.map(|e| e.busy)
+    };
+    let buffered = finish_saves(ours_buffered.runner, Durability::Buffered, 1)?;
+    let raw_insert_stats = raw_insert.stats(busy[1]);
+    drop(raw_insert);
+    let sqlite_normal_stats = sqlite_normal.stats(busy[2]);
+    drop(sqlite_normal);
+    let sqlite_size = peers::sqlite_size(&normal_db);
+
+    // 2. Durable saves: ours with 1 and 8 writers, the disk's floor, SQLite FULL.
+    let (d1_dir, d1_store) = fresh_store(scratch, "durable-1", Durability::Durable)?;
+    let (d8_dir, d8_store) = fresh_store(scratch, "durable-8", Durability::Durable)?;
+    let mut ours_d1 = OurSaves {
+        runner: ours::SaveRunner::new(d1_store.dynamic.clone(), work, 1, consumer),
+    };
+    let mut ours_d8 = OurSaves {
+        runner: ours::SaveRunner::new(d8_store.dynamic.clone(), work, 8, consumer),
+    };
+    let mut disk = DiskAppend::new(&scratch.join("disk"))?;
+    let mut sqlite_full = SqliteSaves::new(&sqlite_dir.join("full.db"), work, "FULL")?;
+    let busy = {
+        let mut entries = [
+            Entry::new(&mut ours_d1, cap),
+            Entry::new(&mut ours_d8, cap),
+            // The floor needs no more than a few seconds to be steady.
+            Entry::new(&mut disk, cap.min(Duration::from_secs(3))),
+            Entry::new(&mut sqlite_full, cap),
+        ];
+        alternate(
+            "compare: durable saves",
+            &mut entries,
+            Duration::from_millis(250),
+        )?;
+        entries.map(|e| e.busy)
+    };
+    let durable1 = finish_saves(ours_d1.runner, Durability::Durable, 1)?;
+    let durable8 = finish_saves(ours_d8.runner, Durability::Durable, 8)?;
+    let disk_stats = disk.stats(busy[2]);
+    drop(disk);
+    let sqlite_full_stats = sqlite_full.stats(busy[3]);
+    drop(sqlite_full);
+    d1_store.close(&d1_dir)?;
+    d8_store.close(&d8_dir)?;
+    let _ = std::fs::remove_dir_all(&d1_dir);
+    let _ = std::fs::remove_dir_all(&d8_dir);
+    let _ = std::fs::remove_dir_all(scratch.join("disk"));
+
+    // 3. Batches, in the run's durability.
+    let (batch_dir, batch_store) = fresh_store(scratch, "batches", durability)?;
+    let mut ours_batches = OurBatches::new(batch_store.dynamic.clone(), work);
+    let sync = match durability {
         Durability::Durable => "FULL",
         Durability::Buffered => "NORMAL",
     };
-    let sqlite_batch = peers::sqlite_batches(&sqlite_dir.join("batch.db"), work, batch_sync, cap)?;
-    let _ = std::fs::remove_dir_all(&sqlite_dir);
-    let parse = peers::serde_json_parse(work, &main_save.latest)?;
+    let mut sqlite_batches = SqliteBatches::new(&sqlite_dir.join("batches.db"), work, sync)?;
+    let busy = {
+        let mut entries = [
+            Entry::new(&mut ours_batches, cap),
+            Entry::new(&mut sqlite_batches, cap),
+        ];
+        alternate("compare: batches", &mut entries, Duration::from_millis(100))?;
+        entries.map(|e| e.busy)
+    };
+    if let Some(f) = &ours_batches.failure {
+        return Err(Failure(format!("compare: a batch failed: {f}")));
+    }
+    let batch_stats = ours_batches.stats(
+        &format!(
+            "save_events {} (batch of {})",
+            durability.as_str(),
+            args.batch_size
+        ),
+        busy[0],
+    );
+    let sqlite_batch_stats = sqlite_batches.stats(busy[1]);
+    drop((ours_batches, sqlite_batches));
+    batch_store.close(&batch_dir)?;
+    let _ = std::fs::remove_dir_all(&batch_dir);
 
-    let peers_ops = vec![
-        raw.insert.clone(),
-        raw.scan.clone(),
-        disk.clone(),
-        sqlite_normal.clone(),
-        sqlite_full.clone(),
-        sqlite_batch.clone(),
-        parse.clone(),
+    // 4. Replay from the buffered store of step 1 (reads do not depend on durability).
+    let mut replay = OurReplay::new(
+        buffered_store.dynamic.clone(),
+        work,
+        &buffered.latest,
+        false,
+    );
+    let mut parse = SerdeParse::new(work, &buffered.latest);
+    let busy = {
+        let mut entries = [Entry::new(&mut replay, cap), Entry::new(&mut parse, cap)];
+        alternate(
+            "compare: replay decoded",
+            &mut entries,
+            Duration::from_millis(50),
+        )?;
+        entries.map(|e| e.busy)
+    };
+    let replay_stats = replay.stats(busy[0]);
+    let parse_stats = parse.stats(busy[1]);
+    let mut replay_raw =
+        OurReplay::new(buffered_store.dynamic.clone(), work, &buffered.latest, true);
+    let mut raw_scan = RawScan::new(raw_tree.clone(), work);
+    let busy = {
+        let mut entries = [
+            Entry::new(&mut replay_raw, cap),
+            Entry::new(&mut raw_scan, cap),
+        ];
+        alternate(
+            "compare: replay raw",
+            &mut entries,
+            Duration::from_millis(50),
+        )?;
+        entries.map(|e| e.busy)
+    };
+    let replay_raw_stats = replay_raw.stats(busy[0]);
+    let raw_scan_stats = raw_scan.stats(busy[1]);
+    drop((replay, replay_raw, raw_scan, raw_tree));
+    let our_size = buffered_store.close(&buffered_dir)?.unwrap_or(0);
+    let raw_size = util::dir_size(&raw_dir).0;
+    let encode = peers::json_encode(work);
+    let _ = std::fs::remove_dir_all(&sqlite_dir);
+
+    let ours_ops = vec![
+        buffered.saves.clone(),
+        durable1.saves.clone(),
+        durable8.saves.clone(),
+        batch_stats.clone(),
+        replay_stats.clone(),
+        replay_raw_stats.clone(),
+    ];
+    let peer_ops = vec![
+        raw_insert_stats.clone(),
+        sqlite_normal_stats.clone(),
+        disk_stats.clone(),
+        sqlite_full_stats.clone(),
+        sqlite_batch_stats.clone(),
+        parse_stats.clone(),
+        raw_scan_stats.clone(),
+        encode,
     ];
     println!();
-    if !runs.is_empty() {
-        report::print_table("Comparison runs of our save phase (fresh stores)", &runs);
-        println!();
-    }
-    report::print_table("Peers (same workload, same run)", &peers_ops);
+    report::print_table(
+        "Comparison: ours on fresh stores, alternating time slices with the peers",
+        &ours_ops,
+    );
+    println!();
+    report::print_table("Peers (same workload, same run)", &peer_ops);
 
     let batch_label = format!("batch of {} ({})", args.batch_size, durability.as_str());
     let rows = vec![
         Comparison::at_least(
             "buffered save vs raw sled insert",
-            &buffered,
-            &raw.insert,
+            &buffered.saves,
+            &raw_insert_stats,
             0.6,
         ),
         Comparison::at_least(
             "buffered save vs SQLite NORMAL",
-            &buffered,
-            &sqlite_normal,
+            &buffered.saves,
+            &sqlite_normal_stats,
             3.0,
         ),
         Comparison::at_least(
             "durable save, 1 writer vs disk append+fdatasync",
-            &durable1,
-            &disk,
+            &durable1.saves,
+            &disk_stats,
             0.75,
         ),
         Comparison::at_least(
             "durable save, 1 writer vs SQLite FULL",
-            &durable1,
-            &sqlite_full,
+            &durable1.saves,
+            &sqlite_full_stats,
             1.0,
         ),
         Comparison::at_least(
             "durable save, 8 writers vs 1 writer",
-            &durable8,
-            &durable1,
+            &durable8.saves,
+            &durable1.saves,
             3.0,
         ),
         Comparison::at_least(
@@ -618,15 +748,20 @@ fn compare(
                 "{batch_label} vs SQLite {}-row transactions",
                 args.batch_size
             ),
-            batch,
-            &sqlite_batch,
+            &batch_stats,
+            &sqlite_batch_stats,
             1.0,
         ),
-        Comparison::at_least("replay decoded vs serde_json parse", replay, &parse, 0.7),
+        Comparison::at_least(
+            "replay decoded vs serde_json parse",
+            &replay_stats,
+            &parse_stats,
+            0.7,
+        ),
         Comparison::at_least(
             "replay raw vs raw sled range scan",
-            replay_raw,
-            &raw.scan,
+            &replay_raw_stats,
+            &raw_scan_stats,
             0.5,
         ),
         Comparison::at_most_ns("latest version p50", latest, 0.50, 2_000),
@@ -637,24 +772,23 @@ fn compare(
     report::print_comparisons(&rows);
     let met = rows.iter().filter(|r| r.met).count();
     println!("  {met} of {} targets met", rows.len());
-    let jetstream = "JetStream: skipped (nats-server not on PATH)".to_owned();
     let jetstream = if on_path("nats-server") {
         "JetStream: skipped (nats-server is on PATH, but this build has no JetStream client)"
-            .to_owned()
     } else {
-        jetstream
-    };
+        "JetStream: skipped (nats-server not on PATH)"
+    }
+    .to_owned();
     println!("  {jetstream}");
     println!(
         "  note: the disk floor appends to a growing file; aether.wal overwrites preallocated space, so a durable save can beat it"
     );
-    let mut sizes = vec![("raw sled".to_owned(), raw.size_on_disk)];
-    if let Some(ours) = our_size {
-        sizes.insert(0, ("aether (sled)".to_owned(), ours));
-    }
-    sizes.push(("SQLite (NORMAL)".to_owned(), sqlite_size));
+    let sizes = vec![
+        ("aether (sled, buffered)".to_owned(), our_size),
+        ("raw sled".to_owned(), raw_size),
+        ("SQLite (NORMAL)".to_owned(), sqlite_size),
+    ];
     println!(
-        "  size on disk: {}",
+        "  size on disk after the buffered saves: {}",
         sizes
             .iter()
             .map(|(name, b)| format!("{name} {}", util::bytes(*b)))
@@ -662,12 +796,13 @@ fn compare(
             .join(", ")
     );
 
-    out.runs = runs.iter().map(OpStats::to_json).collect();
-    out.peers = peers_ops.iter().map(OpStats::to_json).collect();
-    out.comparisons = rows;
-    out.size_on_disk_bytes = sizes;
-    out.jetstream = jetstream;
-    Ok(out)
+    Ok(CompareJson {
+        runs: ours_ops.iter().map(OpStats::to_json).collect(),
+        peers: peer_ops.iter().map(OpStats::to_json).collect(),
+        comparisons: rows,
+        size_on_disk_bytes: sizes,
+        jetstream,
+    })
 }
 
 fn on_path(program: &str) -> bool {

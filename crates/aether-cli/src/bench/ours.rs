@@ -6,8 +6,8 @@
 //! goes into a histogram. Writers never share an actor, so every conflict is deliberate and
 //! anything else the store returns is counted as unexpected.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aether_core::{Error, EventStore};
@@ -16,6 +16,19 @@ use hdrhistogram::Histogram;
 use super::report::{histogram, record, OpStats};
 use super::workload::Workload;
 use crate::util::Progress;
+
+/// How the EventStored consumer waits for notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Consumer {
+    /// Drain whatever arrived every millisecond, as an event loop's tick would.
+    Polling,
+    /// Block on the channel: the lowest delay, but every save wakes the consumer's thread
+    /// (a futex call), which on a small machine is a visible share of a buffered save.
+    Blocking,
+}
+
+/// The polling consumer's tick.
+pub const POLL_TICK: Duration = Duration::from_millis(1);
 
 /// What the save phase measured.
 #[derive(Debug)]
@@ -34,14 +47,15 @@ pub struct SavePhase {
     pub capped: bool,
 }
 
-struct WriterResult {
+/// What one writer thread did in one slice.
+struct WriterSlice {
+    writer: usize,
+    next: usize,
     saves: Histogram<u64>,
     conflicts: Histogram<u64>,
     latest: Vec<(u32, i64)>,
     unexpected: u64,
     first_unexpected: Option<String>,
-    capped: bool,
-    finished: Instant,
 }
 
 fn unix_nanos_now() -> i128 {
@@ -50,46 +64,50 @@ fn unix_nanos_now() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-/// Run the interleaved saves with `writers` threads for at most `cap`, while one consumer
-/// drains the store's EventStored channel and measures delivery delay.
-pub fn save_phase(
-    store: &Arc<dyn EventStore>,
-    work: &Workload,
-    writers: usize,
-    cap: Duration,
-    label: &str,
-) -> SavePhase {
-    let parts = work.partition(writers);
-    let done = AtomicU64::new(0);
-    let writers_done = AtomicBool::new(false);
-    let stored_total = AtomicU64::new(0);
-    let start = Barrier::new(writers + 1);
-    let receiver = store.event_stored_receiver();
-    // Drop notifications left by an earlier phase so delivery delays are this phase's.
-    while receiver.try_recv().is_ok() {}
-    let dropped_before = store.metrics().event_stored_dropped;
-    let mut progress = Progress::new(label, work.ops.len() as u64, false);
+/// The EventStored consumer: one thread for the runner's life, draining the store's
+/// channel and recording each notification's delay from the save's commit timestamp.
+#[derive(Debug)]
+struct ConsumerThread {
+    /// Saves it should see before it stops; `u64::MAX` while saves are still running.
+    expected: Arc<AtomicU64>,
+    handle: std::thread::JoinHandle<(Histogram<u64>, u64, Instant)>,
+}
 
-    let (results, consumer, started) = std::thread::scope(|s| {
-        let consumer = s.spawn(|| {
+impl ConsumerThread {
+    fn start(store: &Arc<dyn EventStore>, mode: Consumer) -> ConsumerThread {
+        let receiver = store.event_stored_receiver();
+        // Notifications of an earlier phase are not this one's.
+        while receiver.try_recv().is_ok() {}
+        let expected = Arc::new(AtomicU64::new(u64::MAX));
+        let target = expected.clone();
+        let handle = std::thread::spawn(move || {
             let mut hist = histogram();
             let mut received = 0u64;
             let mut last_at = Instant::now();
             let mut deadline: Option<Instant> = None;
             loop {
-                match receiver.recv_timeout(Duration::from_millis(20)) {
-                    Ok(note) => {
+                let next = match mode {
+                    // Parked on the channel: each save pays to wake it.
+                    Consumer::Blocking => receiver.recv_timeout(Duration::from_millis(20)).ok(),
+                    // An event loop that drains what arrived once per tick.
+                    Consumer::Polling => receiver.try_recv().ok().or_else(|| {
+                        std::thread::sleep(POLL_TICK);
+                        None
+                    }),
+                };
+                match next {
+                    Some(note) => {
                         let delay = unix_nanos_now() - note.timestamp.unix_nanos();
                         hist.saturating_record(delay.max(1) as u64);
                         received += 1;
                         last_at = Instant::now();
                     }
-                    Err(_) => {
-                        if writers_done.load(Ordering::Acquire) {
-                            let target = stored_total.load(Ordering::Acquire);
+                    None => {
+                        let want = target.load(Ordering::Acquire);
+                        if want != u64::MAX {
                             let deadline = *deadline
                                 .get_or_insert_with(|| Instant::now() + Duration::from_secs(2));
-                            if received >= target || Instant::now() >= deadline {
+                            if received >= want || Instant::now() >= deadline {
                                 break;
                             }
                         }
@@ -98,130 +116,231 @@ pub fn save_phase(
             }
             (hist, received, last_at)
         });
+        ConsumerThread { expected, handle }
+    }
+}
 
-        let handles: Vec<_> = parts
+/// The interleaved save workload on one store, run in one or more time slices (the
+/// comparison alternates slices with its peers). Writers never share an actor, so every
+/// conflict is deliberate and any other outcome is counted as unexpected.
+pub struct SaveRunner<'w> {
+    store: Arc<dyn EventStore>,
+    work: &'w Workload,
+    parts: Vec<Vec<usize>>,
+    next: Vec<usize>,
+    saves: Histogram<u64>,
+    conflicts: Histogram<u64>,
+    latest: Vec<i64>,
+    unexpected: u64,
+    first_unexpected: Option<String>,
+    /// Wall time spent in slices.
+    busy: Duration,
+    started: Instant,
+    consumer: ConsumerThread,
+    dropped_before: u64,
+    attempted: AtomicU64,
+}
+
+impl std::fmt::Debug for SaveRunner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaveRunner")
+            .field("next", &self.next)
+            .field("busy", &self.busy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'w> SaveRunner<'w> {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        work: &'w Workload,
+        writers: usize,
+        consumer: Consumer,
+    ) -> Self {
+        let parts = work.partition(writers);
+        let dropped_before = store.metrics().event_stored_dropped;
+        let consumer = ConsumerThread::start(&store, consumer);
+        SaveRunner {
+            next: vec![0; parts.len()],
+            parts,
+            saves: histogram(),
+            conflicts: histogram(),
+            latest: vec![0; work.actors.len()],
+            unexpected: 0,
+            first_unexpected: None,
+            busy: Duration::ZERO,
+            started: Instant::now(),
+            consumer,
+            dropped_before,
+            attempted: AtomicU64::new(0),
+            store,
+            work,
+        }
+    }
+
+    /// Whether every writer has run out of operations.
+    pub fn exhausted(&self) -> bool {
+        self.parts
             .iter()
-            .map(|part| {
-                let (store, done, start) = (store, &done, &start);
-                s.spawn(move || {
-                    let mut r = WriterResult {
-                        saves: histogram(),
-                        conflicts: histogram(),
-                        latest: Vec::new(),
-                        unexpected: 0,
-                        first_unexpected: None,
-                        capped: false,
-                        finished: Instant::now(),
-                    };
-                    start.wait();
-                    let deadline = Instant::now() + cap;
-                    for (n, &i) in part.iter().enumerate() {
-                        // Checking the clock every call would cost more than it saves.
-                        if n % 16 == 0 && Instant::now() >= deadline {
-                            r.capped = true;
-                            break;
-                        }
-                        let op = &work.ops[i];
-                        let t0 = Instant::now();
-                        let outcome = store.save_event(&op.event);
-                        let dt = t0.elapsed();
-                        match (outcome, op.conflict) {
-                            (Ok(_), false) => {
-                                record(&mut r.saves, dt);
-                                r.latest.push((op.actor, op.event.version));
-                            }
-                            (Err(Error::VersionConflict { .. }), true) => {
-                                record(&mut r.conflicts, dt)
-                            }
-                            (other, conflict) => {
-                                r.unexpected += 1;
-                                r.first_unexpected.get_or_insert_with(|| {
-                                    format!(
-                                        "saving actor {:?} version {} (conflict expected: {conflict}) gave {other:?}",
-                                        op.event.actor_id, op.event.version
-                                    )
-                                });
-                            }
-                        }
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    r.finished = Instant::now();
-                    r
-                })
-            })
-            .collect();
-        start.wait();
-        let started = Instant::now();
-        while !handles.iter().all(|h| h.is_finished()) {
-            std::thread::sleep(Duration::from_millis(50));
-            progress.set(done.load(Ordering::Relaxed));
-        }
-        let results: Vec<WriterResult> = handles
-            .into_iter()
-            .map(|h| h.join().expect("writer thread panicked"))
-            .collect();
-        let stored: u64 = results.iter().map(|r| r.saves.len()).sum();
-        stored_total.store(stored, Ordering::Release);
-        writers_done.store(true, Ordering::Release);
-        let consumer = consumer.join().expect("consumer thread panicked");
-        (results, consumer, started)
-    });
-    progress.finish();
+            .zip(&self.next)
+            .all(|(part, &next)| next >= part.len())
+    }
 
-    let finished = results.iter().map(|r| r.finished).max().unwrap_or(started);
-    let elapsed = finished.duration_since(started);
-    let mut saves = histogram();
-    let mut conflicts = histogram();
-    let mut latest = vec![0i64; work.actors.len()];
-    let mut unexpected = 0;
-    let mut first_unexpected = None;
-    let mut capped = false;
-    for r in results {
-        saves.add(&r.saves).expect("same histogram bounds");
-        conflicts.add(&r.conflicts).expect("same histogram bounds");
-        for (actor, version) in r.latest {
-            let slot = &mut latest[actor as usize];
-            *slot = (*slot).max(version);
+    /// Run every writer with work left until `until` (or its work runs out); returns the
+    /// slice's wall time. `progress` is updated while the writers run.
+    pub fn run_slice(&mut self, until: Instant, mut progress: Option<&mut Progress>) -> Duration {
+        let slice_started = Instant::now();
+        let (store, work, attempted) = (&self.store, self.work, &self.attempted);
+        let results: Vec<WriterSlice> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .parts
+                .iter()
+                .zip(&self.next)
+                .enumerate()
+                .filter(|(_, (part, &next))| next < part.len())
+                .map(|(writer, (part, &next))| {
+                    s.spawn(move || {
+                        write_until(store, work, writer, &part[next..], next, until, attempted)
+                    })
+                })
+                .collect();
+            while !handles.iter().all(|h| h.is_finished()) {
+                std::thread::sleep(Duration::from_millis(20));
+                if let Some(p) = progress.as_deref_mut() {
+                    p.set(attempted.load(Ordering::Relaxed));
+                }
+            }
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("writer thread panicked"))
+                .collect()
+        });
+        let elapsed = slice_started.elapsed();
+        self.busy += elapsed;
+        for r in results {
+            self.next[r.writer] = r.next;
+            self.saves.add(&r.saves).expect("same histogram bounds");
+            self.conflicts
+                .add(&r.conflicts)
+                .expect("same histogram bounds");
+            for (actor, version) in r.latest {
+                let slot = &mut self.latest[actor as usize];
+                *slot = (*slot).max(version);
+            }
+            self.unexpected += r.unexpected;
+            if self.first_unexpected.is_none() {
+                self.first_unexpected = r.first_unexpected;
+            }
         }
-        unexpected += r.unexpected;
-        if first_unexpected.is_none() {
-            first_unexpected = r.first_unexpected;
+        elapsed
+    }
+
+    /// Stop the consumer (once it has seen every save, or after 2 s) and report.
+    pub fn finish(self, name: String) -> SavePhase {
+        let capped = !self.exhausted();
+        self.consumer
+            .expected
+            .store(self.saves.len(), Ordering::Release);
+        let (delivery, received, last_at) = self
+            .consumer
+            .handle
+            .join()
+            .expect("consumer thread panicked");
+        let mut saves = OpStats::new(name, self.saves.len(), self.saves.len(), self.busy);
+        saves.hist = self.saves;
+        let mut conflicts = OpStats::new(
+            "save_event rejected (conflict)",
+            self.conflicts.len(),
+            0,
+            self.busy,
+        );
+        conflicts.hist = self.conflicts;
+        conflicts.has_rate = false;
+        // Deliveries keep pace with the saves: their rate is over the time saves ran.
+        let delivery_time = last_at
+            .saturating_duration_since(self.started)
+            .min(self.busy);
+        let mut event_stored =
+            OpStats::new("EventStored delivery", received, received, delivery_time);
+        event_stored.hist = delivery;
+        SavePhase {
+            saves,
+            conflicts,
+            event_stored,
+            event_stored_dropped: self.store.metrics().event_stored_dropped - self.dropped_before,
+            latest: self.latest,
+            unexpected: self.unexpected,
+            first_unexpected: self.first_unexpected,
+            capped,
         }
-        capped |= r.capped;
     }
-    let mut save_stats = OpStats::new(
-        format!("save_event ({writers} writers)"),
-        saves.len(),
-        saves.len(),
-        elapsed,
-    );
-    save_stats.hist = saves;
-    let mut conflict_stats = OpStats::new(
-        "save_event rejected (conflict)",
-        conflicts.len(),
-        0,
-        elapsed,
-    );
-    conflict_stats.hist = conflicts;
-    conflict_stats.has_rate = false;
-    let (delivery, received, last_at) = consumer;
-    let mut event_stored = OpStats::new(
-        "EventStored delivery",
-        received,
-        received,
-        last_at.max(started).duration_since(started),
-    );
-    event_stored.hist = delivery;
-    SavePhase {
-        saves: save_stats,
-        conflicts: conflict_stats,
-        event_stored,
-        event_stored_dropped: store.metrics().event_stored_dropped - dropped_before,
-        latest,
-        unexpected,
-        first_unexpected,
-        capped,
+}
+
+/// One writer's share of a slice: `ops` (indices into the workload, starting at position
+/// `first` of its partition) until `until`.
+fn write_until(
+    store: &Arc<dyn EventStore>,
+    work: &Workload,
+    writer: usize,
+    ops: &[usize],
+    first: usize,
+    until: Instant,
+    attempted: &AtomicU64,
+) -> WriterSlice {
+    let mut r = WriterSlice {
+        writer,
+        next: first,
+        saves: histogram(),
+        conflicts: histogram(),
+        latest: Vec::new(),
+        unexpected: 0,
+        first_unexpected: None,
+    };
+    for (n, &i) in ops.iter().enumerate() {
+        // Reading the clock every call would cost more than the precision is worth.
+        if n % 8 == 0 && Instant::now() >= until {
+            break;
+        }
+        let op = &work.ops[i];
+        let t0 = Instant::now();
+        let outcome = store.save_event(&op.event);
+        let dt = t0.elapsed();
+        match (outcome, op.conflict) {
+            (Ok(_), false) => {
+                record(&mut r.saves, dt);
+                r.latest.push((op.actor, op.event.version));
+            }
+            (Err(Error::VersionConflict { .. }), true) => record(&mut r.conflicts, dt),
+            (other, conflict) => {
+                r.unexpected += 1;
+                r.first_unexpected.get_or_insert_with(|| {
+                    format!(
+                        "saving actor {:?} version {} (conflict expected: {conflict}) gave {other:?}",
+                        op.event.actor_id, op.event.version
+                    )
+                });
+            }
+        }
+        r.next += 1;
+        attempted.fetch_add(1, Ordering::Relaxed);
     }
+    r
+}
+
+/// The whole save workload with `writers` threads in one slice of at most `cap`.
+pub fn save_phase(
+    store: &Arc<dyn EventStore>,
+    work: &Workload,
+    writers: usize,
+    cap: Duration,
+    consumer: Consumer,
+    label: &str,
+) -> SavePhase {
+    let mut runner = SaveRunner::new(store.clone(), work, writers, consumer);
+    let mut progress = Progress::new(label, work.ops.len() as u64, false);
+    runner.run_slice(Instant::now() + cap, Some(&mut progress));
+    progress.finish();
+    runner.finish(format!("save_event ({writers} writers)"))
 }
 
 /// `save_events` of pre-built batches, one writer, for at most `cap`.

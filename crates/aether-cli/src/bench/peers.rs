@@ -1,17 +1,24 @@
-//! The peers of `aether bench --compare`, each given the same prepared bytes as our store:
-//! raw sled inserts and range scans, the disk's append+fdatasync rate, SQLite (one
-//! transaction per save with the same version check, and 100-row transactions), and
-//! serde_json parsing the same events.
+//! The contenders of `aether bench --compare`: our store's operations and their peers,
+//! each given the same prepared bytes: raw sled inserts and range scans, the disk's
+//! append+fdatasync rate, SQLite (one transaction per save with the same version check, and
+//! 100-row transactions), and serde_json decoding the same events.
+//!
+//! Contenders run in alternating time slices ([`alternate`]), so a change in the machine's
+//! load during the run (other processes, the disk's write cache filling) falls on every
+//! side of a ratio alike instead of on whichever ran last.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aether_core::sled_store::layout;
-use aether_core::Event;
+use aether_core::{Event, EventStore};
+use hdrhistogram::Histogram;
 use rusqlite::{params, Connection, TransactionBehavior};
 
+use super::ours::SaveRunner;
 use super::report::{histogram, record, OpStats};
 use super::workload::Workload;
 use crate::util::{self, CmdResult, Failure, Progress};
@@ -19,6 +26,199 @@ use crate::util::{self, CmdResult, Failure, Progress};
 impl From<rusqlite::Error> for Failure {
     fn from(e: rusqlite::Error) -> Failure {
         Failure(format!("SQLite: {e}"))
+    }
+}
+
+/// Something measured in slices.
+pub trait Contender {
+    /// Work until `until`; `Ok(false)` once there is nothing left to do.
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool>;
+}
+
+/// A contender with its time budget and the time it has used.
+pub struct Entry<'a> {
+    pub contender: &'a mut dyn Contender,
+    pub budget: Duration,
+    pub busy: Duration,
+    pub finished: bool,
+}
+
+impl<'a> Entry<'a> {
+    pub fn new(contender: &'a mut dyn Contender, budget: Duration) -> Self {
+        Entry {
+            contender,
+            budget,
+            busy: Duration::ZERO,
+            finished: false,
+        }
+    }
+}
+
+/// Run the entries round-robin in slices of `slice` until each has finished its work or
+/// used its budget. Each entry's `busy` is the wall time of its own slices.
+pub fn alternate(label: &str, entries: &mut [Entry<'_>], slice: Duration) -> CmdResult<()> {
+    let total: Duration = entries.iter().map(|e| e.budget).sum();
+    let mut progress = Progress::percent(label, total.as_millis() as u64, true);
+    loop {
+        let mut ran = false;
+        for entry in entries.iter_mut() {
+            if entry.finished || entry.busy >= entry.budget {
+                continue;
+            }
+            ran = true;
+            let started = Instant::now();
+            let until = started + slice.min(entry.budget - entry.busy);
+            let more = entry.contender.run_slice(until)?;
+            entry.busy += started.elapsed();
+            entry.finished = !more;
+        }
+        let used: Duration = entries
+            .iter()
+            .map(|e| {
+                if e.finished {
+                    e.budget
+                } else {
+                    e.busy.min(e.budget)
+                }
+            })
+            .sum();
+        progress.set(used.as_millis() as u64);
+        if !ran {
+            break;
+        }
+    }
+    progress.finish();
+    Ok(())
+}
+
+fn stats(name: impl Into<String>, hist: &Histogram<u64>, events: u64, busy: Duration) -> OpStats {
+    let mut s = OpStats::new(name, hist.len(), events, busy);
+    s.hist = hist.clone();
+    s
+}
+
+/// Our interleaved saves.
+pub struct OurSaves<'w> {
+    pub runner: SaveRunner<'w>,
+}
+
+impl Contender for OurSaves<'_> {
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
+        self.runner.run_slice(until, None);
+        Ok(!self.runner.exhausted())
+    }
+}
+
+/// Our `save_events` of the workload's batches.
+pub struct OurBatches<'w> {
+    pub store: Arc<dyn EventStore>,
+    pub work: &'w Workload,
+    next: usize,
+    hist: Histogram<u64>,
+    events: u64,
+    pub failure: Option<String>,
+}
+
+impl<'w> OurBatches<'w> {
+    pub fn new(store: Arc<dyn EventStore>, work: &'w Workload) -> Self {
+        OurBatches {
+            store,
+            work,
+            next: 0,
+            hist: histogram(),
+            events: 0,
+            failure: None,
+        }
+    }
+
+    pub fn stats(&self, name: &str, busy: Duration) -> OpStats {
+        stats(name, &self.hist, self.events, busy)
+    }
+}
+
+impl Contender for OurBatches<'_> {
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
+        while let Some(batch) = self.work.batches.get(self.next) {
+            if Instant::now() >= until {
+                return Ok(true);
+            }
+            let t0 = Instant::now();
+            let outcome = self.store.save_events(&batch.events);
+            record(&mut self.hist, t0.elapsed());
+            match outcome {
+                Ok(_) => self.events += batch.events.len() as u64,
+                Err(e) => {
+                    self.failure.get_or_insert_with(|| e.to_string());
+                }
+            }
+            self.next += 1;
+        }
+        Ok(false)
+    }
+}
+
+/// Our replay of every actor, decoded (`get_events`) or raw (`get_events_json`).
+pub struct OurReplay<'w> {
+    store: Arc<dyn EventStore>,
+    work: &'w Workload,
+    /// Events stored per actor: what a raw replay returns (checked by the main run).
+    latest: &'w [i64],
+    raw: bool,
+    next: usize,
+    hist: Histogram<u64>,
+    events: u64,
+}
+
+impl<'w> OurReplay<'w> {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        work: &'w Workload,
+        latest: &'w [i64],
+        raw: bool,
+    ) -> Self {
+        OurReplay {
+            store,
+            work,
+            latest,
+            raw,
+            next: 0,
+            hist: histogram(),
+            events: 0,
+        }
+    }
+
+    pub fn stats(&self, busy: Duration) -> OpStats {
+        let name = if self.raw {
+            "get_events_json (replay, raw)"
+        } else {
+            "get_events (replay, decoded)"
+        };
+        stats(name, &self.hist, self.events, busy)
+    }
+}
+
+impl Contender for OurReplay<'_> {
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
+        while let Some(actor) = self.work.actors.get(self.next) {
+            if Instant::now() >= until {
+                return Ok(true);
+            }
+            let t0 = Instant::now();
+            let events = if self.raw {
+                let json = self.store.get_events_json(actor, 1)?;
+                record(&mut self.hist, t0.elapsed());
+                std::hint::black_box(json);
+                // Counting the array's elements would measure a parser, not the store.
+                self.latest[self.next].max(0) as u64
+            } else {
+                let events = self.store.get_events(actor, 1)?;
+                record(&mut self.hist, t0.elapsed());
+                events.len() as u64
+            };
+            self.events += events;
+            self.next += 1;
+        }
+        Ok(false)
     }
 }
 
@@ -38,114 +238,163 @@ pub fn records(work: &Workload) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-/// What raw sled did with the same records.
-#[derive(Debug)]
-pub struct RawSled {
-    pub insert: OpStats,
-    pub scan: OpStats,
-    pub size_on_disk: u64,
-}
-
-/// Insert the records into a bare sled tree (`mode(HighThroughput)`, buffered: no flush),
-/// then scan each actor's range, concatenating the JSON as `get_events_json` does.
-pub fn raw_sled(
-    dir: &Path,
-    work: &Workload,
-    records: &[(Vec<u8>, Vec<u8>)],
-    cache_capacity: u64,
-    cap: Duration,
-) -> CmdResult<RawSled> {
+/// A bare sled database (`mode(HighThroughput)`, buffered: sled's own 500 ms flush only).
+pub fn raw_sled_open(dir: &Path, cache_capacity: u64) -> CmdResult<sled::Tree> {
     let db = sled::Config::new()
         .path(dir)
         .mode(sled::Mode::HighThroughput)
         .cache_capacity(cache_capacity)
         .flush_every_ms(Some(500))
         .open()?;
-    let tree = db.open_tree(layout::TREE_EVENTS)?;
-    let mut hist = histogram();
-    let progress = Progress::new("peer: raw sled inserts", records.len() as u64, true);
-    let started = Instant::now();
-    let deadline = started + cap;
-    for (n, (key, value)) in records.iter().enumerate() {
-        if n % 16 == 0 && Instant::now() >= deadline {
-            break;
-        }
-        let t0 = Instant::now();
-        tree.insert(key.as_slice(), value.as_slice())?;
-        record(&mut hist, t0.elapsed());
-    }
-    let mut insert = OpStats::new("raw sled insert", hist.len(), hist.len(), started.elapsed());
-    insert.hist = hist;
-    progress.finish();
+    Ok(db.open_tree(layout::TREE_EVENTS)?)
+}
 
-    let mut hist = histogram();
-    let mut events = 0u64;
-    let started = Instant::now();
-    let mut out = Vec::with_capacity(1 << 16);
-    for actor in &work.actors {
-        let t0 = Instant::now();
-        let start = layout::event_key(actor.as_bytes(), 0);
-        let end = layout::event_key(actor.as_bytes(), u64::MAX);
-        out.clear();
-        out.push(b'[');
-        for item in tree.range(start.as_slice()..=end.as_slice()) {
-            let (_, value) = item?;
-            if out.len() > 1 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&value[layout::EVENT_HEADER_LEN..]);
-            events += 1;
+/// Raw sled inserts of the same records under the same keys.
+pub struct RawInsert {
+    tree: sled::Tree,
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+    next: usize,
+    hist: Histogram<u64>,
+}
+
+impl RawInsert {
+    pub fn new(tree: sled::Tree, records: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
+        RawInsert {
+            tree,
+            records,
+            next: 0,
+            hist: histogram(),
         }
-        out.push(b']');
-        record(&mut hist, t0.elapsed());
     }
-    let mut scan = OpStats::new("raw sled range scan", hist.len(), events, started.elapsed());
-    scan.hist = hist;
-    drop(tree);
-    db.flush()?;
-    drop(db);
-    Ok(RawSled {
-        insert,
-        scan,
-        size_on_disk: util::dir_size(dir).0,
-    })
+
+    pub fn stats(&self, busy: Duration) -> OpStats {
+        stats("raw sled insert", &self.hist, self.hist.len(), busy)
+    }
+}
+
+impl Contender for RawInsert {
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
+        while let Some((key, value)) = self.records.get(self.next) {
+            if self.next % 8 == 0 && Instant::now() >= until {
+                return Ok(true);
+            }
+            let t0 = Instant::now();
+            self.tree.insert(key.as_slice(), value.as_slice())?;
+            record(&mut self.hist, t0.elapsed());
+            self.next += 1;
+        }
+        Ok(false)
+    }
+}
+
+/// Raw sled range scan of each actor, concatenating the JSON as `get_events_json` does.
+pub struct RawScan<'w> {
+    tree: sled::Tree,
+    work: &'w Workload,
+    next: usize,
+    out: Vec<u8>,
+    hist: Histogram<u64>,
+    events: u64,
+}
+
+impl<'w> RawScan<'w> {
+    pub fn new(tree: sled::Tree, work: &'w Workload) -> Self {
+        RawScan {
+            tree,
+            work,
+            next: 0,
+            out: Vec::with_capacity(1 << 16),
+            hist: histogram(),
+            events: 0,
+        }
+    }
+
+    pub fn stats(&self, busy: Duration) -> OpStats {
+        stats("raw sled range scan", &self.hist, self.events, busy)
+    }
+}
+
+impl Contender for RawScan<'_> {
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
+        while let Some(actor) = self.work.actors.get(self.next) {
+            if Instant::now() >= until {
+                return Ok(true);
+            }
+            let t0 = Instant::now();
+            let start = layout::event_key(actor.as_bytes(), 0);
+            let end = layout::event_key(actor.as_bytes(), u64::MAX);
+            self.out.clear();
+            self.out.push(b'[');
+            for item in self.tree.range(start.as_slice()..=end.as_slice()) {
+                let (_, value) = item?;
+                if self.out.len() > 1 {
+                    self.out.push(b',');
+                }
+                self.out
+                    .extend_from_slice(&value[layout::EVENT_HEADER_LEN..]);
+                self.events += 1;
+            }
+            self.out.push(b']');
+            record(&mut self.hist, t0.elapsed());
+            self.next += 1;
+        }
+        Ok(false)
+    }
 }
 
 /// The disk's floor for a durable write: 4 KiB appends to a file, each followed by
-/// `fdatasync`, for `budget`.
-pub fn disk_append_sync(dir: &Path, budget: Duration) -> CmdResult<OpStats> {
-    std::fs::create_dir_all(dir).map_err(util::io_failure(dir.display()))?;
-    let path = dir.join("append-fdatasync.dat");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(util::io_failure(path.display()))?;
-    let block = [0x5Au8; 4096];
-    let mut hist = histogram();
-    let progress = Progress::new("peer: disk append+fdatasync", 0, true);
-    let started = Instant::now();
-    while started.elapsed() < budget {
-        let t0 = Instant::now();
-        file.write_all(&block)
-            .and_then(|()| file.sync_data())
-            .map_err(util::io_failure(path.display()))?;
-        record(&mut hist, t0.elapsed());
-    }
-    progress.finish();
-    let mut stats = OpStats::new(
-        "disk 4 KiB append + fdatasync",
-        hist.len(),
-        hist.len(),
-        started.elapsed(),
-    );
-    stats.hist = hist;
-    drop(file);
-    let _ = std::fs::remove_file(&path);
-    Ok(stats)
+/// `fdatasync`. Never runs out; its budget ends it.
+pub struct DiskAppend {
+    file: File,
+    path: std::path::PathBuf,
+    hist: Histogram<u64>,
 }
 
-/// SQLite in WAL mode with the given `synchronous` setting and the comparison's schema.
+impl DiskAppend {
+    pub fn new(dir: &Path) -> CmdResult<Self> {
+        std::fs::create_dir_all(dir).map_err(util::io_failure(dir.display()))?;
+        let path = dir.join("append-fdatasync.dat");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(util::io_failure(path.display()))?;
+        Ok(DiskAppend {
+            file,
+            path,
+            hist: histogram(),
+        })
+    }
+
+    pub fn stats(&self, busy: Duration) -> OpStats {
+        stats(
+            "disk 4 KiB append + fdatasync",
+            &self.hist,
+            self.hist.len(),
+            busy,
+        )
+    }
+}
+
+impl Contender for DiskAppend {
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
+        let block = [0x5Au8; 4096];
+        while Instant::now() < until {
+            let t0 = Instant::now();
+            self.file
+                .write_all(&block)
+                .and_then(|()| self.file.sync_data())
+                .map_err(util::io_failure(self.path.display()))?;
+            record(&mut self.hist, t0.elapsed());
+        }
+        Ok(true)
+    }
+}
+
+const SELECT_MAX: &str = "SELECT COALESCE(MAX(version), 0) FROM events WHERE actor = ?1";
+const INSERT: &str = "INSERT INTO events(actor, version, seq, body) VALUES (?1, ?2, ?3, ?4)";
+
+/// SQLite in WAL mode with `synchronous` (NORMAL or FULL) and the comparison's schema.
 fn sqlite_open(path: &Path, synchronous: &str) -> CmdResult<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -158,123 +407,8 @@ fn sqlite_open(path: &Path, synchronous: &str) -> CmdResult<Connection> {
     Ok(conn)
 }
 
-const SELECT_MAX: &str = "SELECT COALESCE(MAX(version), 0) FROM events WHERE actor = ?1";
-const INSERT: &str = "INSERT INTO events(actor, version, seq, body) VALUES (?1, ?2, ?3, ?4)";
-
-/// One transaction per save, with our version rule (SELECT max, then INSERT or roll back),
-/// over the same interleaved operations, for at most `cap`. Returns the stats of stored
-/// events and the number of rejected saves.
-pub fn sqlite_saves(
-    path: &Path,
-    work: &Workload,
-    synchronous: &str,
-    cap: Duration,
-) -> CmdResult<(OpStats, u64, u64)> {
-    let mut conn = sqlite_open(path, synchronous)?;
-    let mut hist = histogram();
-    let mut rejected = 0u64;
-    let mut seq = 0i64;
-    let progress = Progress::new(
-        &format!("peer: SQLite saves ({synchronous})"),
-        work.ops.len() as u64,
-        true,
-    );
-    let started = Instant::now();
-    let deadline = started + cap;
-    for (n, op) in work.ops.iter().enumerate() {
-        if n % 16 == 0 && Instant::now() >= deadline {
-            break;
-        }
-        let t0 = Instant::now();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: i64 = tx
-            .prepare_cached(SELECT_MAX)?
-            .query_row(params![op.event.actor_id], |r| r.get(0))?;
-        if op.event.version <= current {
-            tx.rollback()?;
-            rejected += 1;
-            continue;
-        }
-        seq += 1;
-        tx.prepare_cached(INSERT)?.execute(params![
-            op.event.actor_id,
-            op.event.version,
-            seq,
-            op.json
-        ])?;
-        tx.commit()?;
-        record(&mut hist, t0.elapsed());
-    }
-    let elapsed = started.elapsed();
-    progress.finish();
-    let mut stats = OpStats::new(
-        format!("SQLite save (synchronous={synchronous})"),
-        hist.len(),
-        hist.len(),
-        elapsed,
-    );
-    stats.hist = hist;
-    drop(conn);
-    let size = sqlite_size(path);
-    Ok((stats, rejected, size))
-}
-
-/// The batches of the workload, one transaction each (SELECT max once, then every row).
-pub fn sqlite_batches(
-    path: &Path,
-    work: &Workload,
-    synchronous: &str,
-    cap: Duration,
-) -> CmdResult<OpStats> {
-    let mut conn = sqlite_open(path, synchronous)?;
-    let mut hist = histogram();
-    let mut events = 0u64;
-    let mut seq = 0i64;
-    let started = Instant::now();
-    let deadline = started + cap;
-    for batch in &work.batches {
-        if Instant::now() >= deadline {
-            break;
-        }
-        let t0 = Instant::now();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let actor = &batch.events[0].actor_id;
-        let current: i64 = tx
-            .prepare_cached(SELECT_MAX)?
-            .query_row(params![actor], |r| r.get(0))?;
-        if batch.events[0].version <= current {
-            tx.rollback()?;
-            continue;
-        }
-        {
-            let mut insert = tx.prepare_cached(INSERT)?;
-            for (event, json) in batch.events.iter().zip(&batch.json) {
-                seq += 1;
-                insert.execute(params![actor, event.version, seq, json])?;
-            }
-        }
-        tx.commit()?;
-        record(&mut hist, t0.elapsed());
-        events += batch.events.len() as u64;
-    }
-    let elapsed = started.elapsed();
-    let size = batch_size_of(work);
-    let mut stats = OpStats::new(
-        format!("SQLite {size}-row transaction ({synchronous})"),
-        hist.len(),
-        events,
-        elapsed,
-    );
-    stats.hist = hist;
-    Ok(stats)
-}
-
-fn batch_size_of(work: &Workload) -> usize {
-    work.batches.first().map_or(0, |b| b.events.len())
-}
-
 /// Bytes SQLite's files take (database, WAL and shared memory).
-fn sqlite_size(path: &Path) -> u64 {
+pub fn sqlite_size(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     ["", "-wal", "-shm"]
         .iter()
@@ -287,34 +421,217 @@ fn sqlite_size(path: &Path) -> u64 {
         .sum()
 }
 
-/// serde_json decoding the same stored events (`Event::from_json`), grouped per actor into
-/// one `Vec<Event>` each, as replay returns them. Counts only events `latest` says exist.
-pub fn serde_json_parse(work: &Workload, latest: &[i64]) -> CmdResult<OpStats> {
-    let mut per_actor: Vec<Vec<&[u8]>> = vec![Vec::new(); work.actors.len()];
-    for op in work.ops.iter().filter(|op| !op.conflict) {
-        if op.event.version <= latest[op.actor as usize] {
-            per_actor[op.actor as usize].push(&op.json);
+/// One transaction per save with our version rule (SELECT max, then INSERT or roll back),
+/// over the same interleaved operations, from one writer.
+pub struct SqliteSaves<'w> {
+    conn: Connection,
+    work: &'w Workload,
+    synchronous: &'static str,
+    next: usize,
+    seq: i64,
+    hist: Histogram<u64>,
+    pub rejected: u64,
+}
+
+impl<'w> SqliteSaves<'w> {
+    pub fn new(path: &Path, work: &'w Workload, synchronous: &'static str) -> CmdResult<Self> {
+        Ok(SqliteSaves {
+            conn: sqlite_open(path, synchronous)?,
+            work,
+            synchronous,
+            next: 0,
+            seq: 0,
+            hist: histogram(),
+            rejected: 0,
+        })
+    }
+
+    pub fn stats(&self, busy: Duration) -> OpStats {
+        stats(
+            format!("SQLite save (synchronous={})", self.synchronous),
+            &self.hist,
+            self.hist.len(),
+            busy,
+        )
+    }
+}
+
+impl Contender for SqliteSaves<'_> {
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
+        while let Some(op) = self.work.ops.get(self.next) {
+            if self.next % 8 == 0 && Instant::now() >= until {
+                return Ok(true);
+            }
+            self.next += 1;
+            let t0 = Instant::now();
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: i64 = tx
+                .prepare_cached(SELECT_MAX)?
+                .query_row(params![op.event.actor_id], |r| r.get(0))?;
+            if op.event.version <= current {
+                tx.rollback()?;
+                self.rejected += 1;
+                continue;
+            }
+            self.seq += 1;
+            tx.prepare_cached(INSERT)?.execute(params![
+                op.event.actor_id,
+                op.event.version,
+                self.seq,
+                op.json
+            ])?;
+            tx.commit()?;
+            record(&mut self.hist, t0.elapsed());
+        }
+        Ok(false)
+    }
+}
+
+/// The workload's batches, one SQLite transaction each (SELECT max once, then every row).
+pub struct SqliteBatches<'w> {
+    conn: Connection,
+    work: &'w Workload,
+    synchronous: &'static str,
+    next: usize,
+    seq: i64,
+    hist: Histogram<u64>,
+    events: u64,
+}
+
+impl<'w> SqliteBatches<'w> {
+    pub fn new(path: &Path, work: &'w Workload, synchronous: &'static str) -> CmdResult<Self> {
+        Ok(SqliteBatches {
+            conn: sqlite_open(path, synchronous)?,
+            work,
+            synchronous,
+            next: 0,
+            seq: 0,
+            hist: histogram(),
+            events: 0,
+        })
+    }
+
+    pub fn stats(&self, busy: Duration) -> OpStats {
+        let size = self.work.batches.first().map_or(0, |b| b.events.len());
+        stats(
+            format!("SQLite {size}-row transaction ({})", self.synchronous),
+            &self.hist,
+            self.events,
+            busy,
+        )
+    }
+}
+
+impl Contender for SqliteBatches<'_> {
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
+        while let Some(batch) = self.work.batches.get(self.next) {
+            if Instant::now() >= until {
+                return Ok(true);
+            }
+            self.next += 1;
+            let t0 = Instant::now();
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let actor = &batch.events[0].actor_id;
+            let current: i64 = tx
+                .prepare_cached(SELECT_MAX)?
+                .query_row(params![actor], |r| r.get(0))?;
+            if batch.events[0].version <= current {
+                tx.rollback()?;
+                continue;
+            }
+            {
+                let mut insert = tx.prepare_cached(INSERT)?;
+                for (event, json) in batch.events.iter().zip(&batch.json) {
+                    self.seq += 1;
+                    insert.execute(params![actor, event.version, self.seq, json])?;
+                }
+            }
+            tx.commit()?;
+            record(&mut self.hist, t0.elapsed());
+            self.events += batch.events.len() as u64;
+        }
+        Ok(false)
+    }
+}
+
+/// serde_json decoding the same stored events (`Event::from_json`) into one `Vec<Event>`
+/// per actor, as replay returns them.
+pub struct SerdeParse<'w> {
+    per_actor: Vec<Vec<&'w [u8]>>,
+    next: usize,
+    hist: Histogram<u64>,
+    events: u64,
+}
+
+impl<'w> SerdeParse<'w> {
+    /// The events `latest` says are stored, grouped by actor.
+    pub fn new(work: &'w Workload, latest: &[i64]) -> Self {
+        let mut per_actor: Vec<Vec<&[u8]>> = vec![Vec::new(); work.actors.len()];
+        for op in work.ops.iter().filter(|op| !op.conflict) {
+            if op.event.version <= latest[op.actor as usize] {
+                per_actor[op.actor as usize].push(&op.json);
+            }
+        }
+        SerdeParse {
+            per_actor,
+            next: 0,
+            hist: histogram(),
+            events: 0,
         }
     }
-    let mut hist = histogram();
-    let mut events = 0u64;
-    let started = Instant::now();
-    for jsons in &per_actor {
-        let t0 = Instant::now();
-        let decoded = jsons
-            .iter()
-            .map(|j| Event::from_json(j))
-            .collect::<Result<Vec<Event>, _>>()
-            .map_err(|e| Failure(format!("serde_json: {e}")))?;
-        record(&mut hist, t0.elapsed());
-        events += decoded.len() as u64;
+
+    pub fn stats(&self, busy: Duration) -> OpStats {
+        stats(
+            "serde_json parse (Event::from_json)",
+            &self.hist,
+            self.events,
+            busy,
+        )
     }
-    let mut stats = OpStats::new(
-        "serde_json parse (Event::from_json)",
+}
+
+impl Contender for SerdeParse<'_> {
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
+        while let Some(jsons) = self.per_actor.get(self.next) {
+            if Instant::now() >= until {
+                return Ok(true);
+            }
+            let t0 = Instant::now();
+            let decoded = jsons
+                .iter()
+                .map(|j| Event::from_json(j))
+                .collect::<Result<Vec<Event>, _>>()
+                .map_err(|e| Failure(format!("serde_json: {e}")))?;
+            record(&mut self.hist, t0.elapsed());
+            self.events += decoded.len() as u64;
+            self.next += 1;
+        }
+        Ok(false)
+    }
+}
+
+/// Encoding the same events to Go-compatible JSON (`Event::to_json`), which every save does
+/// before it touches sled: not a target, but it shows how much of a save is encoding.
+pub fn json_encode(work: &Workload) -> OpStats {
+    let mut hist = histogram();
+    let mut bytes = 0usize;
+    let started = Instant::now();
+    for op in work.ops.iter().filter(|op| !op.conflict) {
+        let t0 = Instant::now();
+        let json = op.event.to_json();
+        record(&mut hist, t0.elapsed());
+        bytes += json.len();
+    }
+    let elapsed = started.elapsed();
+    std::hint::black_box(bytes);
+    stats(
+        "Event::to_json encode (inside every save)",
+        &hist,
         hist.len(),
-        events,
-        started.elapsed(),
-    );
-    stats.hist = hist;
-    Ok(stats)
+        elapsed,
+    )
 }
