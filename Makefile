@@ -10,9 +10,10 @@ all: build
 build:
 	$(CARGO) build --release --workspace
 
-# The main job on the embedded sled default.
+# The main job: the event-sourcing benchmark on an embedded sled store in a temporary
+# folder, with its peers (raw sled, the disk, SQLite) and the targets; about a minute.
 run: build
-	$(CARGO) run --release -q -p aether-core --example tour
+	$(CARGO) run --release -q -p aether-cli -- bench --compare
 
 test: build lint test-rust test-golden test-c test-go check-header
 
