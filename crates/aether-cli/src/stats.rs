@@ -71,7 +71,9 @@ pub fn run(args: &StatsArgs) -> CmdResult<ExitCode> {
                 (
                     format!(
                         "{} saves not yet checkpointed into sled (sequences {}..={}); the next open replays them",
-                        info.pending_frames, info.pending_sequences.0, info.pending_sequences.1
+                        util::thousands(info.pending_frames),
+                        util::thousands(info.pending_sequences.0),
+                        util::thousands(info.pending_sequences.1)
                     ),
                     info.pending_frames,
                 )

@@ -61,7 +61,7 @@ fn note_unreplayed_log(path: &std::path::Path) {
         if info.pending_frames > 0 {
             eprintln!(
                 "aether: note: the store was not closed cleanly; {} saves in aether.wal are not shown until the store is opened by the library (e.g. `aether export`)",
-                info.pending_frames
+                util::thousands(info.pending_frames)
             );
         }
     }

@@ -363,8 +363,10 @@ pub fn run(args: &VerifyArgs) -> CmdResult<ExitCode> {
                     );
                 }
                 report.note(format!(
-                    "the store was not closed cleanly: {} saves (sequences {first}..={last}) are in aether.wal but not yet in sled; the next open replays them",
-                    info.pending_frames
+                    "the store was not closed cleanly: {} saves (sequences {}..={}) are in aether.wal but not yet in sled; the next open replays them",
+                    util::thousands(info.pending_frames),
+                    util::thousands(first),
+                    util::thousands(last)
                 ));
             }
             "the write-ahead log"
