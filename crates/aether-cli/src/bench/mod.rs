@@ -6,6 +6,7 @@
 //! peers' records, lookup order) is generated before the first timed call, and each call's
 //! latency goes into an HDR histogram.
 
+mod jetstream;
 mod ours;
 mod peers;
 mod report;
@@ -553,19 +554,55 @@ fn compare(
     let mut raw_insert = RawInsert::new(raw_tree.clone(), peers::records(work));
     let normal_db = sqlite_dir.join("normal.db");
     let mut sqlite_normal = SqliteSaves::new(&normal_db, work, "NORMAL")?;
-    let busy = {
-        let mut entries = [
+    // JetStream, when a server binary is there: a buffered peer (nats-server syncs its
+    // files every 2 minutes by default), so it joins this group.
+    let mut nats: Option<(jetstream::Server, jetstream::JetStreamSaves)> = None;
+    let mut jetstream_note = String::from("JetStream: skipped (nats-server not on PATH)");
+    if on_path("nats-server") {
+        let started = jetstream::Server::start(&scratch.join("nats")).and_then(|server| {
+            let saves = jetstream::JetStreamSaves::new(&server, work)?;
+            Ok((server, saves))
+        });
+        match started {
+            Ok(pair) => nats = Some(pair),
+            Err(e) => jetstream_note = format!("JetStream: skipped ({e})"),
+        }
+    }
+    let busy: Vec<Duration> = {
+        let mut entries = vec![
             Entry::new(&mut ours_buffered, cap),
             Entry::new(&mut raw_insert, cap),
             Entry::new(&mut sqlite_normal, cap),
         ];
+        if let Some((_, saves)) = nats.as_mut() {
+            entries.push(Entry::new(saves, cap));
+        }
         alternate(
             "compare: buffered saves",
             &mut entries,
             Duration::from_millis(100),
         )?;
-        entries.map(|e| e.busy)
+        entries.iter().map(|e| e.busy).collect()
     };
+    let jetstream_stats = match nats.take() {
+        Some((server, saves)) => {
+            let stats = saves.stats(busy[3]);
+            match &saves.unexpected {
+                Some(what) => {
+                    jetstream_note = format!("JetStream: a publish went wrong: {what}");
+                    None
+                }
+                None => Some((stats, server)),
+            }
+        }
+        None => None,
+    };
+    // Stop the server now: it must not run during the other groups.
+    let jetstream_stats = jetstream_stats.map(|(stats, server)| {
+        drop(server);
+        stats
+    });
+    let _ = std::fs::remove_dir_all(scratch.join("nats"));
     let buffered = finish_saves(ours_buffered.runner, Durability::Buffered, 1)?;
     let raw_insert_stats = raw_insert.stats(busy[1]);
     drop(raw_insert);
@@ -703,6 +740,10 @@ fn compare(
         raw_scan_stats.clone(),
         encode,
     ];
+    let peer_ops: Vec<OpStats> = peer_ops
+        .into_iter()
+        .chain(jetstream_stats.clone())
+        .collect();
     println!();
     report::print_table(
         "Comparison: ours on fresh stores, alternating time slices with the peers",
@@ -772,12 +813,14 @@ fn compare(
     report::print_comparisons(&rows);
     let met = rows.iter().filter(|r| r.met).count();
     println!("  {met} of {} targets met", rows.len());
-    let jetstream = if on_path("nats-server") {
-        "JetStream: skipped (nats-server is on PATH, but this build has no JetStream client)"
-    } else {
-        "JetStream: skipped (nats-server not on PATH)"
-    }
-    .to_owned();
+    let jetstream = match &jetstream_stats {
+        Some(js) => format!(
+            "JetStream: publish with Nats-Expected-Last-Subject-Sequence, ack awaited: {} events/s; our buffered save is {:.2}× that (no target; JetStream's file store syncs every 2 min by default)",
+            util::rate(js.events_per_sec()),
+            buffered.saves.events_per_sec() / js.events_per_sec().max(f64::MIN_POSITIVE)
+        ),
+        None => jetstream_note,
+    };
     println!("  {jetstream}");
     println!(
         "  note: the disk floor appends to a growing file; aether.wal overwrites preallocated space, so a durable save can beat it"
