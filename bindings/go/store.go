@@ -192,8 +192,11 @@ func finalizeStore(s *Store) {
 // (an error only if the final flush failed; the store is closed anyway).
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		close(s.closing)
 		h := s.h // only Close writes s.h, and only below
+		if h == nil {
+			return // a zero Store, never opened
+		}
+		close(s.closing)
 		// Closing first wakes pollers (they hold mu for reading while they wait).
 		f := h.Close()
 		s.mu.Lock()

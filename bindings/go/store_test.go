@@ -624,3 +624,14 @@ func TestErrorSentinels(t *testing.T) {
 		t.Error("LibraryVersion is empty")
 	}
 }
+
+func TestZeroStoreIsClosed(t *testing.T) {
+	var s aether.Store
+	if err := s.SaveEvent(newEvent("z", 1)); !errors.Is(err, aether.ErrStoreClosed) {
+		t.Errorf("SaveEvent on a zero Store = %v", err)
+	}
+	drainUntilClosed(t, s.EventStoredChan(context.Background()))
+	if err := s.Close(); err != nil {
+		t.Errorf("Close on a zero Store = %v", err)
+	}
+}
