@@ -1,0 +1,26 @@
+// Package aether is the Go binding of aether-rs, an embedded event store: a drop-in for
+// the event store API of the Go library aether.
+//
+// The types, JSON tags, error values and interfaces (Event, ActorSnapshot, EventStored,
+// ReplayError, ReplayResult, VersionConflictError, ErrVersionConflict, EventStore,
+// EventStoreWithErrors, SnapshotStore) are the seed's, so code written against it only
+// changes how it constructs the store:
+//
+//	store, err := aether.OpenSled("/var/lib/myapp/events") // or aether.OpenMemory()
+//	if err != nil { ... }
+//	defer store.Close()
+//	var es aether.EventStore = store
+//
+// *Store implements all three interfaces and adds atomic batches (SaveEvents), a
+// store-wide ordered read (ReadAll), counters (Metrics), Flush, and delivery of
+// EventStored notifications (PollEventStored, EventStoredChan).
+//
+// Errors: a version conflict is a *VersionConflictError matching ErrVersionConflict, as
+// in the seed; every other failure is an *Error whose Code maps to one sentinel
+// (ErrInvalidEvent, ErrNotFound, ErrCorrupt, ErrStoreClosed, ...) for errors.Is.
+//
+// The store itself is Rust, reached through its C ABI (include/aether.h) with cgo; by
+// default the static libaether.a is linked, so binaries are self-contained. See
+// README.md for building, linking (-tags aether_shared for the installed shared
+// library) and what differs from the seed.
+package aether
