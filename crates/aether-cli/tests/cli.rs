@@ -680,3 +680,26 @@ fn an_unclean_store_is_reported_as_such_and_repaired_by_the_next_open() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(!stdout(&o).contains("not closed cleanly"), "{}", stdout(&o));
 }
+
+#[test]
+fn verify_names_a_damaged_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    {
+        let db = sled::open(path.join("sled")).unwrap();
+        let snapshots = db.open_tree(layout::TREE_SNAPSHOTS).unwrap();
+        let key = layout::actor_key(b"a");
+        let mut value = snapshots.get(&key).unwrap().unwrap().to_vec();
+        let last = value.len() - 2;
+        value[last] ^= 0x01;
+        snapshots.insert(key, value).unwrap();
+        db.flush().unwrap();
+    }
+    let o = aether_path(&["verify"], &path);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("problem: snapshot of actor \"a\": malformed snapshot: snapshot record checksum mismatch"),
+        "{out}"
+    );
+}
