@@ -146,8 +146,15 @@ struct CompareJson {
     runs: Vec<OpJson>,
     peers: Vec<OpJson>,
     comparisons: Vec<Comparison>,
-    size_on_disk_bytes: Vec<(String, u64)>,
+    size_on_disk: Vec<SizeJson>,
     jetstream: String,
+}
+
+/// Bytes a store takes on disk after the same buffered saves.
+#[derive(Debug, Serialize)]
+struct SizeJson {
+    store: String,
+    bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -843,7 +850,10 @@ fn compare(
         runs: ours_ops.iter().map(OpStats::to_json).collect(),
         peers: peer_ops.iter().map(OpStats::to_json).collect(),
         comparisons: rows,
-        size_on_disk_bytes: sizes,
+        size_on_disk: sizes
+            .into_iter()
+            .map(|(store, bytes)| SizeJson { store, bytes })
+            .collect(),
         jetstream,
     })
 }
