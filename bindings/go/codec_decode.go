@@ -18,10 +18,11 @@ import (
 // a decoded string therefore keeps its chunk (a few KiB, shared by neighbouring
 // events' strings) alive, never the input.
 type decoder struct {
-	data  []byte
-	pos   int
-	chunk []byte
-	keys  map[string]string // interned object keys: a replay repeats the same few
+	data   []byte
+	pos    int
+	chunk  []byte
+	keys   map[string]string // interned object keys: a replay repeats the same few
+	intern bool              // set from the second event on: one event has nothing to share
 }
 
 const (
@@ -44,7 +45,13 @@ func (d *decoder) str(b []byte) string {
 		return string(b)
 	}
 	if cap(d.chunk)-len(d.chunk) < len(b) {
-		d.chunk = make([]byte, 0, arenaChunk)
+		// Strings decode to at most their literal's length, so the input left bounds
+		// what a chunk can ever hold: a short read gets a short chunk.
+		size := arenaChunk
+		if left := len(d.data) - d.pos + len(b); left < size {
+			size = left
+		}
+		d.chunk = make([]byte, 0, size)
 	}
 	start := len(d.chunk)
 	d.chunk = append(d.chunk, b...)
@@ -58,7 +65,7 @@ func (d *decoder) key(b []byte) string {
 		return s
 	}
 	s := d.str(b)
-	if len(b) <= maxInternLen {
+	if d.intern && len(b) <= maxInternLen {
 		if d.keys == nil {
 			d.keys = make(map[string]string, 32)
 		}
@@ -576,26 +583,38 @@ func parseInt64(text []byte) (int64, bool) {
 	return n, err == nil
 }
 
-// eventArray decodes `[event, ...]`. Events of one call share an allocation.
+// eventArray decodes `[event, ...]`. After the first event, Events are allocated in
+// slabs sized from the bytes left, so a replay makes few allocations for them.
 func (d *decoder) eventArray() ([]*Event, bool) {
 	if !d.consume('[') {
 		return nil, false
 	}
-	events := make([]*Event, 0, 16)
+	events := make([]*Event, 0, 4)
 	if d.consume(']') {
 		return events, true
 	}
 	var slab []Event
+	start := d.pos
 	for {
-		if len(slab) == 0 {
-			slab = make([]Event, eventSlab(len(events)))
+		var e *Event
+		switch {
+		case len(events) == 0:
+			e = new(Event)
+		case len(slab) > 0:
+			e, slab = &slab[0], slab[1:]
+		default:
+			// Guess how many events are left from the bytes the first ones took.
+			perEvent := (d.pos - start) / len(events)
+			n := (len(d.data) - d.pos) / (perEvent + 1)
+			n = max(1, min(n+1, 256))
+			slab = make([]Event, n)
+			e, slab = &slab[0], slab[1:]
 		}
-		e := &slab[0]
-		slab = slab[1:]
 		if !d.event(e) {
 			return nil, false
 		}
 		events = append(events, e)
+		d.intern = true
 		if d.consume(',') {
 			continue
 		}
@@ -603,19 +622,6 @@ func (d *decoder) eventArray() ([]*Event, bool) {
 			return events, true
 		}
 		return nil, false
-	}
-}
-
-// eventSlab is how many Events to allocate at once after n were decoded: small at first
-// so a short replay does not over-allocate, larger for long ones.
-func eventSlab(n int) int {
-	switch {
-	case n < 8:
-		return 8
-	case n < 256:
-		return n
-	default:
-		return 256
 	}
 }
 
