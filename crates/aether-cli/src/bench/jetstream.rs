@@ -256,6 +256,10 @@ impl<'w> JetStreamSaves<'w> {
 }
 
 impl Contender for JetStreamSaves<'_> {
+    fn events(&self) -> u64 {
+        self.hist.len()
+    }
+
     fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
         while let Some(op) = self.work.ops.get(self.next) {
             if self.next % 8 == 0 && Instant::now() >= until {

@@ -544,7 +544,7 @@ fn compare(
     latest: &OpStats,
 ) -> CmdResult<CompareJson> {
     use peers::{
-        alternate, DiskAppend, Entry, OurBatches, OurReplay, OurSaves, RawInsert, RawScan,
+        alternate, DiskAppend, Entry, OurBatches, OurReplay, OurSaves, RawInsert, RawScan, Round,
         SerdeParse, SqliteBatches, SqliteSaves,
     };
     let consumer = args.event_stored_consumer;
@@ -575,7 +575,7 @@ fn compare(
             Err(e) => jetstream_note = format!("JetStream: skipped ({e})"),
         }
     }
-    let busy: Vec<Duration> = {
+    let (busy, rounds1) = {
         let mut entries = vec![
             Entry::new(&mut ours_buffered, cap),
             Entry::new(&mut raw_insert, cap),
@@ -589,7 +589,7 @@ fn compare(
             &mut entries,
             Duration::from_millis(100),
         )?;
-        entries.iter().map(|e| e.busy).collect()
+        peers::outcome(&entries)
     };
     let jetstream_stats = match nats.take() {
         Some((server, saves)) => {
@@ -628,7 +628,7 @@ fn compare(
     };
     let mut disk = DiskAppend::new(&scratch.join("disk"))?;
     let mut sqlite_full = SqliteSaves::new(&sqlite_dir.join("full.db"), work, "FULL")?;
-    let busy = {
+    let (busy, rounds2) = {
         let mut entries = [
             Entry::new(&mut ours_d1, cap),
             Entry::new(&mut ours_d8, cap),
@@ -641,7 +641,7 @@ fn compare(
             &mut entries,
             Duration::from_millis(250),
         )?;
-        entries.map(|e| e.busy)
+        peers::outcome(&entries)
     };
     let durable1 = finish_saves(ours_d1.runner, Durability::Durable, 1)?;
     let durable8 = finish_saves(ours_d8.runner, Durability::Durable, 8)?;
@@ -663,13 +663,13 @@ fn compare(
         Durability::Buffered => "NORMAL",
     };
     let mut sqlite_batches = SqliteBatches::new(&sqlite_dir.join("batches.db"), work, sync)?;
-    let busy = {
+    let (busy, rounds3) = {
         let mut entries = [
             Entry::new(&mut ours_batches, cap),
             Entry::new(&mut sqlite_batches, cap),
         ];
         alternate("compare: batches", &mut entries, Duration::from_millis(100))?;
-        entries.map(|e| e.busy)
+        peers::outcome(&entries)
     };
     if let Some(f) = &ours_batches.failure {
         return Err(Failure(format!("compare: a batch failed: {f}")));
@@ -695,21 +695,21 @@ fn compare(
         false,
     );
     let mut parse = SerdeParse::new(work, &buffered.latest);
-    let busy = {
+    let (busy, rounds4) = {
         let mut entries = [Entry::new(&mut replay, cap), Entry::new(&mut parse, cap)];
         alternate(
             "compare: replay decoded",
             &mut entries,
             Duration::from_millis(50),
         )?;
-        entries.map(|e| e.busy)
+        peers::outcome(&entries)
     };
     let replay_stats = replay.stats(busy[0]);
     let parse_stats = parse.stats(busy[1]);
     let mut replay_raw =
         OurReplay::new(buffered_store.dynamic.clone(), work, &buffered.latest, true);
     let mut raw_scan = RawScan::new(raw_tree.clone(), work);
-    let busy = {
+    let (busy, rounds5) = {
         let mut entries = [
             Entry::new(&mut replay_raw, cap),
             Entry::new(&mut raw_scan, cap),
@@ -719,7 +719,7 @@ fn compare(
             &mut entries,
             Duration::from_millis(50),
         )?;
-        entries.map(|e| e.busy)
+        peers::outcome(&entries)
     };
     let replay_raw_stats = replay_raw.stats(busy[0]);
     let raw_scan_stats = raw_scan.stats(busy[1]);
@@ -760,72 +760,82 @@ fn compare(
     report::print_table("Peers (same workload, same run)", &peer_ops);
 
     let batch_label = format!("batch of {} ({})", args.batch_size, durability.as_str());
+    // Each ratio is over the rounds in which both sides ran (see `overlapping_rates`).
+    let vs = |name: &str, ours: (&OpStats, &[Round]), peer: (&OpStats, &[Round]), min: f64| {
+        let (o, p) = peers::overlapping_rates(ours.1, peer.1);
+        Comparison::at_least(name, ours.0, o, peer.0, p, min)
+    };
     let rows = vec![
-        Comparison::at_least(
+        vs(
             "buffered save vs raw sled insert",
-            &buffered.saves,
-            &raw_insert_stats,
+            (&buffered.saves, &rounds1[0]),
+            (&raw_insert_stats, &rounds1[1]),
             0.6,
         ),
-        Comparison::at_least(
+        vs(
             "buffered save vs SQLite NORMAL",
-            &buffered.saves,
-            &sqlite_normal_stats,
+            (&buffered.saves, &rounds1[0]),
+            (&sqlite_normal_stats, &rounds1[2]),
             3.0,
         ),
-        Comparison::at_least(
+        vs(
             "durable save, 1 writer vs disk append+fdatasync",
-            &durable1.saves,
-            &disk_stats,
+            (&durable1.saves, &rounds2[0]),
+            (&disk_stats, &rounds2[2]),
             0.75,
         ),
-        Comparison::at_least(
+        vs(
             "durable save, 1 writer vs SQLite FULL",
-            &durable1.saves,
-            &sqlite_full_stats,
+            (&durable1.saves, &rounds2[0]),
+            (&sqlite_full_stats, &rounds2[3]),
             1.0,
         ),
-        Comparison::at_least(
+        vs(
             "durable save, 8 writers vs 1 writer",
-            &durable8.saves,
-            &durable1.saves,
+            (&durable8.saves, &rounds2[1]),
+            (&durable1.saves, &rounds2[0]),
             3.0,
         ),
-        Comparison::at_least(
+        vs(
             &format!(
                 "{batch_label} vs SQLite {}-row transactions",
                 args.batch_size
             ),
-            &batch_stats,
-            &sqlite_batch_stats,
+            (&batch_stats, &rounds3[0]),
+            (&sqlite_batch_stats, &rounds3[1]),
             1.0,
         ),
-        Comparison::at_least(
+        vs(
             "replay decoded vs serde_json parse",
-            &replay_stats,
-            &parse_stats,
+            (&replay_stats, &rounds4[0]),
+            (&parse_stats, &rounds4[1]),
             0.7,
         ),
-        Comparison::at_least(
+        vs(
             "replay raw vs raw sled range scan",
-            &replay_raw_stats,
-            &raw_scan_stats,
+            (&replay_raw_stats, &rounds5[0]),
+            (&raw_scan_stats, &rounds5[1]),
             0.5,
         ),
         Comparison::at_most_ns("latest version p50", latest, 0.50, 2_000),
         Comparison::at_most_ns("latest version p99", latest, 0.99, 10_000),
     ];
     println!();
-    println!("Ratios: ours / peer in events per second, latencies absolute");
+    println!(
+        "Ratios: ours / peer in events per second over the rounds both ran; latencies absolute"
+    );
     report::print_comparisons(&rows);
     let met = rows.iter().filter(|r| r.met).count();
     println!("  {met} of {} targets met", rows.len());
     let jetstream = match &jetstream_stats {
-        Some(js) => format!(
-            "JetStream: publish with Nats-Expected-Last-Subject-Sequence, ack awaited: {} events/s; our buffered save is {:.2}× that (no target; JetStream's file store syncs every 2 min by default)",
-            util::rate(js.events_per_sec()),
-            buffered.saves.events_per_sec() / js.events_per_sec().max(f64::MIN_POSITIVE)
-        ),
+        Some(js) => {
+            let (o, p) = peers::overlapping_rates(&rounds1[0], &rounds1[3]);
+            format!(
+                "JetStream: publish with Nats-Expected-Last-Subject-Sequence, ack awaited: {} events/s; our buffered save is {:.2}× that (no target; JetStream's file store syncs every 2 min by default)",
+                util::rate(js.events_per_sec()),
+                o / p.max(f64::MIN_POSITIVE)
+            )
+        }
         None => jetstream_note,
     };
     println!("  {jetstream}");

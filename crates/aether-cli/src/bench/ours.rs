@@ -178,6 +178,11 @@ impl<'w> SaveRunner<'w> {
         }
     }
 
+    /// Events stored so far.
+    pub fn stored(&self) -> u64 {
+        self.saves.len()
+    }
+
     /// Whether every writer has run out of operations.
     pub fn exhausted(&self) -> bool {
         self.parts

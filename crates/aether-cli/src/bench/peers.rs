@@ -33,7 +33,12 @@ impl From<rusqlite::Error> for Failure {
 pub trait Contender {
     /// Work until `until`; `Ok(false)` once there is nothing left to do.
     fn run_slice(&mut self, until: Instant) -> CmdResult<bool>;
+    /// Events done so far.
+    fn events(&self) -> u64;
 }
+
+/// What one contender did in one round: its slice's wall time and events.
+pub type Round = Option<(Duration, u64)>;
 
 /// A contender with its time budget and the time it has used.
 pub struct Entry<'a> {
@@ -41,6 +46,8 @@ pub struct Entry<'a> {
     pub budget: Duration,
     pub busy: Duration,
     pub finished: bool,
+    /// One element per round; `None` for rounds it sat out (finished or out of budget).
+    pub rounds: Vec<Round>,
 }
 
 impl<'a> Entry<'a> {
@@ -50,8 +57,39 @@ impl<'a> Entry<'a> {
             budget,
             busy: Duration::ZERO,
             finished: false,
+            rounds: Vec::new(),
         }
     }
+}
+
+/// Each entry's busy time and rounds, in order, once `alternate` is done.
+pub fn outcome(entries: &[Entry<'_>]) -> (Vec<Duration>, Vec<Vec<Round>>) {
+    (
+        entries.iter().map(|e| e.busy).collect(),
+        entries.iter().map(|e| e.rounds.clone()).collect(),
+    )
+}
+
+/// Rates (events/s) of two contenders over only the rounds in which both ran: once one
+/// has finished, a change in the machine's load would otherwise fall on the other alone.
+pub fn overlapping_rates(a: &[Round], b: &[Round]) -> (f64, f64) {
+    let (mut ta, mut ea, mut tb, mut eb) = (Duration::ZERO, 0, Duration::ZERO, 0);
+    for (ra, rb) in a.iter().zip(b) {
+        if let (Some((da, na)), Some((db, nb))) = (ra, rb) {
+            ta += *da;
+            ea += na;
+            tb += *db;
+            eb += nb;
+        }
+    }
+    let rate = |n: u64, t: Duration| {
+        if t.is_zero() {
+            0.0
+        } else {
+            n as f64 / t.as_secs_f64()
+        }
+    };
+    (rate(ea, ta), rate(eb, tb))
 }
 
 /// Run the entries round-robin in slices of `slice` until each has finished its work or
@@ -63,14 +101,20 @@ pub fn alternate(label: &str, entries: &mut [Entry<'_>], slice: Duration) -> Cmd
         let mut ran = false;
         for entry in entries.iter_mut() {
             if entry.finished || entry.busy >= entry.budget {
+                entry.rounds.push(None);
                 continue;
             }
             ran = true;
+            let before = entry.contender.events();
             let started = Instant::now();
             let until = started + slice.min(entry.budget - entry.busy);
             let more = entry.contender.run_slice(until)?;
-            entry.busy += started.elapsed();
+            let elapsed = started.elapsed();
+            entry.busy += elapsed;
             entry.finished = !more;
+            entry
+                .rounds
+                .push(Some((elapsed, entry.contender.events() - before)));
         }
         let used: Duration = entries
             .iter()
@@ -107,6 +151,10 @@ impl Contender for OurSaves<'_> {
         self.runner.run_slice(until, None);
         Ok(!self.runner.exhausted())
     }
+
+    fn events(&self) -> u64 {
+        self.runner.stored()
+    }
 }
 
 /// Our `save_events` of the workload's batches.
@@ -137,6 +185,10 @@ impl<'w> OurBatches<'w> {
 }
 
 impl Contender for OurBatches<'_> {
+    fn events(&self) -> u64 {
+        self.events
+    }
+
     fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
         while let Some(batch) = self.work.batches.get(self.next) {
             if Instant::now() >= until {
@@ -198,6 +250,10 @@ impl<'w> OurReplay<'w> {
 }
 
 impl Contender for OurReplay<'_> {
+    fn events(&self) -> u64 {
+        self.events
+    }
+
     fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
         while let Some(actor) = self.work.actors.get(self.next) {
             if Instant::now() >= until {
@@ -273,6 +329,10 @@ impl RawInsert {
 }
 
 impl Contender for RawInsert {
+    fn events(&self) -> u64 {
+        self.hist.len()
+    }
+
     fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
         while let Some((key, value)) = self.records.get(self.next) {
             if self.next % 8 == 0 && Instant::now() >= until {
@@ -315,6 +375,10 @@ impl<'w> RawScan<'w> {
 }
 
 impl Contender for RawScan<'_> {
+    fn events(&self) -> u64 {
+        self.events
+    }
+
     fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
         while let Some(actor) = self.work.actors.get(self.next) {
             if Instant::now() >= until {
@@ -377,6 +441,10 @@ impl DiskAppend {
 }
 
 impl Contender for DiskAppend {
+    fn events(&self) -> u64 {
+        self.hist.len()
+    }
+
     fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
         let block = [0x5Au8; 4096];
         while Instant::now() < until {
@@ -457,6 +525,10 @@ impl<'w> SqliteSaves<'w> {
 }
 
 impl Contender for SqliteSaves<'_> {
+    fn events(&self) -> u64 {
+        self.hist.len()
+    }
+
     fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
         while let Some(op) = self.work.ops.get(self.next) {
             if self.next % 8 == 0 && Instant::now() >= until {
@@ -525,6 +597,10 @@ impl<'w> SqliteBatches<'w> {
 }
 
 impl Contender for SqliteBatches<'_> {
+    fn events(&self) -> u64 {
+        self.events
+    }
+
     fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
         while let Some(batch) = self.work.batches.get(self.next) {
             if Instant::now() >= until {
@@ -595,6 +671,10 @@ impl<'w> SerdeParse<'w> {
 }
 
 impl Contender for SerdeParse<'_> {
+    fn events(&self) -> u64 {
+        self.events
+    }
+
     fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
         while let Some(jsons) = self.per_actor.get(self.next) {
             if Instant::now() >= until {

@@ -165,9 +165,16 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// A throughput ratio that must be at least `min`.
-    pub fn at_least(name: &str, ours: &OpStats, peer: &OpStats, min: f64) -> Comparison {
-        let (o, p) = (ours.events_per_sec(), peer.events_per_sec());
+    /// A throughput ratio that must be at least `min`, from the rates `o` of `ours` and `p`
+    /// of `peer` (measured over the same stretch of time).
+    pub fn at_least(
+        name: &str,
+        ours: &OpStats,
+        o: f64,
+        peer: &OpStats,
+        p: f64,
+        min: f64,
+    ) -> Comparison {
         let ratio = if p > 0.0 { o / p } else { 0.0 };
         Comparison {
             name: name.into(),
