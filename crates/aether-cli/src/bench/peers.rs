@@ -715,3 +715,24 @@ pub fn json_encode(work: &Workload) -> OpStats {
         elapsed,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_count_only_rounds_both_ran() {
+        let ms = Duration::from_millis;
+        // a ran 3 rounds; b finished after 2; a's lonely third round (a slow stretch) is out.
+        let a = [
+            Some((ms(100), 100)),
+            Some((ms(100), 100)),
+            Some((ms(100), 1)),
+        ];
+        let b = [Some((ms(100), 50)), Some((ms(100), 50)), None];
+        let (ra, rb) = overlapping_rates(&a, &b);
+        assert!((ra - 1000.0).abs() < 1e-6, "{ra}");
+        assert!((rb - 500.0).abs() < 1e-6, "{rb}");
+        assert_eq!(overlapping_rates(&[None], &[Some((ms(1), 1))]), (0.0, 0.0));
+    }
+}
