@@ -333,3 +333,65 @@ fn the_log_is_recycled_past_its_capacity_without_losing_anything() {
     assert_eq!(events.len(), 1500);
     assert!(events.iter().zip(1..).all(|(e, v)| *e == ev("a", v)));
 }
+
+/// Child side of the next test: open the store named by the environment and report.
+#[test]
+fn child_opens_store() {
+    let Ok(path) = std::env::var("AETHER_OPEN_CHILD") else {
+        return;
+    };
+    let mut o = opts(Durability::Durable);
+    o.lock_timeout = Duration::from_millis(500);
+    match SledStore::open_with(&path, o) {
+        Ok(s) => println!("\nOPENED {}", s.get_latest_version("a").unwrap()),
+        Err(e) => println!("\nFAILED {e}"),
+    }
+}
+
+#[test]
+fn a_dropped_store_is_free_for_another_process_at_once() {
+    if std::env::var("AETHER_OPEN_CHILD").is_ok() {
+        return;
+    }
+    for durability in [Durability::Buffered, Durability::Durable] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let s = std::sync::Arc::new(open(&path, durability));
+        // Work from several threads, as applications do: sled defers freeing its files
+        // through every thread that touched it.
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for v in 1..=100 {
+                        s.save_event(&ev(&format!("w{t}"), v)).unwrap();
+                        s.get_events(&format!("w{t}"), v).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        for v in 1..=7 {
+            s.save_event(&ev("a", v)).unwrap();
+        }
+        drop(s);
+        // This process stays alive and idle; the child must get the lock anyway.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_opens_store",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("AETHER_OPEN_CHILD", &path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("OPENED 7"),
+            "{durability:?}: child could not open the store: {stdout}"
+        );
+    }
+}
