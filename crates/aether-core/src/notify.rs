@@ -145,16 +145,22 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn add_events_saved(&self, n: u64) {
+    // Public so backends in other crates (aether-jetstream) count into shared metrics.
+
+    /// Count `n` stored events (each event of a batch counts).
+    pub fn add_events_saved(&self, n: u64) {
         self.events_saved.fetch_add(n, Ordering::Relaxed);
     }
-    pub(crate) fn add_conflict(&self) {
+    /// Count one save rejected with a version conflict.
+    pub fn add_conflict(&self) {
         self.version_conflicts.fetch_add(1, Ordering::Relaxed);
     }
-    pub(crate) fn add_snapshot(&self) {
+    /// Count one stored snapshot.
+    pub fn add_snapshot(&self) {
         self.snapshots_saved.fetch_add(1, Ordering::Relaxed);
     }
-    pub(crate) fn add_replay_errors(&self, n: u64) {
+    /// Count `n` malformed records met during replay.
+    pub fn add_replay_errors(&self, n: u64) {
         self.replay_errors.fetch_add(n, Ordering::Relaxed);
     }
 }

@@ -119,7 +119,10 @@ impl Default for Limits {
 }
 
 impl Limits {
-    pub(crate) fn check_actor_id(&self, actor_id: &str) -> Result<()> {
+    // Public so backends in other crates apply the same checks with the same messages.
+
+    /// An actor ID must be non-empty and at most `max_actor_id_len` bytes.
+    pub fn check_actor_id(&self, actor_id: &str) -> Result<()> {
         if actor_id.is_empty() {
             return Err(Error::invalid("actorId", "must not be empty"));
         }
@@ -136,7 +139,8 @@ impl Limits {
         Ok(())
     }
 
-    pub(crate) fn check_record_len(&self, what: &'static str, len: usize) -> Result<()> {
+    /// An encoded event or snapshot (`what`) must be at most `max_record_len` bytes.
+    pub fn check_record_len(&self, what: &'static str, len: usize) -> Result<()> {
         if len > self.max_record_len {
             return Err(Error::invalid(
                 what,
@@ -149,7 +153,8 @@ impl Limits {
         Ok(())
     }
 
-    pub(crate) fn check_batch_bytes(&self, total: usize) -> Result<()> {
+    /// A batch must encode to at most `max_batch_bytes` bytes in total.
+    pub fn check_batch_bytes(&self, total: usize) -> Result<()> {
         if total > self.max_batch_bytes {
             return Err(Error::invalid(
                 "events",
@@ -163,7 +168,7 @@ impl Limits {
     }
 
     /// Check a batch's shape: non-empty, one actor, strictly increasing versions.
-    pub(crate) fn check_batch(&self, events: &[Event]) -> Result<()> {
+    pub fn check_batch(&self, events: &[Event]) -> Result<()> {
         let Some(first) = events.first() else {
             return Err(Error::invalid("events", "batch is empty"));
         };

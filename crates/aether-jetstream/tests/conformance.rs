@@ -1,0 +1,41 @@
+//! The conformance suite of aether-core (the same file, the same rules) against the
+//! JetStream backend: each test gets its own single `nats-server` on a free port and a
+//! temporary store folder, killed when the test ends.
+
+include!("../../aether-core/tests/conformance/suite.rs");
+
+mod common;
+
+use aether_jetstream::{JetStreamOptions, JetStreamStore};
+
+/// A backend under test: the store, then the server it talks to (dropped in this order).
+struct Backend {
+    store: Arc<dyn SnapshotStore>,
+    _server: common::NatsServer,
+    _dir: tempfile::TempDir,
+}
+
+fn jetstream_available() -> bool {
+    common::nats_available()
+}
+
+fn jetstream(cap: usize, bus: Option<Arc<EventBus>>, metrics: Option<Arc<Metrics>>) -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::NatsServer::single(dir.path());
+    let mut opts = JetStreamOptions::default();
+    opts.event_stored_capacity = cap;
+    let mut s: JetStreamStore = common::open_when_ready(&server.url(), opts);
+    if let Some(b) = bus {
+        s = s.with_event_bus(b);
+    }
+    if let Some(m) = metrics {
+        s = s.with_metrics(m);
+    }
+    Backend {
+        store: Arc::new(s),
+        _server: server,
+        _dir: dir,
+    }
+}
+
+conformance!(if jetstream_available; jetstream);
