@@ -9,6 +9,7 @@ use async_nats::jetstream::consumer::push::OrderedConfig;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
 use async_nats::{HeaderMap, Request, RequestErrorKind};
+use base64::Engine;
 use bytes::Bytes;
 use crossbeam_channel::Receiver;
 use futures_util::StreamExt;
@@ -205,6 +206,18 @@ fn request_error(operation: &'static str, e: async_nats::RequestError, written: 
     }
 }
 
+/// Parse a raw NATS header block (`NATS/1.0\r\nName: value\r\n...`).
+fn parse_header_block(block: &[u8]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let text = String::from_utf8_lossy(block);
+    for line in text.split("\r\n").skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(name.trim(), value.trim());
+        }
+    }
+    headers
+}
+
 fn parse_wrong_last(description: &str) -> u64 {
     description
         .rsplit(|c: char| !c.is_ascii_digit())
@@ -374,7 +387,6 @@ impl JetStreamStore {
             storage: StorageType::File,
             num_replicas: self.opts.replicas,
             duplicate_window: self.opts.duplicate_window,
-            allow_direct: true,
             max_messages_per_subject: per_subject,
             deny_delete: per_subject == 0,
             deny_purge: per_subject == 0,
@@ -406,12 +418,6 @@ impl JetStreamStore {
                     ),
                 ));
             }
-            if !info.config.allow_direct {
-                return Err(invalid(
-                    "stream",
-                    format!("existing stream {name} must have allow_direct enabled"),
-                ));
-            }
             if is_events {
                 last = info.state.last_sequence;
             }
@@ -421,64 +427,84 @@ impl JetStreamStore {
 
     // -- reads ------------------------------------------------------------------------
 
-    /// JetStream's direct get on `stream`: `None` when no message matches.
-    async fn direct_get(
+    /// Get one message of `stream` through the stream leader (`$JS.API.STREAM.MSG.GET`):
+    /// `None` when no message matches. Not JetStream's "direct get": with `allow_direct`
+    /// any replica answers, and a lagging follower would hand out a stale message, so a
+    /// reader could miss its own acknowledged save.
+    async fn msg_get(
         &self,
         stream: &str,
         request: serde_json::Value,
         operation: &'static str,
     ) -> Result<Option<RawRecord>> {
+        #[derive(Deserialize)]
+        struct Reply {
+            message: Option<StoredMsg>,
+            error: Option<ApiError>,
+        }
+        #[derive(Deserialize)]
+        struct StoredMsg {
+            subject: String,
+            seq: u64,
+            #[serde(default)]
+            hdrs: Option<String>,
+            #[serde(default)]
+            data: Option<String>,
+            time: String,
+        }
         let reply = self
             .client
             .send_request(
-                format!("$JS.API.DIRECT.GET.{stream}"),
+                format!("$JS.API.STREAM.MSG.GET.{stream}"),
                 Request::new()
                     .payload(Bytes::from(request.to_string()))
                     .timeout(Some(self.opts.request_timeout)),
             )
             .await
             .map_err(|e| request_error(operation, e, Outcome::NotApplied))?;
-        if let Some(status) = reply.status {
-            if status.as_u16() == 404 {
+        let bad = |what: String| {
+            unavailable(
+                format!("{operation}: reading stream {stream}: {what}"),
+                Outcome::NotApplied,
+            )
+        };
+        let parsed: Reply = serde_json::from_slice(&reply.payload)
+            .map_err(|e| bad(format!("unreadable answer ({e})")))?;
+        if let Some(err) = parsed.error {
+            if err.code == 404 {
                 return Ok(None);
             }
-            return Err(unavailable(
-                format!(
-                    "{operation}: direct get on {stream}: {status} {}",
-                    reply.description.unwrap_or_default()
-                ),
-                Outcome::NotApplied,
-            ));
+            return Err(bad(format!(
+                "{} (code {}, err_code {})",
+                err.description, err.code, err.err_code
+            )));
         }
-        let headers = reply.headers.unwrap_or_default();
-        let seq = headers
-            .get(async_nats::header::NATS_SEQUENCE)
-            .and_then(|v| v.as_str().parse::<u64>().ok())
-            .ok_or_else(|| {
-                unavailable(
-                    format!("{operation}: direct get on {stream} answered without Nats-Sequence"),
-                    Outcome::NotApplied,
-                )
-            })?;
-        let subject = headers
-            .get(async_nats::header::NATS_SUBJECT)
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default();
-        let time_nanos = headers
-            .get(async_nats::header::NATS_TIME_STAMP)
-            .and_then(|v| Timestamp::parse_rfc3339(v.as_str()).ok())
-            .map_or(0, |t| t.unix_nanos());
+        let msg = parsed
+            .message
+            .ok_or_else(|| bad("answer without a message".into()))?;
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let payload = match msg.data {
+            Some(d) => b64.decode(d).map_err(|e| bad(format!("payload: {e}")))?,
+            None => Vec::new(),
+        };
+        let headers = match msg.hdrs {
+            Some(h) => Some(parse_header_block(
+                &b64.decode(h).map_err(|e| bad(format!("headers: {e}")))?,
+            )),
+            None => None,
+        };
+        let time_nanos = Timestamp::parse_rfc3339(&msg.time).map_or(0, |t| t.unix_nanos());
         Ok(Some(RawRecord {
-            seq,
-            subject,
-            headers: Some(headers),
-            payload: reply.payload,
+            seq: msg.seq,
+            subject: msg.subject,
+            headers,
+            payload: Bytes::from(payload),
             time_nanos,
         }))
     }
 
     async fn last_on(&self, subject: &str, operation: &'static str) -> Result<Option<RawRecord>> {
-        self.direct_get(
+        self.msg_get(
             &self.names.stream,
             serde_json::json!({ "last_by_subj": subject }),
             operation,
@@ -495,7 +521,7 @@ impl JetStreamStore {
         let mut own_count = None;
         while s > 0 {
             let rec = self
-                .direct_get(
+                .msg_get(
                     &self.names.stream,
                     serde_json::json!({ "seq": s }),
                     operation,
@@ -525,7 +551,7 @@ impl JetStreamStore {
     /// last): its stream sequence and store-wide sequence.
     async fn first_at_or_after(&self, seq: u64, operation: &'static str) -> Result<(u64, u64)> {
         let rec = self
-            .direct_get(
+            .msg_get(
                 &self.names.stream,
                 serde_json::json!({ "seq": seq, "next_by_subj": self.names.events_all }),
                 operation,
@@ -900,7 +926,7 @@ impl JetStreamStore {
         operation: &'static str,
     ) -> Result<u64> {
         let stored = self
-            .block_on(self.direct_get(&self.names.stream, serde_json::json!({ "seq": seq }), operation))?
+            .block_on(self.msg_get(&self.names.stream, serde_json::json!({ "seq": seq }), operation))?
             .ok_or_else(|| {
                 unavailable(
                     format!("{operation}: the server reports a duplicate at sequence {seq}, which is gone"),
@@ -1243,7 +1269,7 @@ impl SnapshotStore for JetStreamStore {
         let subject = self.names.snapshots_subject(&snapshot.actor_id);
         let give_up = Instant::now() + self.opts.request_timeout * 4;
         loop {
-            let current = self.block_on(self.direct_get(
+            let current = self.block_on(self.msg_get(
                 &self.names.snapshot_stream,
                 serde_json::json!({ "last_by_subj": subject }),
                 op,
@@ -1314,7 +1340,7 @@ impl SnapshotStore for JetStreamStore {
     fn get_latest_snapshot(&self, actor_id: &str) -> Result<Option<ActorSnapshot>> {
         let op = "get_latest_snapshot";
         let subject = self.names.snapshots_subject(actor_id);
-        let Some(rec) = self.block_on(self.direct_get(
+        let Some(rec) = self.block_on(self.msg_get(
             &self.names.snapshot_stream,
             serde_json::json!({ "last_by_subj": subject }),
             op,
@@ -1339,6 +1365,13 @@ impl SnapshotStore for JetStreamStore {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn header_blocks_are_parsed() {
+        let h =
+            super::parse_header_block(b"NATS/1.0\r\nAether-Sequence: 7\r\nAether-Count: 2\r\n\r\n");
+        assert_eq!(crate::record::sequence_header(Some(&h)), Some((7, 2)));
+    }
+
     #[test]
     fn wrong_last_sequence_number_is_parsed() {
         assert_eq!(super::parse_wrong_last("wrong last sequence: 17"), 17);
