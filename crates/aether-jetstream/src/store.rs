@@ -868,7 +868,7 @@ impl JetStreamStore {
                     return Ok(next_event_seq + count - 1);
                 }
                 None => {
-                    return self.resolve_duplicate(ack.seq, &subject, &payload, count, operation)
+                    return self.resolve_duplicate(ack.seq, events, &subject, &payload, operation)
                 }
                 Some(err) if err.err_code == ERR_WRONG_LAST_SEQUENCE => {
                     // The stream or the actor moved on since we looked. Read the actor as it
@@ -914,15 +914,16 @@ impl JetStreamStore {
         }
     }
 
-    /// The server already holds a message with this save's `Nats-Msg-Id`: if it is this very
-    /// save (a retry after an unknown outcome), report its sequence; otherwise the ID is
-    /// taken by a different message.
+    /// The server already holds a message with this save's `Nats-Msg-Id`. If it is this
+    /// very save (a retry after an unknown outcome whose first attempt landed), answer as
+    /// every backend answers a save of an already stored version: a conflict. Otherwise
+    /// the ID is taken by a different message.
     fn resolve_duplicate(
         &self,
         seq: u64,
+        events: &[Event],
         subject: &str,
         payload: &Bytes,
-        count: u64,
         operation: &'static str,
     ) -> Result<u64> {
         let stored = self
@@ -941,13 +942,15 @@ impl JetStreamStore {
                 ),
             ));
         }
-        let (base, stored_count) = match record::sequence_header(stored.headers.as_ref()) {
-            Some(h) => h,
-            None => (self.block_on(self.extent(seq, operation))?.0, count),
-        };
-        self.shared.metrics().add_events_saved(stored_count);
-        self.wait_notified(seq);
-        Ok(base + stored_count - 1)
+        let actor_id = events[0].actor_id.as_str();
+        let now = self.block_on(self.actor_tail(actor_id, subject, operation))?;
+        self.shared.tail().remember(subject, now.0, now.1);
+        self.shared.metrics().add_conflict();
+        Err(Error::VersionConflict {
+            actor_id: actor_id.to_owned(),
+            attempted_version: events[0].version,
+            current_version: now.1,
+        })
     }
 
     /// Wait until the follower has published EventStored for `seq`. The save is stored

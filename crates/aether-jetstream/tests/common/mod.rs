@@ -138,6 +138,30 @@ impl NatsServer {
             unsafe {
                 libc::kill(pid as libc::pid_t, sig);
             }
+            if sig == libc::SIGSTOP {
+                // Return only once every thread of the server has stopped.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                let task_dir = format!("/proc/{pid}/task");
+                loop {
+                    let all_stopped = std::fs::read_dir(&task_dir)
+                        .map(|tasks| {
+                            tasks.flatten().all(|t| {
+                                std::fs::read_to_string(t.path().join("stat"))
+                                    .ok()
+                                    .and_then(|st| {
+                                        st.rsplit_once(')')
+                                            .map(|(_, rest)| rest.trim_start().starts_with('T'))
+                                    })
+                                    .unwrap_or(true)
+                            })
+                        })
+                        .unwrap_or(true);
+                    if all_stopped || Instant::now() > deadline {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
         }
     }
 

@@ -1,0 +1,527 @@
+//! Bad input and failure on a single server: no server at open, a server that never
+//! answers, a frozen server (save times out: outcome unknown), a killed server (a retry with
+//! the same event ID stores the event at most once), malformed messages in the stream, and
+//! EventStored across two independent connections and across processes.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{Ipv4Addr, TcpListener};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aether_core::{Error, Event, EventStore, Outcome, Timestamp};
+use aether_jetstream::{JetStreamOptions, JetStreamStore};
+use common::{nats_available, NatsServer};
+
+fn ev(actor: &str, version: i64, id: &str) -> Event {
+    let mut e = Event::new(id, "Tested", actor, version).with_data("n", version);
+    e.timestamp = Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + version as i128);
+    e
+}
+
+fn opts(request_timeout: Duration) -> JetStreamOptions {
+    let mut o = JetStreamOptions::default();
+    o.connect_timeout = Duration::from_secs(2);
+    o.request_timeout = request_timeout;
+    o
+}
+
+/// Retry a save whose outcome is unknown (same event, same ID) until the store answers
+/// for sure: Ok, or a conflict (an earlier attempt got there first).
+fn save_until_known(store: &JetStreamStore, e: &Event, within: Duration) -> Result<u64, Error> {
+    let deadline = Instant::now() + within;
+    loop {
+        match store.save_event(e) {
+            Err(Error::Timeout { .. } | Error::Unavailable { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn assert_each_id_once(store: &JetStreamStore, actor: &str) -> Vec<Event> {
+    let events = store.get_events(actor, 0).unwrap();
+    let ids: HashSet<_> = events.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids.len(), events.len(), "an event was stored twice");
+    let versions: Vec<i64> = events.iter().map(|e| e.version).collect();
+    assert_eq!(versions, (1..=events.len() as i64).collect::<Vec<_>>());
+    events
+}
+
+#[test]
+fn no_server_at_open_is_a_clear_error_in_bounded_time() {
+    if !nats_available() {
+        return;
+    }
+    let port = common::free_port();
+    let started = Instant::now();
+    let err = JetStreamStore::connect(
+        &format!("nats://127.0.0.1:{port}"),
+        opts(Duration::from_secs(1)),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Unavailable {
+                outcome: Outcome::NotApplied,
+                message
+            } if message.contains("cannot connect")
+        ),
+        "{err:?}"
+    );
+    // Bounded: the connect timeout (2 s) plus slack, never a hang.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_at_open_times_out() {
+    if !nats_available() {
+        return;
+    }
+    // Accepts TCP connections and then says nothing, as a hung server would.
+    let silent = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = Instant::now();
+    let err = JetStreamStore::connect(
+        &format!("nats://127.0.0.1:{port}"),
+        opts(Duration::from_secs(1)),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
+#[test]
+fn invalid_options_are_named() {
+    for (mutate, field) in [
+        (
+            (|o: &mut JetStreamOptions| o.stream = "has.dot".into()) as fn(&mut JetStreamOptions),
+            "stream",
+        ),
+        (|o| o.subject_prefix = "a..b".into(), "subject_prefix"),
+        (|o| o.replicas = 0, "replicas"),
+    ] {
+        let mut o = JetStreamOptions::default();
+        mutate(&mut o);
+        match JetStreamStore::connect("nats://127.0.0.1:1", o) {
+            Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("expected invalid {field}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_frozen_server_makes_a_save_time_out_with_unknown_outcome_and_the_retry_stores_it_once() {
+    if !nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::single(dir.path());
+    let store = common::open_when_ready(&server.url(), opts(Duration::from_millis(700)));
+    store.save_event(&ev("acct", 1, "frozen-1")).unwrap();
+
+    server.signal(libc::SIGSTOP);
+    let e2 = ev("acct", 2, "frozen-2");
+    let err = store.save_event(&e2).unwrap_err();
+    match &err {
+        Error::Timeout {
+            operation: "save_event",
+            outcome: Outcome::Unknown,
+        } => {}
+        other => panic!("expected a timeout with unknown outcome, got {other:?}"),
+    }
+    assert!(err.to_string().contains("Unknown"), "{err}");
+    server.signal(libc::SIGCONT);
+
+    // The frozen publish reaches the server once it runs again; the retry must not store
+    // the event a second time: Ok (deduplicated by ID) or a conflict naming version 2.
+    match save_until_known(&store, &e2, Duration::from_secs(20)) {
+        Ok(_) => {}
+        Err(Error::VersionConflict {
+            current_version: 2, ..
+        }) => {}
+        other => panic!("retry: {other:?}"),
+    }
+    let events = assert_each_id_once(&store, "acct");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].id, "frozen-2");
+    assert_eq!(store.last_sequence().unwrap(), 2);
+}
+
+#[test]
+fn a_killed_server_gives_unknown_outcomes_and_retries_store_each_event_at_most_once() {
+    if !nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = NatsServer::single(dir.path());
+    let store = common::open_when_ready(&server.url(), opts(Duration::from_millis(700)));
+    let mut acked = Vec::new();
+    let mut unknown = 0;
+    let mut version = 1;
+    let started = Instant::now();
+    let mut killed = false;
+    let mut restarted = false;
+    while version <= 60 {
+        if version == 20 && !killed {
+            server.kill();
+            killed = true;
+        }
+        let e = ev("ledger", version, &format!("ledger-{version}"));
+        match store.save_event(&e) {
+            Ok(_) => {
+                acked.push(e.id.clone());
+                version += 1;
+            }
+            Err(Error::Timeout { outcome, .. }) | Err(Error::Unavailable { outcome, .. }) => {
+                if outcome == Outcome::Unknown {
+                    unknown += 1;
+                }
+                if killed && !restarted {
+                    server.restart();
+                    restarted = true;
+                }
+                // Retry the very same event (same ID): Ok, or a conflict when an earlier
+                // attempt already stored it.
+                match save_until_known(&store, &e, Duration::from_secs(30)) {
+                    Ok(_) => acked.push(e.id.clone()),
+                    Err(Error::VersionConflict {
+                        current_version, ..
+                    }) if current_version >= version => {}
+                    other => panic!("retry of {}: {other:?}", e.id),
+                }
+                version += 1;
+            }
+            Err(other) => panic!("save {version}: {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "stuck");
+    }
+    assert!(killed && restarted);
+    assert!(
+        unknown >= 1,
+        "a save during the outage must say its outcome is unknown"
+    );
+    let events = assert_each_id_once(&store, "ledger");
+    assert_eq!(events.len(), 60, "every version stored exactly once");
+    let stored: HashSet<_> = events.iter().map(|e| e.id.clone()).collect();
+    for id in &acked {
+        assert!(stored.contains(id), "acknowledged {id} is missing");
+    }
+    let all = store.read_all(1, 1000).unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        (1..=60).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn malformed_messages_are_reported_with_their_sequence() {
+    if !nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::single(dir.path());
+    let store = common::open_when_ready(&server.url(), opts(Duration::from_secs(5)));
+    store.save_event(&ev("doc", 1, "doc-1")).unwrap();
+    // Something else publishes garbage on the actor's subject (no aether headers).
+    let subject = store.events_subject("doc");
+    let client = store.nats_client().clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(client);
+        js.publish(subject, "{not json".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    // A save after it still checks versions against the events that decode.
+    store.save_event(&ev("doc", 2, "doc-2")).unwrap();
+    match store.save_event(&ev("doc", 2, "doc-2b")) {
+        Err(Error::VersionConflict {
+            current_version: 2, ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+
+    let replay = store.get_events_with_errors("doc", 0).unwrap();
+    assert_eq!(
+        replay.events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(replay.errors.len(), 1);
+    let bad = &replay.errors[0];
+    // No batches here, so the store-wide sequence is the stream sequence: 2.
+    assert_eq!(bad.sequence, 2);
+    assert_eq!(bad.raw, b"{not json");
+    assert!(bad.cause.contains("stream sequence 2"), "{}", bad.cause);
+    assert_eq!(store.metrics().replay_errors, 1);
+    match store.get_events("doc", 0) {
+        Err(Error::Corrupt { sequence: 2, .. }) => {}
+        other => panic!("expected corrupt at 2, got {other:?}"),
+    }
+    match store.read_all(1, 10) {
+        Err(Error::Corrupt { sequence: 2, .. }) => {}
+        other => panic!("expected corrupt at 2, got {other:?}"),
+    }
+    assert_eq!(store.read_all(3, 10).unwrap()[0].event.id, "doc-2");
+    assert_eq!(store.last_sequence().unwrap(), 3);
+    assert_eq!(store.get_latest_version("doc").unwrap(), 2);
+    // Notifications: only the two events, not the garbage.
+    let notes: Vec<_> = store.event_stored_receiver().try_iter().collect();
+    assert_eq!(
+        notes
+            .iter()
+            .map(|n| (n.event_id.as_str(), n.sequence))
+            .collect::<Vec<_>>(),
+        [("doc-1", 1), ("doc-2", 3)]
+    );
+}
+
+#[test]
+fn batches_and_the_sequence_after_reopen() {
+    if !nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::single(dir.path());
+    {
+        let store = common::open_when_ready(&server.url(), opts(Duration::from_secs(5)));
+        store.save_event(&ev("b", 1, "b-1")).unwrap();
+        let batch: Vec<Event> = (2..=6).map(|v| ev("b", v, &format!("b-{v}"))).collect();
+        assert_eq!(store.save_events(&batch).unwrap(), 6);
+        store.save_event(&ev("c", 1, "c-1")).unwrap();
+    }
+    // A new process (here: a new connection) numbers on from where the stream ends.
+    let store = common::open_when_ready(&server.url(), opts(Duration::from_secs(5)));
+    assert_eq!(store.last_sequence().unwrap(), 7);
+    assert_eq!(store.save_event(&ev("c", 2, "c-2")).unwrap(), 8);
+    for from in 1..=9u64 {
+        let got: Vec<u64> = store
+            .read_all(from, 3)
+            .unwrap()
+            .iter()
+            .map(|e| e.sequence)
+            .collect();
+        let want: Vec<u64> = (from..=8).take(3).collect();
+        assert_eq!(got, want, "read_all({from}, 3)");
+    }
+    let all = store.read_all(0, 100).unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.event.id.as_str()).collect::<Vec<_>>(),
+        ["b-1", "b-2", "b-3", "b-4", "b-5", "b-6", "c-1", "c-2"]
+    );
+    // Retrying the whole batch: a conflict, nothing stored twice.
+    let batch: Vec<Event> = (2..=6).map(|v| ev("b", v, &format!("b-{v}"))).collect();
+    assert!(store.save_events(&batch).unwrap_err().is_conflict());
+    assert_eq!(store.last_sequence().unwrap(), 8);
+}
+
+#[test]
+fn every_open_store_hears_every_save() {
+    if !nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::single(dir.path());
+    let a = common::open_when_ready(&server.url(), opts(Duration::from_secs(5)));
+    let b = common::open_when_ready(&server.url(), opts(Duration::from_secs(5)));
+    a.save_event(&ev("x", 1, "x-1")).unwrap();
+    b.save_events(&[ev("y", 1, "y-1"), ev("y", 2, "y-2")])
+        .unwrap();
+    a.save_event(&ev("x", 2, "x-2")).unwrap();
+    for store in [&a, &b] {
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let n = store
+                .poll_event_stored(Duration::from_secs(5))
+                .expect("an EventStored from the stream");
+            got.push((n.event_id, n.sequence));
+        }
+        assert_eq!(
+            got,
+            [
+                ("x-1".to_owned(), 1),
+                ("y-1".to_owned(), 2),
+                ("y-2".to_owned(), 3),
+                ("x-2".to_owned(), 4)
+            ]
+        );
+    }
+    // A conflict across connections is a conflict, with the current version.
+    match b.save_event(&ev("x", 2, "x-2-again")) {
+        Err(Error::VersionConflict {
+            current_version: 2, ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---- two processes racing -----------------------------------------------------------
+
+/// Not a test on its own: the body of a racing child process (see `race_processes`).
+#[test]
+fn race_child() {
+    let Ok(urls) = std::env::var("AETHER_RACE_URLS") else {
+        return;
+    };
+    let me = std::env::var("AETHER_RACE_ID").unwrap();
+    let actors: usize = std::env::var("AETHER_RACE_ACTORS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let versions: i64 = std::env::var("AETHER_RACE_VERSIONS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let store = common::open_when_ready(&urls, opts(Duration::from_secs(10)));
+    println!("READY {me}");
+    // Start together: wait for the parent's go file.
+    let go = std::path::PathBuf::from(std::env::var("AETHER_RACE_GO").unwrap());
+    while !go.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for v in 1..=versions {
+        for a in 0..actors {
+            let actor = format!("race-{a}");
+            let e = ev(&actor, v, &format!("{actor}-{v}-{me}"));
+            loop {
+                match store.save_event(&e) {
+                    Ok(seq) => {
+                        println!("WIN {actor} {v} {} {seq}", e.id);
+                        break;
+                    }
+                    Err(Error::VersionConflict {
+                        current_version, ..
+                    }) => {
+                        assert!(current_version >= v);
+                        break;
+                    }
+                    // Unknown outcome: retry the same event (same ID) until it is known.
+                    Err(Error::Timeout { .. } | Error::Unavailable { .. }) => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(e) => panic!("{me}: {e}"),
+                }
+            }
+        }
+    }
+    println!("DONE {me}");
+}
+
+/// Run `n` child processes racing on the same actors against `urls`; return each win as
+/// (actor, version, event id, sequence).
+pub fn race_processes(
+    urls: &str,
+    n: usize,
+    actors: usize,
+    versions: i64,
+) -> Vec<(String, i64, String, u64)> {
+    let go = tempfile::tempdir().unwrap();
+    let go_file = go.path().join("go");
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            Command::new(&exe)
+                .args(["--exact", "race_child", "--nocapture", "--test-threads=1"])
+                .env("AETHER_RACE_URLS", urls)
+                .env("AETHER_RACE_ID", format!("p{i}"))
+                .env("AETHER_RACE_ACTORS", actors.to_string())
+                .env("AETHER_RACE_VERSIONS", versions.to_string())
+                .env("AETHER_RACE_GO", &go_file)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Give every child time to connect before the start signal.
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(&go_file, b"go").unwrap();
+    let mut wins = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("DONE"),
+            "racer failed: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in stdout.lines().filter(|l| l.starts_with("WIN ")) {
+            let f: Vec<&str> = line.split(' ').collect();
+            wins.push((
+                f[1].to_owned(),
+                f[2].parse().unwrap(),
+                f[3].to_owned(),
+                f[4].parse().unwrap(),
+            ));
+        }
+    }
+    wins
+}
+
+/// Check the outcome of a race: exactly one winner per (actor, version), the stored events
+/// are exactly the winners, and the store-wide sequence is gapless.
+pub fn check_race(
+    store: &JetStreamStore,
+    wins: &[(String, i64, String, u64)],
+    actors: usize,
+    versions: i64,
+) {
+    let mut by_version: BTreeMap<(String, i64), Vec<&str>> = BTreeMap::new();
+    for (a, v, id, _) in wins {
+        by_version.entry((a.clone(), *v)).or_default().push(id);
+    }
+    for a in 0..actors {
+        let actor = format!("race-{a}");
+        for v in 1..=versions {
+            let w = by_version
+                .get(&(actor.clone(), v))
+                .unwrap_or_else(|| panic!("nobody won {actor} v{v}"));
+            assert_eq!(w.len(), 1, "{actor} v{v} won by {w:?}");
+        }
+        let stored = store.get_events(&actor, 0).unwrap();
+        assert_eq!(stored.len() as i64, versions);
+        for e in &stored {
+            assert_eq!(by_version[&(actor.clone(), e.version)], [e.id.as_str()]);
+        }
+    }
+    let seqs: HashSet<u64> = wins.iter().map(|w| w.3).collect();
+    assert_eq!(seqs.len(), wins.len(), "two wins share a sequence");
+    let all = store.read_all(1, usize::MAX).unwrap();
+    assert_eq!(all.len(), wins.len());
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e.sequence, i as u64 + 1);
+    }
+}
+
+#[test]
+fn two_processes_racing_get_one_winner_per_version() {
+    if !nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::single(dir.path());
+    let store = common::open_when_ready(&server.url(), opts(Duration::from_secs(5)));
+    let wins = race_processes(&server.url(), 2, 3, 40);
+    check_race(&store, &wins, 3, 40);
+    // This process heard every win of both children.
+    let notes: Vec<_> = store.event_stored_receiver().try_iter().collect();
+    assert_eq!(notes.len(), wins.len());
+}
