@@ -250,6 +250,18 @@ impl JetStreamStore {
             events_all: format!("{}.events.>", opts.subject_prefix),
         };
         let connect_timeout = opts.connect_timeout;
+        let servers = url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                u.parse::<async_nats::ServerAddr>()
+                    .map_err(|e| invalid("url", format!("{u:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if servers.is_empty() {
+            return Err(invalid("url", "no server address given"));
+        }
         let client = runtime.block_on(async {
             let mut co = async_nats::ConnectOptions::new()
                 .name("aether-jetstream")
@@ -261,7 +273,7 @@ impl JetStreamStore {
                     .await
                     .map_err(|e| invalid("credentials_file", format!("{}: {e}", path.display())))?;
             }
-            match tokio::time::timeout(connect_timeout, co.connect(url)).await {
+            match tokio::time::timeout(connect_timeout, co.connect(servers)).await {
                 Ok(Ok(client)) => Ok(client),
                 Ok(Err(e)) => Err(unavailable(
                     format!("cannot connect to NATS at {url}: {e}"),

@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aether_core::{Error, Event, EventStore, Outcome, Timestamp};
@@ -374,141 +373,10 @@ fn every_open_store_hears_every_save() {
 
 // ---- two processes racing -----------------------------------------------------------
 
-/// Not a test on its own: the body of a racing child process (see `race_processes`).
+/// Not a test on its own: the body of a racing child process (`common::race_processes`).
 #[test]
 fn race_child() {
-    let Ok(urls) = std::env::var("AETHER_RACE_URLS") else {
-        return;
-    };
-    let me = std::env::var("AETHER_RACE_ID").unwrap();
-    let actors: usize = std::env::var("AETHER_RACE_ACTORS")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let versions: i64 = std::env::var("AETHER_RACE_VERSIONS")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let store = common::open_when_ready(&urls, opts(Duration::from_secs(10)));
-    println!("READY {me}");
-    // Start together: wait for the parent's go file.
-    let go = std::path::PathBuf::from(std::env::var("AETHER_RACE_GO").unwrap());
-    while !go.exists() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    for v in 1..=versions {
-        for a in 0..actors {
-            let actor = format!("race-{a}");
-            let e = ev(&actor, v, &format!("{actor}-{v}-{me}"));
-            loop {
-                match store.save_event(&e) {
-                    Ok(seq) => {
-                        println!("WIN {actor} {v} {} {seq}", e.id);
-                        break;
-                    }
-                    Err(Error::VersionConflict {
-                        current_version, ..
-                    }) => {
-                        assert!(current_version >= v);
-                        break;
-                    }
-                    // Unknown outcome: retry the same event (same ID) until it is known.
-                    Err(Error::Timeout { .. } | Error::Unavailable { .. }) => {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    Err(e) => panic!("{me}: {e}"),
-                }
-            }
-        }
-    }
-    println!("DONE {me}");
-}
-
-/// Run `n` child processes racing on the same actors against `urls`; return each win as
-/// (actor, version, event id, sequence).
-pub fn race_processes(
-    urls: &str,
-    n: usize,
-    actors: usize,
-    versions: i64,
-) -> Vec<(String, i64, String, u64)> {
-    let go = tempfile::tempdir().unwrap();
-    let go_file = go.path().join("go");
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..n)
-        .map(|i| {
-            Command::new(&exe)
-                .args(["--exact", "race_child", "--nocapture", "--test-threads=1"])
-                .env("AETHER_RACE_URLS", urls)
-                .env("AETHER_RACE_ID", format!("p{i}"))
-                .env("AETHER_RACE_ACTORS", actors.to_string())
-                .env("AETHER_RACE_VERSIONS", versions.to_string())
-                .env("AETHER_RACE_GO", &go_file)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    // Give every child time to connect before the start signal.
-    std::thread::sleep(Duration::from_millis(1500));
-    std::fs::write(&go_file, b"go").unwrap();
-    let mut wins = Vec::new();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("DONE"),
-            "racer failed: {}\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for line in stdout.lines().filter(|l| l.starts_with("WIN ")) {
-            let f: Vec<&str> = line.split(' ').collect();
-            wins.push((
-                f[1].to_owned(),
-                f[2].parse().unwrap(),
-                f[3].to_owned(),
-                f[4].parse().unwrap(),
-            ));
-        }
-    }
-    wins
-}
-
-/// Check the outcome of a race: exactly one winner per (actor, version), the stored events
-/// are exactly the winners, and the store-wide sequence is gapless.
-pub fn check_race(
-    store: &JetStreamStore,
-    wins: &[(String, i64, String, u64)],
-    actors: usize,
-    versions: i64,
-) {
-    let mut by_version: BTreeMap<(String, i64), Vec<&str>> = BTreeMap::new();
-    for (a, v, id, _) in wins {
-        by_version.entry((a.clone(), *v)).or_default().push(id);
-    }
-    for a in 0..actors {
-        let actor = format!("race-{a}");
-        for v in 1..=versions {
-            let w = by_version
-                .get(&(actor.clone(), v))
-                .unwrap_or_else(|| panic!("nobody won {actor} v{v}"));
-            assert_eq!(w.len(), 1, "{actor} v{v} won by {w:?}");
-        }
-        let stored = store.get_events(&actor, 0).unwrap();
-        assert_eq!(stored.len() as i64, versions);
-        for e in &stored {
-            assert_eq!(by_version[&(actor.clone(), e.version)], [e.id.as_str()]);
-        }
-    }
-    let seqs: HashSet<u64> = wins.iter().map(|w| w.3).collect();
-    assert_eq!(seqs.len(), wins.len(), "two wins share a sequence");
-    let all = store.read_all(1, usize::MAX).unwrap();
-    assert_eq!(all.len(), wins.len());
-    for (i, e) in all.iter().enumerate() {
-        assert_eq!(e.sequence, i as u64 + 1);
-    }
+    common::race_child_main();
 }
 
 #[test]
@@ -519,8 +387,8 @@ fn two_processes_racing_get_one_winner_per_version() {
     let dir = tempfile::tempdir().unwrap();
     let server = NatsServer::single(dir.path());
     let store = common::open_when_ready(&server.url(), opts(Duration::from_secs(5)));
-    let wins = race_processes(&server.url(), 2, 3, 40);
-    check_race(&store, &wins, 3, 40);
+    let wins = common::race_processes(&server.url(), 2, 3, 40);
+    common::check_race(&store, &wins, 3, 40);
     // This process heard every win of both children.
     let notes: Vec<_> = store.event_stored_receiver().try_iter().collect();
     assert_eq!(notes.len(), wins.len());

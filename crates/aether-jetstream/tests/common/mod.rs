@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aether_core::Error;
+use std::collections::{BTreeMap, HashSet};
+use std::process::Command as Process;
+
+use aether_core::{Error, Event, EventStore};
 use aether_jetstream::{JetStreamOptions, JetStreamStore};
 
 /// Whether the JetStream tests can run; panics with instructions when the server binary is
@@ -247,5 +250,149 @@ pub fn open_when_ready(urls: &str, opts: JetStreamOptions) -> JetStreamStore {
             }
             Err(e) => panic!("opening the JetStream store at {urls}: {e}"),
         }
+    }
+}
+
+// ---- processes racing ---------------------------------------------------------------
+
+/// The body of a racing child process (see `race_processes`); does nothing when the
+/// process was not started as a racer. Each test binary that races has a test
+/// `race_child` calling this.
+pub fn race_child_main() {
+    let Ok(urls) = std::env::var("AETHER_RACE_URLS") else {
+        return;
+    };
+    let me = std::env::var("AETHER_RACE_ID").unwrap();
+    let actors: usize = std::env::var("AETHER_RACE_ACTORS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let versions: i64 = std::env::var("AETHER_RACE_VERSIONS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut o = JetStreamOptions::default();
+    o.connect_timeout = Duration::from_secs(10);
+    o.request_timeout = Duration::from_secs(3);
+    let store = open_when_ready(&urls, o);
+    println!("READY {me}");
+    // Start together: wait for the parent's go file.
+    let go = std::path::PathBuf::from(std::env::var("AETHER_RACE_GO").unwrap());
+    while !go.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for v in 1..=versions {
+        for a in 0..actors {
+            let actor = format!("race-{a}");
+            let mut e = Event::new(format!("{actor}-{v}-{me}"), "Raced", actor.as_str(), v);
+            e.timestamp = aether_core::Timestamp::from_unix_nanos(1_700_000_000_000_000_000);
+            loop {
+                match store.save_event(&e) {
+                    Ok(seq) => {
+                        println!("WIN {actor} {v} {} {seq}", e.id);
+                        break;
+                    }
+                    Err(Error::VersionConflict {
+                        current_version, ..
+                    }) => {
+                        assert!(current_version >= v);
+                        break;
+                    }
+                    // Unknown outcome: retry the same event (same ID) until it is known.
+                    Err(Error::Timeout { .. } | Error::Unavailable { .. }) => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(e) => panic!("{me}: {e}"),
+                }
+            }
+        }
+    }
+    println!("DONE {me}");
+}
+
+/// Run `n` child processes racing on the same actors against `urls`; return each win as
+/// (actor, version, event id, sequence).
+pub fn race_processes(
+    urls: &str,
+    n: usize,
+    actors: usize,
+    versions: i64,
+) -> Vec<(String, i64, String, u64)> {
+    let go = tempfile::tempdir().unwrap();
+    let go_file = go.path().join("go");
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            Process::new(&exe)
+                .args(["--exact", "race_child", "--nocapture", "--test-threads=1"])
+                .env("AETHER_RACE_URLS", urls)
+                .env("AETHER_RACE_ID", format!("p{i}"))
+                .env("AETHER_RACE_ACTORS", actors.to_string())
+                .env("AETHER_RACE_VERSIONS", versions.to_string())
+                .env("AETHER_RACE_GO", &go_file)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Give every child time to connect before the start signal.
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(&go_file, b"go").unwrap();
+    let mut wins = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("DONE"),
+            "racer failed: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in stdout.lines().filter(|l| l.starts_with("WIN ")) {
+            let f: Vec<&str> = line.split(' ').collect();
+            wins.push((
+                f[1].to_owned(),
+                f[2].parse().unwrap(),
+                f[3].to_owned(),
+                f[4].parse().unwrap(),
+            ));
+        }
+    }
+    wins
+}
+
+/// Check the outcome of a race: exactly one winner per (actor, version), the stored events
+/// are exactly the winners, and the store-wide sequence is gapless.
+pub fn check_race(
+    store: &JetStreamStore,
+    wins: &[(String, i64, String, u64)],
+    actors: usize,
+    versions: i64,
+) {
+    let mut by_version: BTreeMap<(String, i64), Vec<&str>> = BTreeMap::new();
+    for (a, v, id, _) in wins {
+        by_version.entry((a.clone(), *v)).or_default().push(id);
+    }
+    for a in 0..actors {
+        let actor = format!("race-{a}");
+        for v in 1..=versions {
+            let w = by_version
+                .get(&(actor.clone(), v))
+                .unwrap_or_else(|| panic!("nobody won {actor} v{v}"));
+            assert_eq!(w.len(), 1, "{actor} v{v} won by {w:?}");
+        }
+        let stored = store.get_events(&actor, 0).unwrap();
+        assert_eq!(stored.len() as i64, versions);
+        for e in &stored {
+            assert_eq!(by_version[&(actor.clone(), e.version)], [e.id.as_str()]);
+        }
+    }
+    let seqs: HashSet<u64> = wins.iter().map(|w| w.3).collect();
+    assert_eq!(seqs.len(), wins.len(), "two wins share a sequence");
+    let all = store.read_all(1, usize::MAX).unwrap();
+    assert_eq!(all.len(), wins.len());
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e.sequence, i as u64 + 1);
     }
 }
