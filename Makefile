@@ -3,7 +3,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install test-c test-go
+.PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install test-c test-go test-jetstream
 
 all: build
 
@@ -15,10 +15,17 @@ build:
 run: build
 	$(CARGO) run --release -q -p aether-cli -- bench --compare
 
-test: build lint test-rust test-golden test-c test-go check-header
+test: build lint test-rust test-golden test-c test-go check-header test-jetstream
 
+# aether-jetstream's tests start nats-server processes; they run once, in test-jetstream.
 test-rust:
-	$(CARGO) test --workspace --release
+	$(CARGO) test --workspace --release --exclude aether-jetstream
+
+# The NATS JetStream backend: the conformance suite, failure and cross-process tests on a
+# single nats-server, and a 3-node cluster. Needs nats-server on PATH (fails saying so;
+# AETHER_SKIP_JETSTREAM=1 skips).
+test-jetstream:
+	$(CARGO) test --release -p aether-jetstream
 
 test-golden:
 	bash tests/golden/run.sh
