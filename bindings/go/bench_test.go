@@ -162,3 +162,65 @@ func BenchmarkReplay1k(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSaveBatch100 saves one actor's 100 events per op with SaveEvents (Rust:
+// batch_save/*), cycling over 100 actors.
+func BenchmarkSaveBatch100(b *testing.B) {
+	const batchLen, actors = 100, 100
+	for _, backend := range []struct {
+		name string
+		open func(b *testing.B) (*aether.Store, error)
+	}{
+		{"memory", func(*testing.B) (*aether.Store, error) { return aether.OpenMemory() }},
+		{"sled_buffered", func(b *testing.B) (*aether.Store, error) {
+			return aether.OpenSled(b.TempDir(), aether.WithDurability(aether.Buffered))
+		}},
+		{"sled_durable", func(b *testing.B) (*aether.Store, error) { return aether.OpenSled(b.TempDir()) }},
+	} {
+		b.Run(backend.name, func(b *testing.B) {
+			store, err := backend.open(b)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { store.Close() }()
+			batches := make([][]*aether.Event, actors)
+			for a := range batches {
+				for v := 1; v <= batchLen; v++ {
+					batches[a] = append(batches[a], benchEvent(fmt.Sprintf("batch-%04d", a), int64(v), uint64(a*batchLen+v)))
+				}
+			}
+			held := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				a := i % actors
+				if i > 0 && a == 0 { // next round: every actor's versions move on
+					b.StopTimer()
+					if backend.name == "memory" && held >= 200_000 {
+						store.Close()
+						store, _ = aether.OpenMemory()
+						for _, batch := range batches {
+							for v, e := range batch {
+								e.Version = int64(v + 1)
+							}
+						}
+						held = 0
+					} else {
+						for _, batch := range batches {
+							for _, e := range batch {
+								e.Version += batchLen
+							}
+						}
+					}
+					b.StartTimer()
+				}
+				if err := store.SaveEvents(batches[a]); err != nil {
+					b.Fatal(err)
+				}
+				held += batchLen
+			}
+			b.StopTimer()
+			reportEventsPerSec(b, b.N*batchLen)
+		})
+	}
+}
