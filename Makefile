@@ -4,6 +4,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 
 .PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install test-c test-go test-jetstream
+.PHONY: fuzz soak
 
 all: build
 
@@ -57,6 +58,25 @@ test-go:
 	cd bindings/go && go vet ./...
 	cd bindings/go && AETHER_CLI="$(CURDIR)/target/release/aether" go test -race -count=1 ./...
 	cd bindings/go && AETHER_CLI="$(CURDIR)/target/release/aether" GOEXPERIMENT=cgocheck2 go test -count=1 ./...
+
+# cargo-fuzz targets (fuzz/), each for FUZZ_SECONDS; FUZZ_ASAN=1 for AddressSanitizer.
+# Installs cargo-fuzz when missing. Not part of `make test`.
+FUZZ_SECONDS ?= 60
+FUZZ_ASAN ?= 0
+fuzz:
+	FUZZ_SECONDS="$(FUZZ_SECONDS)" FUZZ_ASAN="$(FUZZ_ASAN)" bash fuzz/run.sh
+
+# The long runs of the crash, model and corruption tests, then every fuzz target for
+# SOAK_FUZZ_SECONDS; an hour or more. Lower the counts to try it out.
+SOAK_CRASH_CYCLES ?= 2000
+SOAK_MODEL_CASES ?= 20000
+SOAK_CORRUPTION_TRIALS ?= 5000
+SOAK_FUZZ_SECONDS ?= 600
+soak:
+	AETHER_CRASH_CYCLES=$(SOAK_CRASH_CYCLES) AETHER_MODEL_CASES=$(SOAK_MODEL_CASES) \
+	AETHER_CORRUPTION_TRIALS=$(SOAK_CORRUPTION_TRIALS) \
+	$(CARGO) test --release -p aether-core --test crash --test model --test corruption
+	$(MAKE) fuzz FUZZ_SECONDS=$(SOAK_FUZZ_SECONDS)
 
 bench:
 	$(CARGO) bench -p aether-benches
