@@ -177,10 +177,11 @@ typedef enum aether_durability {
 typedef struct aether_error aether_error;
 
 /**
- * An open event store (in memory or on disk).
+ * An open event store (in memory, on disk, or on a NATS JetStream server).
  *
- * Created by `aether_store_open_memory()` or `aether_store_open_sled()`, released by
- * `aether_store_free()`. Opaque: use it only through pointers.
+ * Created by `aether_store_open_memory()`, `aether_store_open_sled()` or
+ * `aether_store_open_jetstream()`, released by `aether_store_free()`. Opaque: use it
+ * only through pointers.
  *
  * Thread safety: a store handle may be shared across threads; every function taking a
  * `const aether_store *` may be called concurrently with any other, including
@@ -248,6 +249,49 @@ typedef struct aether_event_stored {
    */
   uint64_t sequence;
 } aether_event_stored;
+
+/**
+ * Options for `aether_store_open_jetstream()`. A zero (or NULL) field means "the
+ * default", so a zero-initialised struct (or `aether_jetstream_options_default()`) gives
+ * the defaults. Plain data owned by the caller; the library only reads it (and the
+ * strings it points to) during the call and keeps no pointer to it.
+ */
+typedef struct aether_jetstream_options {
+  /**
+   * NUL-terminated name of the events stream (created when missing; its snapshots live
+   * in `{stream}_SNAPSHOTS`), 1-200 characters of `[A-Za-z0-9_-]`; NULL =
+   * `"AETHER_EVENTS"`.
+   */
+  const char *stream;
+  /**
+   * NUL-terminated first subject tokens (`{prefix}.events.*`, `{prefix}.snapshots.*`),
+   * dot-separated tokens of `[A-Za-z0-9_-]`; NULL = `"aether"`.
+   */
+  const char *subject_prefix;
+  /**
+   * Replicas of the streams when this call creates them (1 for one server, 3 or 5 in a
+   * cluster; at most 5); 0 = 1.
+   */
+  uint32_t replicas;
+  /**
+   * Bound on connecting and setting up the streams, in milliseconds; 0 = 5000.
+   */
+  uint32_t connect_timeout_ms;
+  /**
+   * Bound on each request to the server (publish acknowledgement, read), in
+   * milliseconds; 0 = 5000.
+   */
+  uint32_t request_timeout_ms;
+  /**
+   * NUL-terminated path of a NATS credentials file (`.creds`); NULL = none.
+   */
+  const char *credentials_file;
+  /**
+   * Undrained EventStored notifications kept before new ones are dropped (and counted
+   * in `aether_metrics.event_stored_dropped`); 0 = 65536.
+   */
+  size_t event_stored_capacity;
+} aether_jetstream_options;
 
 /**
  * Options for `aether_store_open_sled()`. A zero field means "the default", so a
@@ -606,6 +650,42 @@ enum aether_status aether_get_latest_snapshot(const struct aether_store *store,
                                               size_t actor_id_len,
                                               struct aether_bytes *snapshot_out,
                                               struct aether_error **err_out);
+
+/**
+ * Fill `*options_out` with the defaults (all zero / NULL: stream `"AETHER_EVENTS"`,
+ * subject prefix `"aether"`, 1 replica, 5000 ms connect and request timeouts, no
+ * credentials, 65536 undrained notifications). NULL is a no-op. Thread-safe.
+ */
+void aether_jetstream_options_default(struct aether_jetstream_options *options_out);
+
+/**
+ * Open a store on a NATS JetStream server or cluster: connect to `url`
+ * (NUL-terminated UTF-8; one `nats://host:port`, or a comma-separated list of a
+ * cluster's servers), create the events and snapshot streams when missing, and start
+ * following the events stream, so EventStored notifications report the saves of every
+ * process using the same stream.
+ *
+ * `options` may be NULL for the defaults; it and its strings are only read during the
+ * call. The call blocks for at most about `options->connect_timeout_ms`.
+ *
+ * Network failures, here and on later calls, are `AETHER_UNAVAILABLE` (no server
+ * answers: opening fails so within the connect timeout) or `AETHER_TIMEOUT`. When
+ * such a failure's message says "outcome unknown", a save may or may not have been
+ * stored: retrying it with the same event ID is safe (it is stored at most once; the
+ * retry answers `AETHER_VERSION_CONFLICT` if the first attempt landed).
+ *
+ * Each store runs a small internal thread pool; calls block on it, so they may come
+ * from any thread. On success `*store_out` receives a new handle, owned by the caller
+ * and released with `aether_store_free()` (which also disconnects). NULL `url` or
+ * `store_out`, a malformed URL, or options out of range -> `AETHER_INVALID_ARGUMENT`.
+ * On error `*store_out` is untouched and, if `err_out` is not NULL, `*err_out`
+ * receives an `aether_error` to free with `aether_error_free()`. Thread-safe.
+ */
+AETHER_MUST_USE
+enum aether_status aether_store_open_jetstream(const char *url,
+                                               const struct aether_jetstream_options *options,
+                                               struct aether_store **store_out,
+                                               struct aether_error **err_out);
 
 /**
  * A static, NUL-terminated English description of a status code, e.g.

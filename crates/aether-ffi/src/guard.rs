@@ -60,7 +60,7 @@ impl Failure {
             Failure::NotFound(what) => format!("not found: {what}"),
             Failure::PollTimeout => "no EventStored notification arrived within the timeout".into(),
             Failure::Closed => "store is closed: aether_store_close() was called".into(),
-            Failure::Core(e) => e.to_string(),
+            Failure::Core(e) => core_message(e),
             Failure::Panic(m) => format!("internal panic (a bug in aether; please report): {m}"),
         }
     }
@@ -79,7 +79,9 @@ pub fn status_of(e: &aether_core::Error) -> aether_status {
         E::VersionConflict { .. } => aether_status::AETHER_VERSION_CONFLICT,
         // Options and paths are arguments of the open call, not parts of an event.
         E::InvalidInput {
-            field: "path" | "durability",
+            field:
+                "path" | "durability" | "url" | "stream" | "subject_prefix" | "replicas" | "timeout"
+                | "credentials_file",
             ..
         } => aether_status::AETHER_INVALID_ARGUMENT,
         E::InvalidInput { .. } => aether_status::AETHER_INVALID_EVENT,
@@ -94,6 +96,30 @@ pub fn status_of(e: &aether_core::Error) -> aether_status {
         // The core may grow variants; until this crate learns them they are failures
         // of the store, which is what a caller can act on (retry, reopen, report).
         _ => aether_status::AETHER_STORAGE,
+    }
+}
+
+/// A core error's message. Network failures spell out what the outcome means for the
+/// caller, since C and Go callers cannot match on `Outcome`.
+fn core_message(e: &aether_core::Error) -> String {
+    use aether_core::{Error as E, Outcome};
+    let outcome = |o: &Outcome| match o {
+        Outcome::Unknown => "outcome unknown; retrying with the same event ID is safe",
+        Outcome::NotApplied => "nothing was written",
+        _ => "outcome not stated",
+    };
+    match e {
+        E::Timeout {
+            operation,
+            outcome: o,
+        } => format!("{operation} timed out; {}", outcome(o)),
+        E::Unavailable {
+            message,
+            outcome: o,
+        } => {
+            format!("store unavailable: {message}; {}", outcome(o))
+        }
+        e => e.to_string(),
     }
 }
 
@@ -171,6 +197,25 @@ mod tests {
     use aether_core::{Error, Outcome};
 
     #[test]
+    fn network_failures_say_what_the_outcome_means() {
+        let m = |e: Error| Failure::Core(e).message();
+        assert_eq!(
+            m(Error::Timeout {
+                operation: "save",
+                outcome: Outcome::Unknown
+            }),
+            "save timed out; outcome unknown; retrying with the same event ID is safe"
+        );
+        assert_eq!(
+            m(Error::Unavailable {
+                message: "connection lost".into(),
+                outcome: Outcome::NotApplied
+            }),
+            "store unavailable: connection lost; nothing was written"
+        );
+    }
+
+    #[test]
     fn every_core_error_has_its_status() {
         let s = |e: Error| status_of(&e);
         use aether_status::*;
@@ -228,6 +273,13 @@ mod tests {
                 outcome: Outcome::NotApplied
             }),
             AETHER_UNAVAILABLE
+        );
+        assert_eq!(
+            s(Error::InvalidInput {
+                field: "url",
+                reason: "no server address given".into()
+            }),
+            AETHER_INVALID_ARGUMENT
         );
         assert_eq!(
             s(Error::Storage {

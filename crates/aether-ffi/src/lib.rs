@@ -27,12 +27,14 @@ pub mod event_stored;
 pub mod events;
 #[doc(hidden)]
 pub mod guard;
+pub mod jetstream;
 pub mod status;
 pub mod store;
 
 pub use bytes::aether_bytes;
 pub use error::aether_error;
 pub use event_stored::aether_event_stored;
+pub use jetstream::aether_jetstream_options;
 pub use status::aether_status;
 pub use store::{aether_durability, aether_metrics, aether_sled_options, aether_store};
 

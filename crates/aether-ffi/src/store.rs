@@ -12,10 +12,11 @@ use crate::error::aether_error;
 use crate::guard::{ffi_guard, ErrOut, Failure};
 use crate::status::aether_status;
 
-/// An open event store (in memory or on disk).
+/// An open event store (in memory, on disk, or on a NATS JetStream server).
 ///
-/// Created by `aether_store_open_memory()` or `aether_store_open_sled()`, released by
-/// `aether_store_free()`. Opaque: use it only through pointers.
+/// Created by `aether_store_open_memory()`, `aether_store_open_sled()` or
+/// `aether_store_open_jetstream()`, released by `aether_store_free()`. Opaque: use it
+/// only through pointers.
 ///
 /// Thread safety: a store handle may be shared across threads; every function taking a
 /// `const aether_store *` may be called concurrently with any other, including
@@ -49,7 +50,7 @@ impl std::fmt::Debug for aether_store {
 }
 
 impl aether_store {
-    fn new(store: Arc<dyn SnapshotStore>) -> aether_store {
+    pub(crate) fn new(store: Arc<dyn SnapshotStore>) -> aether_store {
         let event_stored = store.event_stored_receiver();
         aether_store {
             state: RwLock::new(Some(Open {
