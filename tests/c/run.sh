@@ -17,7 +17,9 @@ CARGO=${CARGO:-cargo}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 release="$target_dir/release"
 out="$target_dir/c-tests"
-programs=(test_api test_bad_input test_sled test_threads test_cycles)
+# test_jetstream starts its own nats-server (fails without one on PATH unless
+# AETHER_SKIP_JETSTREAM=1); it is quick enough (a few seconds) for all three runs.
+programs=(test_api test_bad_input test_sled test_threads test_cycles test_jetstream)
 
 "$CARGO" build --release -p aether-ffi
 mkdir -p "$out/lib"
