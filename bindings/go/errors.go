@@ -57,9 +57,12 @@ var (
 	ErrStorage = errors.New("aether: storage failure")
 	// ErrStoreClosed: the Store was closed, or refuses writes after a storage failure.
 	ErrStoreClosed = errors.New("aether: store is closed")
-	// ErrTimeout: reserved for networked backends (may or may not have been applied).
+	// ErrTimeout: a networked store (OpenJetStream) did not answer in time. If the
+	// message says "outcome unknown", a save may or may not have been stored: retrying
+	// it with the same event ID is safe.
 	ErrTimeout = errors.New("aether: timeout")
-	// ErrUnavailable: reserved for networked backends (store unreachable).
+	// ErrUnavailable: a networked store (OpenJetStream) is unreachable, at open or
+	// later. The message says whether the outcome is unknown (as for ErrTimeout).
 	ErrUnavailable = errors.New("aether: store unavailable")
 	// ErrStaleSnapshot: the snapshot is older than the actor's stored snapshot.
 	// Nothing was written.

@@ -10,7 +10,8 @@ import (
 	"github.com/aether-rs/aether-go/internal/capi"
 )
 
-// Store is an open aether store: in memory (OpenMemory) or on disk (OpenSled). It
+// Store is an open aether store: in memory (OpenMemory), on disk (OpenSled) or on NATS
+// JetStream (OpenJetStream). It
 // implements EventStore, EventStoreWithErrors and SnapshotStore, and every method may be
 // called from any number of goroutines at once.
 //
@@ -58,12 +59,16 @@ func (d Durability) String() string {
 	return "Durability(" + itoa(int64(d)) + ")"
 }
 
-// Option configures OpenSled (and, for WithEventStoredCapacity, OpenMemory).
+// Option configures OpenSled or OpenJetStream (WithEventStoredCapacity applies to every
+// store, OpenMemory included). An option meant for another kind of store is refused
+// with ErrInvalidArgument rather than silently ignored.
 type Option func(*options) error
 
 type options struct {
 	sled     capi.SledOptions
 	sledOnly []string // names of options given that only a sled store understands
+	js       capi.JetStreamOptions
+	jsOnly   []string // names of options given that only a JetStream store understands
 }
 
 // WithDurability sets what a successful save guarantees (default Durable). Sled only.
@@ -131,7 +136,8 @@ func applyOptions(opts []Option) (options, error) {
 }
 
 // OpenMemory opens a new, empty in-memory store (nothing survives the process). Only
-// WithEventStoredCapacity applies; sled options are refused with ErrInvalidArgument.
+// WithEventStoredCapacity applies; sled and JetStream options are refused with
+// ErrInvalidArgument.
 func OpenMemory(opts ...Option) (*Store, error) {
 	o, err := applyOptions(opts)
 	if err != nil {
@@ -139,6 +145,9 @@ func OpenMemory(opts ...Option) (*Store, error) {
 	}
 	if len(o.sledOnly) > 0 {
 		return nil, newError(CodeInvalidArgument, "%s applies to sled stores only", strings.Join(o.sledOnly, ", "))
+	}
+	if err := o.refuseJetStreamOnly(); err != nil {
+		return nil, err
 	}
 	h, f := capi.OpenMemory(o.sled.EventStoredCapacity)
 	if f != nil {
@@ -154,6 +163,9 @@ func OpenMemory(opts ...Option) (*Store, error) {
 func OpenSled(path string, opts ...Option) (*Store, error) {
 	o, err := applyOptions(opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.refuseJetStreamOnly(); err != nil {
 		return nil, err
 	}
 	if strings.IndexByte(path, 0) >= 0 {

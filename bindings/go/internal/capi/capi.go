@@ -148,6 +148,24 @@ static goaether_open_result goaether_open_sled(const char *path, int durability,
 	return r;
 }
 
+// The strings are C memory (C.CString) or NULL for the default.
+static goaether_open_result goaether_open_jetstream(const char *url, const char *stream,
+		const char *subject_prefix, uint32_t replicas, uint32_t connect_timeout_ms,
+		uint32_t request_timeout_ms, const char *credentials_file, size_t capacity) {
+	goaether_open_result r = {AETHER_OK, NULL, NULL};
+	aether_jetstream_options o;
+	aether_jetstream_options_default(&o);
+	o.stream = stream;
+	o.subject_prefix = subject_prefix;
+	o.replicas = replicas;
+	o.connect_timeout_ms = connect_timeout_ms;
+	o.request_timeout_ms = request_timeout_ms;
+	o.credentials_file = credentials_file;
+	o.event_stored_capacity = capacity;
+	r.status = aether_store_open_jetstream(url, &o, &r.store, &r.err);
+	return r;
+}
+
 typedef struct {
 	aether_status status;
 	aether_error *err;
@@ -340,6 +358,44 @@ func OpenSled(path string, o SledOptions) (*Handle, *Failure) {
 	defer C.free(unsafe.Pointer(cpath))
 	r := C.goaether_open_sled(cpath, C.int(o.Durability), C.size_t(o.EventStoredCapacity),
 		C.uint64_t(o.CacheCapacityBytes), C.uint64_t(o.LockTimeoutMs))
+	if r.status != C.AETHER_OK {
+		return nil, failure(r.status, r.err)
+	}
+	return &Handle{p: r.store}, nil
+}
+
+// JetStreamOptions mirrors aether_jetstream_options (zero / "" = the default).
+type JetStreamOptions struct {
+	Stream              string
+	SubjectPrefix       string
+	Replicas            uint32
+	ConnectTimeoutMs    uint32
+	RequestTimeoutMs    uint32
+	CredentialsFile     string
+	EventStoredCapacity uint64
+}
+
+// cStringOrNull copies s into C memory (free with C.free), or NULL when s is empty.
+func cStringOrNull(s string) *C.char {
+	if s == "" {
+		return nil
+	}
+	return C.CString(s)
+}
+
+// OpenJetStream connects to a NATS JetStream server or cluster. No string may contain NUL.
+func OpenJetStream(url string, o JetStreamOptions) (*Handle, *Failure) {
+	curl := C.CString(url)
+	defer C.free(unsafe.Pointer(curl))
+	stream := cStringOrNull(o.Stream)
+	defer C.free(unsafe.Pointer(stream))
+	prefix := cStringOrNull(o.SubjectPrefix)
+	defer C.free(unsafe.Pointer(prefix))
+	creds := cStringOrNull(o.CredentialsFile)
+	defer C.free(unsafe.Pointer(creds))
+	r := C.goaether_open_jetstream(curl, stream, prefix, C.uint32_t(o.Replicas),
+		C.uint32_t(o.ConnectTimeoutMs), C.uint32_t(o.RequestTimeoutMs), creds,
+		C.size_t(o.EventStoredCapacity))
 	if r.status != C.AETHER_OK {
 		return nil, failure(r.status, r.err)
 	}
