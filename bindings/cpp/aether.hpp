@@ -76,6 +76,7 @@ struct EventStored {
 
 using Metrics = aether_metrics;
 using SledOptions = aether_sled_options;
+using JetStreamOptions = aether_jetstream_options;
 
 // The library's version string (e.g. "0.1.0").
 inline std::string_view version() { return aether_version(); }
@@ -171,6 +172,16 @@ class Store {
     aether_store* handle = nullptr;
     detail::ErrorSlot slot;
     detail::check(aether_store_open_sled(path.c_str(), options, &handle, &slot.err), slot);
+    return Store(handle);
+  }
+
+  // Connect to a NATS JetStream server or cluster (`url`: "nats://host:port", or a
+  // comma-separated list); options nullptr = defaults. Network failures throw with
+  // AETHER_UNAVAILABLE or AETHER_TIMEOUT.
+  static Store open_jetstream(const std::string& url, const JetStreamOptions* options = nullptr) {
+    aether_store* handle = nullptr;
+    detail::ErrorSlot slot;
+    detail::check(aether_store_open_jetstream(url.c_str(), options, &handle, &slot.err), slot);
     return Store(handle);
   }
 

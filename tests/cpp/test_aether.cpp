@@ -219,6 +219,25 @@ void test_shared_across_threads() {
 
 }  // namespace
 
+// The JetStream constructor reports its failures like the others (no server needed: the
+// C test runs the backend itself against a real nats-server).
+void test_open_jetstream_failures() {
+  aether::JetStreamOptions options;
+  aether_jetstream_options_default(&options);
+  options.stream = "not.a.stream.name";
+  CHECK_THROWS(aether::Store::open_jetstream("nats://127.0.0.1:1", &options), aether::Error,
+               AETHER_INVALID_ARGUMENT);
+  aether_jetstream_options_default(&options);
+  options.connect_timeout_ms = 500;
+  bool network_error = false;
+  try {
+    aether::Store::open_jetstream("nats://127.0.0.1:1", &options);
+  } catch (const aether::Error& e) {
+    network_error = e.status() == AETHER_UNAVAILABLE || e.status() == AETHER_TIMEOUT;
+  }
+  CHECK(network_error);
+}
+
 int main() {
   run_test("test_version", test_version);
   run_test("test_save_read_and_conflict", test_save_read_and_conflict);
@@ -228,6 +247,7 @@ int main() {
   run_test("test_close", test_close);
   run_test("test_sled_reopen", test_sled_reopen);
   run_test("test_shared_across_threads", test_shared_across_threads);
+  run_test("test_open_jetstream_failures", test_open_jetstream_failures);
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
