@@ -69,22 +69,28 @@ fn save_through_failures(store: &JetStreamStore, e: &Event) -> bool {
     }
 }
 
-fn check_exactly_once(store: &JetStreamStore, actors: usize, per_actor: i64, acked: &[String]) {
+/// Run a read, retrying while the cluster refuses it (a leader is being elected).
+fn read<T>(what: &str, mut f: impl FnMut() -> aether_core::Result<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e @ (Error::Timeout { .. } | Error::Unavailable { .. }))
+                if Instant::now() < deadline =>
+            {
+                eprintln!("{what}: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+fn check_exactly_once(store: &JetStreamStore, actors: usize, per_actor: i64, acked: &[String]) {
     let mut stored = HashSet::new();
     for a in 0..actors {
         let actor = format!("acct-{a}");
-        // Reads may be refused while a leader is elected.
-        let events = loop {
-            match store.get_events(&actor, 0) {
-                Ok(events) => break events,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("read {actor}: {e}; retrying");
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("{e}"),
-            }
-        };
+        let events = read(&actor, || store.get_events(&actor, 0));
         assert_eq!(
             events.iter().map(|e| e.version).collect::<Vec<_>>(),
             (1..=per_actor).collect::<Vec<_>>(),
@@ -97,7 +103,7 @@ fn check_exactly_once(store: &JetStreamStore, actors: usize, per_actor: i64, ack
     for id in acked {
         assert!(stored.contains(id), "acknowledged {id} is missing");
     }
-    let all = store.read_all(1, usize::MAX).unwrap();
+    let all = read("read_all", || store.read_all(1, usize::MAX));
     assert_eq!(all.len(), actors * per_actor as usize);
     for (i, e) in all.iter().enumerate() {
         assert_eq!(e.sequence, i as u64 + 1);
