@@ -7,6 +7,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -27,7 +31,7 @@ pub const METADATA_KEY_SPAN_ID: &str = "spanId";
 ///
 /// `data` is `None` for Go's nil map (written as `null`); `metadata` is omitted from JSON
 /// when empty, as Go's `omitempty` does for both a nil and an empty map.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Event {
     /// Unique event ID.
     pub id: String,
@@ -38,27 +42,72 @@ pub struct Event {
     #[serde(rename = "actorId")]
     pub actor_id: String,
     /// Correlation ID of the command that triggered the event; omitted when empty.
-    #[serde(
-        rename = "commandId",
-        default,
-        skip_serializing_if = "String::is_empty",
-        deserialize_with = "null_as_default"
-    )]
+    #[serde(rename = "commandId", skip_serializing_if = "String::is_empty")]
     pub command_id: String,
     /// Per-actor version; must be strictly greater than the actor's latest to be saved.
     pub version: i64,
     /// Event payload: a JSON object, or `None` for Go's nil map.
-    #[serde(default)]
     pub data: Option<Map<String, Value>>,
     /// String metadata for tracing and auditing.
-    #[serde(
-        default,
-        skip_serializing_if = "BTreeMap::is_empty",
-        deserialize_with = "null_as_default"
-    )]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// When the event happened, with the offset it was written in.
     pub timestamp: Timestamp,
+}
+
+/// What `Event` decodes through (see [`ObjectOnly`]): the same fields and rules.
+#[derive(Deserialize)]
+struct EventFields {
+    id: String,
+    #[serde(rename = "eventType")]
+    event_type: String,
+    #[serde(rename = "actorId")]
+    actor_id: String,
+    #[serde(rename = "commandId", default, deserialize_with = "null_as_default")]
+    command_id: String,
+    version: i64,
+    #[serde(default)]
+    data: Option<Map<String, Value>>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    metadata: BTreeMap<String, String>,
+    timestamp: Timestamp,
+}
+
+impl From<EventFields> for Event {
+    fn from(f: EventFields) -> Event {
+        Event {
+            id: f.id,
+            event_type: f.event_type,
+            actor_id: f.actor_id,
+            command_id: f.command_id,
+            version: f.version,
+            data: f.data,
+            metadata: f.metadata,
+            timestamp: f.timestamp,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ObjectOnly::<EventFields>(PhantomData))
+            .map(Event::from)
+    }
+}
+
+/// Decodes `T` from a JSON object only. serde's derived `Deserialize` also accepts a
+/// struct as an array of its fields in order (`["e","T","a",…]`), which Go's
+/// `json.Unmarshal` refuses; events and snapshots must be objects, as in Go.
+struct ObjectOnly<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map))
+    }
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -200,7 +249,7 @@ pub struct EventStored {
 }
 
 /// A point-in-time state snapshot of an actor. Mirrors Go's `aether.ActorSnapshot`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ActorSnapshot {
     /// The actor the state belongs to.
     #[serde(rename = "actorId")]
@@ -208,10 +257,32 @@ pub struct ActorSnapshot {
     /// The actor version the state reflects.
     pub version: i64,
     /// The state: a JSON object, or `None` for Go's nil map.
-    #[serde(default)]
     pub state: Option<Map<String, Value>>,
     /// When the snapshot was taken.
     pub timestamp: Timestamp,
+}
+
+/// What `ActorSnapshot` decodes through: the same fields and rules.
+#[derive(Deserialize)]
+struct SnapshotFields {
+    #[serde(rename = "actorId")]
+    actor_id: String,
+    version: i64,
+    #[serde(default)]
+    state: Option<Map<String, Value>>,
+    timestamp: Timestamp,
+}
+
+impl<'de> Deserialize<'de> for ActorSnapshot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f = d.deserialize_map(ObjectOnly::<SnapshotFields>(PhantomData))?;
+        Ok(ActorSnapshot {
+            actor_id: f.actor_id,
+            version: f.version,
+            state: f.state,
+            timestamp: f.timestamp,
+        })
+    }
 }
 
 impl ActorSnapshot {

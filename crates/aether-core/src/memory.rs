@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crossbeam_channel::Receiver;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::event::{ActorSnapshot, Event, EventStored, ReplayResult, SequencedEvent};
@@ -44,6 +45,28 @@ impl State {
             .iter()
             .map(|&(_, seq)| self.log[seq as usize - 1].clone())
             .collect()
+    }
+}
+
+/// The event as it reads back from its JSON, which is what every persistent backend
+/// returns: a float with an integral value (`2.0`) is written as Go writes it (`2`) and
+/// reads back as an integer. Decoding only when such a float is present keeps saves cheap.
+fn canonical(event: &Event, json: &[u8]) -> Event {
+    fn integral_float(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => n.as_f64().is_some_and(|f| n.is_f64() && f.fract() == 0.0),
+            Value::Array(items) => items.iter().any(integral_float),
+            Value::Object(map) => map.values().any(integral_float),
+            _ => false,
+        }
+    }
+    let has = event
+        .data
+        .as_ref()
+        .is_some_and(|d| d.values().any(integral_float));
+    match has.then(|| Event::from_json(json)) {
+        Some(Ok(decoded)) => decoded,
+        _ => event.clone(),
     }
 }
 
@@ -136,7 +159,7 @@ impl MemoryStore {
         for (event, json) in events.iter().zip(encoded) {
             seq += 1;
             state.log.push(Arc::new(Stored {
-                event: event.clone(),
+                event: canonical(event, &json),
                 json,
             }));
             state
