@@ -1,6 +1,5 @@
 //! Inputs the fuzz targets (fuzz/) found, kept as tests so the behaviour they pinned down
 //! stays put. Each test names the target and what it reported.
-//!
 
 use aether_core::{ActorSnapshot, Event, EventStore, MemoryStore, SledStore};
 use serde_json::Value;
@@ -46,9 +45,10 @@ fn integral_floats_in_snapshot_state_round_trip() {
     assert_eq!(again.state.unwrap()["total"].as_f64(), Some(150.0));
 }
 
-/// Consequence of the round trip above: MemoryStore hands back the event it was given
-/// (`2.0` stays a float), SledStore decodes what it wrote (`2` comes back an integer), so
-/// the same save reads back different `Event`s depending on the backend.
+/// Consequence of the round trip above: MemoryStore used to hand back the event it was
+/// given (`2.0` stayed a float) while SledStore decodes what it wrote (`2` comes back an
+/// integer), so the same save read back different `Event`s depending on the backend.
+/// MemoryStore now keeps the event as it reads back from its JSON.
 #[test]
 fn backends_read_back_the_same_event_for_integral_floats() {
     let event = Event::from_json(
@@ -68,8 +68,9 @@ fn backends_read_back_the_same_event_for_integral_floats() {
 
 /// Found while reading `event_json`'s error messages: serde's derived `Deserialize`
 /// accepts a struct as a JSON array of its fields in declaration order, so
-/// `["e","T","a","",1,null,{},"2024-…"]` is an event to `Event::from_json` (and to
-/// `aether_save_event`). Go's `json.Unmarshal` refuses an array for a struct.
+/// `["e","T","a","",1,null,{},"2024-…"]` was an event to `Event::from_json` (and to
+/// `aether_save_event`). Go's `json.Unmarshal` refuses an array for a struct, and so
+/// do we now.
 #[test]
 fn a_json_array_is_neither_an_event_nor_a_snapshot() {
     assert!(Event::from_json(br#"["e","T","a","",1,null,{},"2024-01-02T03:04:05Z"]"#).is_err());
