@@ -96,6 +96,8 @@ pub struct Options {
     /// Size of the write-ahead log before a checkpoint recycles it.
     pub wal_capacity: u64,
     /// How long a group-commit leader waits for saves already in flight to join its sync.
+    /// Zero by default: saves arriving while a sync runs form the next group anyway; a
+    /// wait can pay off with many cores and many writers.
     pub group_commit_window: Duration,
 }
 
@@ -108,7 +110,10 @@ impl Default for Options {
             limits: Limits::default(),
             lock_timeout: Duration::from_secs(2),
             wal_capacity: 16 << 20,
-            group_commit_window: Duration::from_micros(300),
+            // Measured on 2 cores: waiting for savers in flight lowered 8-writer throughput
+            // (2.3x the 1-writer rate against 2.75x without waiting); saves that arrive
+            // during a sync already form the next group.
+            group_commit_window: Duration::ZERO,
         }
     }
 }
