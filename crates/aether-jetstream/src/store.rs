@@ -867,16 +867,41 @@ impl JetStreamStore {
             match ack.error {
                 None if !ack.duplicate => {
                     let seq = ack.seq;
-                    {
-                        let mut t = self.shared.tail();
-                        if t.stream_seq + 1 == seq {
-                            t.stream_seq = seq;
-                            t.next_event_seq = next_event_seq + count;
-                        }
-                        t.remember(&subject, seq, last_version);
-                    }
                     metrics.add_events_saved(count);
-                    self.wait_notified(seq);
+                    let mut t = self.shared.tail();
+                    if t.stream_seq + 1 == seq {
+                        t.stream_seq = seq;
+                        t.next_event_seq = next_event_seq + count;
+                    }
+                    t.remember(&subject, seq, last_version);
+                    if t.notified_seq + 1 == seq {
+                        // Everything before this message is notified: publish ours now
+                        // rather than wait for the follower to bring it back. The
+                        // timestamp is this process's clock at the acknowledgement.
+                        let now = Timestamp::now();
+                        let notifier = self
+                            .shared
+                            .notifier
+                            .read()
+                            .unwrap_or_else(|p| p.into_inner());
+                        for (i, e) in events.iter().enumerate() {
+                            notifier.publish(EventStored {
+                                event_id: e.id.clone(),
+                                actor_id: e.actor_id.clone(),
+                                version: e.version,
+                                timestamp: now,
+                                sequence: next_event_seq + i as u64,
+                            });
+                        }
+                        t.notified_seq = seq;
+                        drop(t);
+                        self.shared.moved.notify_all();
+                    } else {
+                        drop(t);
+                        // Messages of other processes come first: the follower publishes
+                        // in stream order, ours included.
+                        self.wait_notified(seq);
+                    }
                     return Ok(next_event_seq + count - 1);
                 }
                 None => {
@@ -1067,20 +1092,24 @@ fn apply(
         }
         base
     };
-    if let (Some(heads), true) = (heads, base > 0) {
-        let notifier = shared.notifier.read().unwrap_or_else(|p| p.into_inner());
-        for (i, h) in heads.into_iter().enumerate() {
-            notifier.publish(EventStored {
-                event_id: h.id,
-                actor_id: h.actor_id,
-                version: h.version,
-                timestamp: time,
-                sequence: base + i as u64,
-            });
-        }
-    }
     let mut t = shared.tail();
-    t.notified_seq = t.notified_seq.max(seq);
+    // Notifications leave in stream order, each once: the save that stored a message may
+    // have published them already (see `append`); both sides decide under the tail lock.
+    if seq > t.notified_seq {
+        if let (Some(heads), true) = (heads, base > 0) {
+            let notifier = shared.notifier.read().unwrap_or_else(|p| p.into_inner());
+            for (i, h) in heads.into_iter().enumerate() {
+                notifier.publish(EventStored {
+                    event_id: h.id,
+                    actor_id: h.actor_id,
+                    version: h.version,
+                    timestamp: time,
+                    sequence: base + i as u64,
+                });
+            }
+        }
+        t.notified_seq = seq;
+    }
     drop(t);
     shared.moved.notify_all();
 }
