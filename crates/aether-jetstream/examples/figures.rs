@@ -13,7 +13,7 @@
 //! ```
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -39,6 +39,9 @@ fn event(actor: &str, version: i64) -> Event {
     e.timestamp = Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + version as i128);
     e
 }
+
+/// Picks one figure out of a run.
+type Pick = fn(&Figures) -> f64;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Figures {
@@ -227,7 +230,7 @@ fn main() {
         "{:<44} {:>12} {:>14} {:>10}",
         "", "1 server", "3 nodes (R3)", "R3 / 1"
     );
-    let rows: [(&str, fn(&Figures) -> f64); 6] = [
+    let rows: [(&str, Pick); 6] = [
         ("save_event, sequential (events)", |f| f.save),
         ("raw publish, ack awaited (messages)", |f| f.raw_publish),
         ("save_events, 100 per batch (events)", |f| f.batch_save),
@@ -245,7 +248,7 @@ fn main() {
         );
     }
     println!();
-    let ratios: [(&str, fn(&Figures) -> f64, f64); 3] = [
+    let ratios: [(&str, Pick, f64); 3] = [
         (
             "save / raw ack-awaited publish",
             |f| f.save / f.raw_publish,
