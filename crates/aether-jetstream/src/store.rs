@@ -722,36 +722,47 @@ impl JetStreamStore {
     }
 
     /// Every record of an actor from the start: decoded events with version >= `from`,
-    /// and the records that do not decode.
-    async fn read_actor(
+    /// and the records that do not decode. Decoding runs on a second thread while the
+    /// consumer receives, so a long replay costs about the larger of the two, not the sum.
+    fn read_actor(
         &self,
         actor_id: &str,
         from_version: i64,
         operation: &'static str,
     ) -> Result<(Vec<Event>, Vec<RawRecord>, Vec<String>)> {
         let subject = self.names.events_subject(actor_id);
-        let Some(last) = self.last_on(&subject, operation).await? else {
-            return Ok((Vec::new(), Vec::new(), Vec::new()));
-        };
-        let mut events = Vec::new();
-        let mut bad = Vec::new();
-        let mut causes = Vec::new();
-        self.scan(&subject, 1, last.seq, operation, |rec| {
-            match record::decode_events(&rec.payload) {
-                Ok(decoded) => events.extend(
-                    decoded
-                        .into_iter()
-                        .filter(|e| e.actor_id == actor_id && e.version >= from_version),
-                ),
-                Err(cause) => {
-                    causes.push(cause);
-                    bad.push(rec);
+        let (tx, rx) = crossbeam_channel::bounded::<RawRecord>(4096);
+        std::thread::scope(|scope| {
+            let decoder = scope.spawn(move || {
+                let mut events = Vec::new();
+                let mut bad = Vec::new();
+                let mut causes = Vec::new();
+                for rec in rx {
+                    match record::decode_events(&rec.payload) {
+                        Ok(decoded) => events.extend(
+                            decoded
+                                .into_iter()
+                                .filter(|e| e.actor_id == actor_id && e.version >= from_version),
+                        ),
+                        Err(cause) => {
+                            causes.push(cause);
+                            bad.push(rec);
+                        }
+                    }
                 }
-            }
-            true
+                (events, bad, causes)
+            });
+            let scanned = self.block_on(async {
+                let Some(last) = self.last_on(&subject, operation).await? else {
+                    return Ok(());
+                };
+                self.scan(&subject, 1, last.seq, operation, |rec| tx.send(rec).is_ok())
+                    .await
+            });
+            drop(tx);
+            let decoded = decoder.join().expect("the decoding thread does not panic");
+            scanned.map(|()| decoded)
         })
-        .await?;
-        Ok((events, bad, causes))
     }
 
     fn corrupt_location(&self, rec: &RawRecord) -> String {
@@ -1135,8 +1146,7 @@ impl EventStore for JetStreamStore {
     }
 
     fn get_events(&self, actor_id: &str, from_version: i64) -> Result<Vec<Event>> {
-        let (events, bad, causes) =
-            self.block_on(self.read_actor(actor_id, from_version, "get_events"))?;
+        let (events, bad, causes) = self.read_actor(actor_id, from_version, "get_events")?;
         if let (Some(rec), Some(cause)) = (bad.first(), causes.first()) {
             let sequence = self.block_on(self.extent(rec.seq, "get_events"))?.0;
             return Err(Error::Corrupt {
@@ -1150,7 +1160,7 @@ impl EventStore for JetStreamStore {
 
     fn get_events_with_errors(&self, actor_id: &str, from_version: i64) -> Result<ReplayResult> {
         let op = "get_events_with_errors";
-        let (events, bad, causes) = self.block_on(self.read_actor(actor_id, from_version, op))?;
+        let (events, bad, causes) = self.read_actor(actor_id, from_version, op)?;
         let mut errors = Vec::with_capacity(bad.len());
         for (rec, cause) in bad.into_iter().zip(causes) {
             let sequence = self.block_on(self.extent(rec.seq, op))?.0;
