@@ -90,8 +90,8 @@
 //!
 //! At open the store starts an ordered consumer on the events stream from its current end.
 //! Every message, whoever stored it, is accounted and turned into `EventStored`
-//! notifications (in stream order, with the store-wide sequence and the server's storage
-//! time), delivered through [`aether_core::notify::Notifier`]: `poll_event_stored`,
+//! notifications (in stream order, with the store-wide sequence; the timestamp is the
+//! server's storage time, or for a process's own save its clock at the acknowledgement), delivered through [`aether_core::notify::Notifier`]: `poll_event_stored`,
 //! `event_stored_receiver` and an attached `EventBus` see saves of every process. A save
 //! returns after its own notifications are out (or after `request_timeout` if the consumer
 //! is cut off; they follow when it is recreated).
