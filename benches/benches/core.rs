@@ -18,23 +18,6 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 /// long run does not grow without bound.
 const MEMORY_STORE_CAP: usize = 1_000_000;
 
-/// Save `iters` events from `pool`, one `save_event` each; returns only the saving time
-/// (pool rewinds happen between timed stretches).
-fn time_saves(store: &dyn EventStore, pool: &mut EventPool, iters: u64) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters as usize;
-    while left > 0 {
-        let chunk = pool.take(left);
-        let start = Instant::now();
-        for event in chunk {
-            black_box(store.save_event(event).expect("save"));
-        }
-        total += start.elapsed();
-        left -= chunk.len();
-    }
-    total
-}
-
 /// Save `iters` batches of `batch_len` events from a batch pool.
 fn time_batches(
     store: &dyn EventStore,

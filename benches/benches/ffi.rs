@@ -155,22 +155,6 @@ impl JsonPool {
     }
 }
 
-/// Save `iters` events through the Rust API; only the saving is timed.
-fn time_rust_saves(store: &dyn EventStore, pool: &mut EventPool, iters: u64) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters as usize;
-    while left > 0 {
-        let chunk = pool.take(left);
-        let start = Instant::now();
-        for event in chunk {
-            black_box(store.save_event(event).expect("save"));
-        }
-        total += start.elapsed();
-        left -= chunk.len();
-    }
-    total
-}
-
 /// Save `iters` pre-encoded events through `aether_save_event`; only the saving is timed.
 fn time_c_saves(store: &CStore, pool: &mut JsonPool, iters: u64) -> Duration {
     let mut total = Duration::ZERO;
@@ -203,7 +187,7 @@ fn ffi_save(c: &mut Criterion) {
                 held = 0;
             }
             held += iters as usize;
-            time_rust_saves(&memory, &mut pool, iters)
+            time_saves(&memory, &mut pool, iters)
         })
     });
     drop(memory);
@@ -227,7 +211,7 @@ fn ffi_save(c: &mut Criterion) {
     let (_dir, sled) = open_store("ffi_save_rust", Durability::Buffered);
     let mut pool = EventPool::round_robin(&actor_ids(ACTORS), POOL_VERSIONS_PER_ACTOR);
     group.bench_function(BenchmarkId::new("rust_api", "sled_buffered"), |b| {
-        b.iter_custom(|iters| time_rust_saves(&sled, &mut pool, iters))
+        b.iter_custom(|iters| time_saves(&sled, &mut pool, iters))
     });
     drop(sled);
 

@@ -70,6 +70,23 @@ pub fn make_event(actor_id: &str, version: i64, salt: u64) -> Event {
         .with_data("total", (qty * cents) as f64 / 100.0)
 }
 
+/// Save `iters` events from `pool` through the Rust API, one `save_event` each; returns
+/// only the saving time (pool rewinds happen between timed stretches).
+pub fn time_saves(store: &dyn EventStore, pool: &mut EventPool, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters as usize;
+    while left > 0 {
+        let chunk = pool.take(left);
+        let start = Instant::now();
+        for event in chunk {
+            std::hint::black_box(store.save_event(event).expect("save"));
+        }
+        total += start.elapsed();
+        left -= chunk.len();
+    }
+    total
+}
+
 /// Pre-generated events, handed out in order. When exhausted, [`EventPool::take`] raises
 /// every version by the versions per actor it holds and starts over, so the same events
 /// can be saved again to the same store without regenerating them (event IDs repeat; no
