@@ -703,3 +703,151 @@ fn verify_names_a_damaged_snapshot() {
         "{out}"
     );
 }
+
+const CRASHED_STORE_ENV: &str = "AETHER_CLI_TEST_CRASHED_STORE";
+
+/// The image of a durable store taken while it was still open: what a crash leaves (sled
+/// behind, the saves in the log). The store saved `known_events()` one by one, the first
+/// two before it was closed and reopened (so both header slots hold a checkpoint), the
+/// last three after (only in the log). Written by a child process, like `known_store`.
+fn crashed_store(dir: &Path) -> PathBuf {
+    let path = dir.join("crashed");
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["write_crashed_store", "--exact", "--ignored", "--quiet"])
+        .env(CRASHED_STORE_ENV, &path)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(path.join("aether.wal").is_file());
+    path
+}
+
+fn copy_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_files(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+#[ignore = "helper: run in a child process by crashed_store()"]
+fn write_crashed_store() {
+    let Some(path) = std::env::var_os(CRASHED_STORE_ENV) else {
+        return;
+    };
+    let path = PathBuf::from(path);
+    let live = path.with_extension("live");
+    let mut options = Options::with_durability(Durability::Durable);
+    options.wal_capacity = 64 * 1024;
+    let events = known_events();
+    let store = SledStore::open_with(&live, options.clone()).unwrap();
+    for e in &events[..2] {
+        store.save_event(e).unwrap();
+    }
+    store.close().unwrap();
+    drop(store);
+    let store = SledStore::open_with(&live, options).unwrap();
+    for e in &events[2..] {
+        store.save_event(e).unwrap();
+    }
+    copy_files(&live, &path);
+}
+
+/// Offsets of the log's frames (those of the generation of the first one).
+fn wal_frames(wal: &[u8]) -> Vec<usize> {
+    let u32_at = |at: usize| u32::from_be_bytes(wal[at..at + 4].try_into().unwrap());
+    let mut frames = Vec::new();
+    let mut at = 4096;
+    let generation = &wal[at + 8..at + 16];
+    while u32_at(at) != 0 && &wal[at + 8..at + 16] == generation {
+        frames.push(at);
+        at = (at + 16 + u32_at(at) as usize + 7) & !7;
+    }
+    frames
+}
+
+#[test]
+fn verify_names_damage_in_the_log_of_a_crashed_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = crashed_store(dir.path());
+    let wal = std::fs::read(image.join("aether.wal")).unwrap();
+    let frames = wal_frames(&wal);
+    assert_eq!(frames.len(), 3);
+    let damaged = |name: &str, damage: &dyn Fn(&mut Vec<u8>)| {
+        let path = dir.path().join(name);
+        copy_files(&image, &path);
+        let mut bytes = wal.clone();
+        damage(&mut bytes);
+        std::fs::write(path.join("aether.wal"), bytes).unwrap();
+        let o = aether_path(&["verify"], &path);
+        (o.status.code(), stdout(&o))
+    };
+
+    // Intact: the saves are only in the log, which the next open replays.
+    let (code, out) = damaged("intact", &|_| {});
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("not closed cleanly: 3 saves"), "{out}");
+
+    // A flipped bit in the last frame: the store would take it for a write cut short by
+    // the crash and drop an acknowledged save.
+    let last = frames[2];
+    let (code, out) = damaged("last", &|b| b[last + 60] ^= 0x08);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "problem: aether.wal: damaged last frame: the last frame (offset {last}, sequence 5) differs from an intact frame by one bit at offset {}",
+            last + 60
+        )),
+        "{out}"
+    );
+    assert!(out.contains("not closed cleanly: 2 saves"), "{out}");
+
+    // The same in an earlier frame: the saves after it are lost (the store refuses to open).
+    let second = frames[1];
+    let (code, out) = damaged("second", &|b| b[second + 20] ^= 0x01);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "problem: aether.wal: damaged log: frame at offset {second} is damaged and an intact frame follows at offset {}",
+            frames[2]
+        )),
+        "{out}"
+    );
+
+    // Truncated inside the last frame.
+    let (code, out) = damaged("truncated", &|b| b.truncate(last + 30));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("damaged last frame: the file ends inside its last frame"),
+        "{out}"
+    );
+
+    // The newer header slot damaged: the store falls back to the older checkpoint and
+    // would not read the frames written after the newer one.
+    let (code, out) = damaged("slot", &|b| b[512 + 17] ^= 0x40);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "problem: aether.wal: damaged header: the header slot at offset 512 is damaged"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("problem: aether.wal: damaged log: the log's newest checkpoint is lost with its header slot: 3 frames"),
+        "{out}"
+    );
+
+    // A write cut short by the crash (the end of the last frame never reached the disk) is
+    // not damage: that save was never acknowledged.
+    let end = last + 16 + u32::from_be_bytes(wal[last..last + 4].try_into().unwrap()) as usize;
+    let (code, out) = damaged("torn", &|b| b[last + 64..end].fill(0));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("not closed cleanly: 2 saves"), "{out}");
+}
