@@ -6,13 +6,24 @@
 //!   a silently shorter history;
 //!
 //! and never in a panic. `AETHER_CORRUPTION_TRIALS` sets the count (default 1000).
+//!
+//! Before the store opens a damaged copy (opening repairs), `aether verify`'s checks
+//! ([`aether_core::verify`]) run on an identical copy: they must never panic, must find
+//! nothing wrong with the undamaged controls, and must report a problem (or fail with an
+//! error naming the damage) in every trial where the damage reached the data — the store
+//! refused to open, or reported a replay or read error. Injections the store never notices
+//! (dead space in sled's files, the log's unused tail) are counted, with how many of them
+//! verify flagged anyway.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use aether_core::sled_store::layout;
+use aether_core::verify::{self, FindingKind, VerifyOptions, VerifyReport};
 use aether_core::{Durability, Error, Event, EventStore, Options, SledStore, Timestamp};
 use serde_json::json;
 
@@ -99,8 +110,18 @@ impl Rng {
     }
 }
 
-/// Apply one random fault to the store at `dir`; returns a description.
-fn inject(dir: &Path, rng: &mut Rng) -> String {
+/// What a trial damaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Category {
+    Control,
+    SledBitFlip,
+    SledTruncation,
+    LogBitFlip,
+    MalformedRecord,
+}
+
+/// Apply one random fault to the store at `dir`; returns what and a description.
+fn inject(dir: &Path, rng: &mut Rng) -> (Category, String) {
     let all = files(dir);
     let wal: Vec<_> = all
         .iter()
@@ -120,7 +141,10 @@ fn inject(dir: &Path, rng: &mut Rng) -> String {
             let bit = rng.below(8);
             bytes[at] ^= 1 << bit;
             fs::write(f, bytes).unwrap();
-            format!("flip bit {bit} of byte {at} in {}", f.display())
+            (
+                Category::SledBitFlip,
+                format!("flip bit {bit} of byte {at} in {}", f.display()),
+            )
         }
         5 | 6 => {
             let f = &sled[rng.below(sled.len() as u64) as usize];
@@ -132,7 +156,10 @@ fn inject(dir: &Path, rng: &mut Rng) -> String {
                 .unwrap()
                 .set_len(to)
                 .unwrap();
-            format!("truncate {} from {len} to {to}", f.display())
+            (
+                Category::SledTruncation,
+                format!("truncate {} from {len} to {to}", f.display()),
+            )
         }
         7 => {
             let f = &wal[0];
@@ -143,7 +170,10 @@ fn inject(dir: &Path, rng: &mut Rng) -> String {
             let bit = rng.below(8);
             bytes[at] ^= 1 << bit;
             fs::write(f, bytes).unwrap();
-            format!("flip bit {bit} of byte {at} in the log")
+            (
+                Category::LogBitFlip,
+                format!("flip bit {bit} of byte {at} in the log"),
+            )
         }
         _ => {
             // A malformed value written into a record through sled itself.
@@ -165,7 +195,10 @@ fn inject(dir: &Path, rng: &mut Rng) -> String {
                 .insert(layout::event_key(a.as_bytes(), v), value)
                 .unwrap();
             db.flush().unwrap();
-            format!("malformed record for {a} v{v}")
+            (
+                Category::MalformedRecord,
+                format!("malformed record for {a} v{v}"),
+            )
         }
     }
 }
@@ -178,8 +211,9 @@ struct Tally {
 }
 
 /// Open and read everything; panics (the test's failure) on a silent loss or a wrong
-/// payload; returns how the trial ended.
-fn check(dir: &Path, fault: &str, tally: &mut Tally) {
+/// payload; returns whether the damage reached the data (the store refused to open, or
+/// reported a replay or read error).
+fn check(dir: &Path, fault: &str, tally: &mut Tally) -> bool {
     let store = match SledStore::open_with(dir, options()) {
         Ok(s) => s,
         Err(e) => {
@@ -195,7 +229,7 @@ fn check(dir: &Path, fault: &str, tally: &mut Tally) {
                 other => panic!("{fault}: open failed with an unexpected error: {other}"),
             };
             *tally.refused.entry(kind).or_default() += 1;
-            return;
+            return true;
         }
     };
     let mut reported = 0;
@@ -239,8 +273,158 @@ fn check(dir: &Path, fault: &str, tally: &mut Tally) {
             "{fault}: sequence lost events silently"
         );
         tally.opened_intact += 1;
+        false
     } else {
         tally.opened_with_reported_damage += 1;
+        true
+    }
+}
+
+/// What verify said about a damaged copy.
+#[derive(Debug)]
+enum Verdict {
+    Sound,
+    Problems(VerifyReport),
+    /// sled itself could not open or read its files.
+    Failed(Error),
+}
+
+impl Verdict {
+    fn flagged(&self) -> bool {
+        !matches!(self, Verdict::Sound)
+    }
+}
+
+/// Run verify on a copy of `dir` (sled's own recovery may rewrite files as it opens them,
+/// and the store must see the damage as injected); panics if verify panics.
+fn run_verify(dir: &Path, scratch: &Path, fault: &str) -> Verdict {
+    copy_dir(dir, scratch);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        verify::verify(scratch, &VerifyOptions::default())
+    }));
+    fs::remove_dir_all(scratch).unwrap();
+    match outcome {
+        Ok(Ok(report)) if report.is_sound() => Verdict::Sound,
+        Ok(Ok(report)) => Verdict::Problems(report),
+        Ok(Err(e)) => {
+            assert!(
+                matches!(e, Error::Corrupt { .. } | Error::Storage { .. }),
+                "{fault}: verify failed with an error that does not name damage: {e}"
+            );
+            Verdict::Failed(e)
+        }
+        Err(panic) => panic!("{fault}: verify panicked: {}", panic_message(&*panic)),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Per category of injection: how the damage and verify's findings line up.
+#[derive(Debug, Default)]
+struct Found {
+    trials: u64,
+    /// The store refused to open or reported damage.
+    data_affecting: u64,
+    /// … and verify reported a problem.
+    found_problems: u64,
+    /// … and verify failed naming the damage (sled could not open its files).
+    found_error: u64,
+    /// The store opened and returned everything intact.
+    harmless: u64,
+    /// … yet verify reported a problem.
+    harmless_flagged: u64,
+}
+
+#[derive(Debug, Default)]
+struct VerifyTally {
+    by_category: BTreeMap<Category, Found>,
+    /// Trials in whose findings each kind of problem appears.
+    kinds: BTreeMap<FindingKind, u64>,
+}
+
+impl VerifyTally {
+    fn add(&mut self, category: Category, data_affecting: bool, verdict: &Verdict) {
+        let f = self.by_category.entry(category).or_default();
+        f.trials += 1;
+        if data_affecting {
+            f.data_affecting += 1;
+            match verdict {
+                Verdict::Problems(_) => f.found_problems += 1,
+                Verdict::Failed(_) => f.found_error += 1,
+                Verdict::Sound => {}
+            }
+        } else {
+            f.harmless += 1;
+            if verdict.flagged() {
+                f.harmless_flagged += 1;
+            }
+        }
+        if let Verdict::Problems(report) = verdict {
+            let mut kinds: Vec<_> = report.problem_findings().map(|p| p.kind).collect();
+            kinds.sort();
+            kinds.dedup();
+            for k in kinds {
+                *self.kinds.entry(k).or_default() += 1;
+            }
+        }
+    }
+}
+
+impl fmt::Display for VerifyTally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<18} {:>7} {:>14} {:>15} {:>13} {:>9} {:>17}",
+            "injection",
+            "trials",
+            "data-affecting",
+            "verify: problem",
+            "verify: error",
+            "harmless",
+            "harmless flagged"
+        )?;
+        let mut total = Found::default();
+        for (category, c) in &self.by_category {
+            writeln!(
+                f,
+                "{:<18} {:>7} {:>14} {:>15} {:>13} {:>9} {:>17}",
+                format!("{category:?}"),
+                c.trials,
+                c.data_affecting,
+                c.found_problems,
+                c.found_error,
+                c.harmless,
+                c.harmless_flagged
+            )?;
+            total.trials += c.trials;
+            total.data_affecting += c.data_affecting;
+            total.found_problems += c.found_problems;
+            total.found_error += c.found_error;
+            total.harmless += c.harmless;
+            total.harmless_flagged += c.harmless_flagged;
+        }
+        writeln!(
+            f,
+            "{:<18} {:>7} {:>14} {:>15} {:>13} {:>9} {:>17}",
+            "total",
+            total.trials,
+            total.data_affecting,
+            total.found_problems,
+            total.found_error,
+            total.harmless,
+            total.harmless_flagged
+        )?;
+        write!(
+            f,
+            "trials with each kind of problem found: {:?}",
+            self.kinds
+        )
     }
 }
 
@@ -254,27 +438,68 @@ fn corruption_is_refused_or_reported_never_silent() {
     let templates = templates(root.path());
     let mut rng = Rng(0xc0ff_ee11);
     let mut tally = Tally::default();
+    let mut verified = VerifyTally::default();
+    let scratch = root.path().join("verify");
+    let mut verify_time = Duration::ZERO;
+    let started = Instant::now();
     for trial in 0..trials {
         let template = &templates[(trial % 2) as usize];
         let dir = root.path().join(format!("trial-{trial}"));
         copy_dir(template, &dir);
         // Trial 0 and 1: no fault, both templates must open intact.
-        let fault = if trial < 2 {
-            "no fault".to_owned()
+        let (category, fault) = if trial < 2 {
+            (Category::Control, "no fault".to_owned())
         } else {
             inject(&dir, &mut rng)
         };
+        let fault = format!("trial {trial} ({fault})");
+        // Verify first: the store's open repairs what verify must see.
+        let t = Instant::now();
+        let verdict = run_verify(&dir, &scratch, &fault);
+        verify_time += t.elapsed();
         let outcome = catch_unwind(AssertUnwindSafe(|| check(&dir, &fault, &mut tally)));
-        if let Err(panic) = outcome {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            panic!("trial {trial} ({fault}): {msg}");
+        let data_affecting = match outcome {
+            Ok(affected) => affected,
+            Err(panic) => panic!("{fault}: {}", panic_message(&*panic)),
+        };
+        if category == Category::Control {
+            assert!(
+                !data_affecting && !verdict.flagged(),
+                "{fault}: verify reports problems in an undamaged store: {verdict:?}"
+            );
         }
+        if data_affecting {
+            assert!(
+                verdict.flagged(),
+                "{fault}: the damage reached the data but verify found nothing"
+            );
+        }
+        if std::env::var("AETHER_SHOW").is_ok() {
+            match &verdict {
+                Verdict::Problems(r) => {
+                    for p in r.problem_findings() {
+                        eprintln!("{fault}: affecting={data_affecting}: {p}");
+                    }
+                }
+                Verdict::Failed(e) => eprintln!("{fault}: affecting={data_affecting}: {e}"),
+                Verdict::Sound => eprintln!("{fault}: affecting={data_affecting}: sound"),
+            }
+        }
+        verified.add(category, data_affecting, &verdict);
         fs::remove_dir_all(&dir).unwrap();
     }
     eprintln!("corruption trials: {trials}: {tally:?}");
+    eprintln!(
+        "verify on each damaged copy, before the store opened it ({:.1} s of {:.1} s):\n{verified}",
+        verify_time.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
     assert!(tally.opened_intact >= 2);
+    let total = verified.by_category.values().fold((0, 0), |(a, f), c| {
+        (a + c.data_affecting, f + c.found_problems + c.found_error)
+    });
+    assert_eq!(
+        total.1, total.0,
+        "verify must find every data-affecting injection"
+    );
 }
