@@ -11,8 +11,8 @@
 //! # Durability
 //! - [`Durability::Durable`] (the default): the save's puts are also appended to the
 //!   store's write-ahead log and `fdatasync`ed before the save returns. Concurrent savers
-//!   share one sync (group commit). Survives process crashes, OS crashes and power loss
-//!   (given a disk that honours flushes).
+//!   share one sync (group commit, in `commit.rs`, model-checked with loom). Survives
+//!   process crashes, OS crashes and power loss (given a disk that honours flushes).
 //! - [`Durability::Buffered`]: sled's buffers only; sled writes them out about every
 //!   500 ms. A process crash or power loss can lose the saves of that window (never a
 //!   part of a batch). `flush()` makes everything durable.
@@ -23,6 +23,11 @@
 //! durably and that record's CRC: at open, a sled that returns less than that is reported
 //! as [`Error::DataLoss`] instead of silently serving a prefix.
 
+// The loom model check (tests/loom.rs) drives the group commit directly.
+#[cfg(aether_loom)]
+pub mod commit;
+#[cfg(not(aether_loom))]
+mod commit;
 pub mod fault;
 pub mod layout;
 mod wal;
@@ -30,8 +35,8 @@ mod wal;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -42,6 +47,7 @@ use crate::notify::{EventBus, Metrics, MetricsSnapshot, Notifier, DEFAULT_CHANNE
 use crate::store::{EventStore, Limits, SnapshotStore};
 use crate::timestamp::Timestamp;
 
+use commit::{Group, GroupCommit, GroupLog, Position};
 use layout::*;
 use wal::{PayloadBuilder, TreeId, Wal};
 
@@ -141,27 +147,7 @@ struct Writer {
     /// sled seek (which was over a third of a buffered save). Only the writer, under
     /// this lock, changes versions, so the map cannot go stale.
     latest: HashMap<String, i64>,
-    /// Commit tickets, one per logged payload (durable mode).
-    last_ticket: u64,
     closed: bool,
-}
-
-/// Logged payloads and notifications waiting for the next group commit.
-#[derive(Debug, Default)]
-struct Pending {
-    payloads: Vec<Vec<u8>>,
-    bytes: usize,
-    notes: Vec<EventStored>,
-    last_ticket: u64,
-    last_sequence: u64,
-    last_crc: u32,
-}
-
-#[derive(Debug, Default)]
-struct CommitState {
-    durable_ticket: u64,
-    leading: bool,
-    failed: Option<String>,
 }
 
 #[derive(Debug)]
@@ -182,19 +168,12 @@ pub struct SledStore {
     snapshots: sled::Tree,
     durability: Durability,
     limits: Limits,
-    group_commit_window: Duration,
     notifier: Notifier,
     writer: Mutex<Writer>,
-    pending: Mutex<Pending>,
-    commit: Mutex<CommitState>,
-    committed: Condvar,
-    /// Signalled (with `pending` held) when a save in flight has joined the pending group
-    /// or given up, so a waiting commit leader can start its sync.
-    joined: Condvar,
+    /// Commit tickets (one per logged payload, durable mode), the group commit, and the
+    /// highest sequence readers may see (durable mode: durable; buffered: stored).
+    commit: GroupCommit<EventStored>,
     wal: Mutex<WalState>,
-    /// Highest sequence readers may see (durable mode: durable; buffered: stored).
-    visible: AtomicU64,
-    in_flight: AtomicUsize,
     closed: AtomicBool,
     /// Set when a failed write may have left state the store cannot vouch for: writes are
     /// refused until the store is reopened (recovery then sorts it out).
@@ -393,24 +372,24 @@ impl SledStore {
             snapshots,
             durability: options.durability,
             limits: options.limits,
-            group_commit_window: options.group_commit_window,
             notifier: Notifier::new(options.event_stored_capacity),
             writer: Mutex::new(Writer {
                 last_sequence: head,
                 last_crc: head_crc,
                 ..Writer::default()
             }),
-            pending: Mutex::new(Pending::default()),
-            commit: Mutex::new(CommitState::default()),
-            committed: Condvar::new(),
-            joined: Condvar::new(),
+            commit: GroupCommit::new(
+                Position {
+                    sequence: head,
+                    crc: head_crc,
+                },
+                options.group_commit_window,
+            ),
             wal: Mutex::new(WalState {
                 wal,
                 last_sequence: head,
                 last_crc: head_crc,
             }),
-            visible: AtomicU64::new(head),
-            in_flight: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             failure: Mutex::new(None),
         };
@@ -467,14 +446,13 @@ impl SledStore {
         let writer = lock(&self.writer);
         self.check_failure()?;
         if self.durability == Durability::Durable {
-            self.wait_durable(writer.last_ticket)?;
+            self.wait_durable(self.commit.last_ticket())?;
         }
         let mut wal = lock(&self.wal);
         self.checkpoint_wal(&mut wal, writer.last_sequence, writer.last_crc)?;
         wal.last_sequence = writer.last_sequence;
         wal.last_crc = writer.last_crc;
-        self.visible
-            .fetch_max(writer.last_sequence, Ordering::AcqRel);
+        self.commit.raise_visible(writer.last_sequence);
         Ok(())
     }
 
@@ -494,7 +472,7 @@ impl SledStore {
     }
 
     fn visible(&self) -> u64 {
-        self.visible.load(Ordering::Acquire)
+        self.commit.visible()
     }
 
     /// Latest stored version of `actor_id` among records with sequence <= `visible`.
@@ -530,14 +508,9 @@ impl SledStore {
             records.push(record);
         }
         self.limits.check_batch_bytes(total)?;
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let in_flight = self.commit.enter();
         let result = self.append_locked(events, records);
-        {
-            // Under `pending`, so a leader waiting for this save cannot miss the wakeup.
-            let _pending = lock(&self.pending);
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            self.joined.notify_one();
-        }
+        drop(in_flight);
         let (last_sequence, ticket) = result?;
         if self.durability == Durability::Durable {
             self.wait_durable(ticket)?;
@@ -642,19 +615,15 @@ impl SledStore {
         });
         match payload {
             Some(payload) => {
-                writer.last_ticket += 1;
-                let mut pending = lock(&self.pending);
-                pending.bytes += payload.len();
-                pending.payloads.push(payload);
-                pending.notes.extend(notes);
-                pending.last_ticket = writer.last_ticket;
-                pending.last_sequence = last;
-                pending.last_crc = last_crc;
-                Ok((last, writer.last_ticket))
+                let position = Position {
+                    sequence: last,
+                    crc: last_crc,
+                };
+                Ok((last, self.commit.submit(payload, notes, Some(position))))
             }
             None => {
                 // Buffered: visible and announced now, in commit order (under the lock).
-                self.visible.store(last, Ordering::Release);
+                self.commit.set_visible(last);
                 for n in notes {
                     self.notifier.publish(n);
                 }
@@ -665,93 +634,29 @@ impl SledStore {
 
     /// Block until commit ticket `ticket` is durable, leading a group commit if no one is.
     fn wait_durable(&self, ticket: u64) -> Result<()> {
-        let mut state = lock(&self.commit);
-        loop {
-            if state.durable_ticket >= ticket {
-                return Ok(());
-            }
-            if let Some(f) = &state.failed {
-                return Err(Error::storage(
-                    "group commit",
-                    std::io::Error::other(f.clone()),
-                ));
-            }
-            if state.leading {
-                state = self
-                    .committed
-                    .wait(state)
-                    .unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            state.leading = true;
-            drop(state);
-            let result = self.lead_commit();
-            state = lock(&self.commit);
-            state.leading = false;
-            match result {
-                Ok(t) => state.durable_ticket = state.durable_ticket.max(t),
-                Err(e) => {
-                    let msg = format!("a write to the log failed ({e}); reopen the store");
-                    state.failed = Some(msg.clone());
-                    lock(&self.failure).get_or_insert(msg);
-                }
-            }
-            self.committed.notify_all();
-        }
+        self.commit.wait_durable(ticket, self).map_err(|failed| {
+            Error::storage(
+                "group commit",
+                std::io::Error::other(log_failure_message(&failed.0)),
+            )
+        })
     }
 
-    /// Write and sync everything pending as one group; returns the last ticket made durable.
-    fn lead_commit(&self) -> Result<u64> {
-        // Saves already in flight join this sync rather than wait for the next one. The
-        // leader sleeps (not spins: on two cores the savers need the CPU) until they have
-        // joined or the window has passed.
-        let group = {
-            let mut pending = lock(&self.pending);
-            if !self.group_commit_window.is_zero() {
-                let deadline = Instant::now() + self.group_commit_window;
-                while self.in_flight.load(Ordering::Acquire) > 0 {
-                    let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                        break;
-                    };
-                    pending = self
-                        .joined
-                        .wait_timeout(pending, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
-                }
-            }
-            let last_ticket = pending.last_ticket;
-            let last_sequence = pending.last_sequence;
-            let last_crc = pending.last_crc;
-            let taken = std::mem::take(&mut *pending);
-            pending.last_ticket = last_ticket;
-            pending.last_sequence = last_sequence;
-            pending.last_crc = last_crc;
-            taken
-        };
-        if group.payloads.is_empty() {
-            return Ok(group.last_ticket);
+    /// Write and sync one group to the log, checkpointing first if it would not fit.
+    fn write_group(&self, group: &Group<EventStored>) -> Result<()> {
+        let mut wal = lock(&self.wal);
+        if wal.wal.needs_checkpoint(group.bytes, group.payloads.len()) {
+            let (seq, crc) = (wal.last_sequence, wal.last_crc);
+            self.checkpoint_wal(&mut wal, seq, crc)?;
         }
-        {
-            let mut wal = lock(&self.wal);
-            if wal.wal.needs_checkpoint(group.bytes, group.payloads.len()) {
-                let (seq, crc) = (wal.last_sequence, wal.last_crc);
-                self.checkpoint_wal(&mut wal, seq, crc)?;
-            }
-            wal.wal
-                .append(group.payloads.iter().map(Vec::as_slice))
-                .map_err(|e| Error::storage("writing the write-ahead log", e))?;
-            if group.last_sequence > wal.last_sequence {
-                wal.last_sequence = group.last_sequence;
-                wal.last_crc = group.last_crc;
-            }
+        wal.wal
+            .append(group.payloads.iter().map(Vec::as_slice))
+            .map_err(|e| Error::storage("writing the write-ahead log", e))?;
+        if group.last.sequence > wal.last_sequence {
+            wal.last_sequence = group.last.sequence;
+            wal.last_crc = group.last.crc;
         }
-        self.visible
-            .fetch_max(group.last_sequence, Ordering::AcqRel);
-        for note in group.notes {
-            self.notifier.publish(note);
-        }
-        Ok(group.last_ticket)
+        Ok(())
     }
 
     fn scan_actor(
@@ -788,6 +693,29 @@ impl SledStore {
             "actor {:?} version {version}",
             String::from_utf8_lossy(actor_id)
         )
+    }
+}
+
+fn log_failure_message(cause: &str) -> String {
+    format!("a write to the log failed ({cause}); reopen the store")
+}
+
+/// The durable mode's group commit writes through the store's log and announces through
+/// its notifier.
+impl GroupLog<EventStored> for SledStore {
+    type Error = Error;
+
+    fn write_and_sync(&self, group: &Group<EventStored>) -> Result<()> {
+        let result = self.write_group(group);
+        if let Err(e) = &result {
+            // Before any waiter learns of the failure, so no save slips in after it.
+            lock(&self.failure).get_or_insert_with(|| log_failure_message(&e.to_string()));
+        }
+        result
+    }
+
+    fn publish(&self, note: EventStored) {
+        self.notifier.publish(note);
     }
 }
 
@@ -967,8 +895,8 @@ impl EventStore for SledStore {
     fn flush(&self) -> Result<()> {
         match self.durability {
             Durability::Durable => {
-                let ticket = lock(&self.writer).last_ticket;
-                self.wait_durable(ticket)
+                // Every save returned so far has its ticket by now.
+                self.wait_durable(self.commit.last_ticket())
             }
             Durability::Buffered => self.checkpoint(),
         }
@@ -997,7 +925,7 @@ impl SnapshotStore for SledStore {
         let record = encode_snapshot_record(snapshot.version, &json);
         let key = actor_key(snapshot.actor_id.as_bytes());
         let ticket = {
-            let mut writer = lock(&self.writer);
+            let writer = lock(&self.writer);
             if writer.closed {
                 return Err(Error::Closed("the store was closed".into()));
             }
@@ -1022,14 +950,7 @@ impl SnapshotStore for SledStore {
             self.snapshots.insert(key, record)?;
             self.notifier.metrics().add_snapshot();
             match payload {
-                Some(payload) => {
-                    writer.last_ticket += 1;
-                    let mut pending = lock(&self.pending);
-                    pending.bytes += payload.len();
-                    pending.payloads.push(payload);
-                    pending.last_ticket = writer.last_ticket;
-                    writer.last_ticket
-                }
+                Some(payload) => self.commit.submit(payload, [], None),
                 None => 0,
             }
         };
