@@ -3,8 +3,10 @@ package aether_test
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	aether "github.com/aether-rs/aether-go"
 )
@@ -137,6 +139,56 @@ func TestConcurrentUseWithClose(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Error(err)
 		}
+		close(stop)
+		wg.Wait()
+	})
+}
+
+// Polls that time out while the GC runs: a failed poll must hand Go no uninitialised
+// pointer fields (the GC would find garbage "pointers" into its heap and abort with
+// "found bad pointer in Go heap"). 16 pollers, 2 goroutines churning garbage.
+func TestPollTimeoutsUnderGC(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *aether.Store) {
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for g := 0; g < 16; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					timeout := time.Duration(i%2) * time.Millisecond
+					if n, err := s.PollEventStored(timeout); n != nil || err != nil {
+						t.Errorf("poller %d: PollEventStored on an idle store = %+v, %v", g, n, err)
+						return
+					}
+				}
+			}(g)
+		}
+		for g := 0; g < 2; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var keep [][]byte
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					keep = append(keep, make([]byte, 64))
+					if len(keep) == 4096 {
+						keep = nil
+						runtime.GC()
+					}
+				}
+			}()
+		}
+		time.Sleep(500 * time.Millisecond)
 		close(stop)
 		wg.Wait()
 	})

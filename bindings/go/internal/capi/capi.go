@@ -7,6 +7,10 @@
 //     them, and none of them contain Go pointers.
 //   - Outputs come back by value from the small C shims below, so no Go pointer is
 //     passed for outputs (no per-call heap allocation for out parameters either).
+//     Every field of a shim's result is initialised before the call: the library leaves
+//     outputs untouched on error, and Go's GC scans the pointer fields of the copy Go
+//     receives, so stack garbage there would abort the program ("found bad pointer in
+//     Go heap").
 //   - Library-owned memory (aether_bytes, aether_event_stored strings, aether_error) is
 //     copied into Go memory and released by the library before the wrapper returns.
 //   - runtime.KeepAlive(h) after each call that uses a handle.
@@ -173,9 +177,7 @@ typedef struct {
 } goaether_metrics_result;
 
 static goaether_metrics_result goaether_metrics(const aether_store *s) {
-	goaether_metrics_result r;
-	r.status = AETHER_OK;
-	r.err = NULL;
+	goaether_metrics_result r = {AETHER_OK, NULL, {0, 0, 0, 0, 0, 0}};
 	r.status = aether_store_metrics(s, &r.metrics, &r.err);
 	return r;
 }
@@ -202,9 +204,7 @@ typedef struct {
 } goaether_poll_one_result;
 
 static goaether_poll_one_result goaether_poll_one(const aether_store *s, int64_t timeout_ms) {
-	goaether_poll_one_result r;
-	r.status = AETHER_OK;
-	r.err = NULL;
+	goaether_poll_one_result r = {AETHER_OK, NULL, {NULL, 0, NULL, 0, 0, 0, 0}};
 	r.status = aether_poll_event_stored(s, timeout_ms, &r.event, &r.err);
 	return r;
 }
@@ -621,6 +621,9 @@ func NewEventStoredBuffer(capacity int) *EventStoredBuffer {
 	}
 	return &EventStoredBuffer{p: p, cap: capacity}
 }
+
+// Cap is how many notifications the buffer holds.
+func (b *EventStoredBuffer) Cap() int { return b.cap }
 
 // Free releases the buffer. Idempotent.
 func (b *EventStoredBuffer) Free() {
