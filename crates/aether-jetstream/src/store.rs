@@ -722,47 +722,71 @@ impl JetStreamStore {
     }
 
     /// Every record of an actor from the start: decoded events with version >= `from`,
-    /// and the records that do not decode. Decoding runs on a second thread while the
-    /// consumer receives, so a long replay costs about the larger of the two, not the sum.
+    /// and the records that do not decode.
     fn read_actor(
         &self,
         actor_id: &str,
         from_version: i64,
         operation: &'static str,
     ) -> Result<(Vec<Event>, Vec<RawRecord>, Vec<String>)> {
+        let mut events = Vec::new();
+        let (bad, causes) = self.scan_actor(actor_id, operation, |rec| {
+            let decoded = record::decode_events(&rec.payload)?;
+            events.extend(
+                decoded
+                    .into_iter()
+                    .filter(|e| e.actor_id == actor_id && e.version >= from_version),
+            );
+            Ok(())
+        })?;
+        Ok((events, bad, causes))
+    }
+
+    /// Run `decode` on every record of an actor from the start, as the consumer receives
+    /// them; returns the records `decode` refused, with its reasons. (Decoding on a second
+    /// thread was measured no faster: the server's delivery is the bottleneck, and on two
+    /// cores the extra thread competes with it.)
+    fn scan_actor(
+        &self,
+        actor_id: &str,
+        operation: &'static str,
+        mut decode: impl FnMut(&RawRecord) -> std::result::Result<(), String>,
+    ) -> Result<(Vec<RawRecord>, Vec<String>)> {
         let subject = self.names.events_subject(actor_id);
-        let (tx, rx) = crossbeam_channel::bounded::<RawRecord>(4096);
-        std::thread::scope(|scope| {
-            let decoder = scope.spawn(move || {
-                let mut events = Vec::new();
-                let mut bad = Vec::new();
-                let mut causes = Vec::new();
-                for rec in rx {
-                    match record::decode_events(&rec.payload) {
-                        Ok(decoded) => events.extend(
-                            decoded
-                                .into_iter()
-                                .filter(|e| e.actor_id == actor_id && e.version >= from_version),
-                        ),
-                        Err(cause) => {
-                            causes.push(cause);
-                            bad.push(rec);
-                        }
-                    }
+        let mut bad = Vec::new();
+        let mut causes = Vec::new();
+        self.block_on(async {
+            let Some(last) = self.last_on(&subject, operation).await? else {
+                return Ok(());
+            };
+            self.scan(&subject, 1, last.seq, operation, |rec| {
+                if let Err(cause) = decode(&rec) {
+                    causes.push(cause);
+                    bad.push(rec);
                 }
-                (events, bad, causes)
+                true
+            })
+            .await
+        })?;
+        Ok((bad, causes))
+    }
+
+    /// The first malformed record as the error a plain replay reports.
+    fn first_corrupt(
+        &self,
+        bad: &[RawRecord],
+        causes: &[String],
+        operation: &'static str,
+    ) -> Result<()> {
+        if let (Some(rec), Some(cause)) = (bad.first(), causes.first()) {
+            let sequence = self.block_on(self.extent(rec.seq, operation))?.0;
+            return Err(Error::Corrupt {
+                sequence,
+                location: self.corrupt_location(rec),
+                cause: cause.clone(),
             });
-            let scanned = self.block_on(async {
-                let Some(last) = self.last_on(&subject, operation).await? else {
-                    return Ok(());
-                };
-                self.scan(&subject, 1, last.seq, operation, |rec| tx.send(rec).is_ok())
-                    .await
-            });
-            drop(tx);
-            let decoded = decoder.join().expect("the decoding thread does not panic");
-            scanned.map(|()| decoded)
-        })
+        }
+        Ok(())
     }
 
     fn corrupt_location(&self, rec: &RawRecord) -> String {
@@ -1076,6 +1100,15 @@ fn apply(
     payload: &[u8],
     time: Timestamp,
 ) {
+    {
+        // This process's own save already accounted and announced this message (the usual
+        // case when the acknowledgement beats the follower): nothing to decode.
+        let t = shared.tail();
+        let known = t.actors.get(subject).is_some_and(|&(s, _)| s >= seq);
+        if known && t.stream_seq >= seq && t.notified_seq >= seq {
+            return;
+        }
+    }
     let heads = record::decode_heads(payload).ok();
     let base = {
         let mut t = shared.tail();
@@ -1147,15 +1180,39 @@ impl EventStore for JetStreamStore {
 
     fn get_events(&self, actor_id: &str, from_version: i64) -> Result<Vec<Event>> {
         let (events, bad, causes) = self.read_actor(actor_id, from_version, "get_events")?;
-        if let (Some(rec), Some(cause)) = (bad.first(), causes.first()) {
-            let sequence = self.block_on(self.extent(rec.seq, "get_events"))?.0;
-            return Err(Error::Corrupt {
-                sequence,
-                location: self.corrupt_location(rec),
-                cause: cause.clone(),
-            });
-        }
+        self.first_corrupt(&bad, &causes, "get_events")?;
         Ok(events)
+    }
+
+    /// Each event is decoded (a message that does not decode is an error, as in
+    /// `get_events`), but what is handed out is the stored JSON when this store wrote it
+    /// (its headers say so), so nothing is encoded again. A message from another
+    /// publisher is handed out in the canonical encoding.
+    fn get_events_json(&self, actor_id: &str, from_version: i64) -> Result<Vec<u8>> {
+        let op = "get_events_json";
+        let mut out = Vec::with_capacity(4096);
+        out.push(b'[');
+        let (bad, causes) = self.scan_actor(actor_id, op, |rec| {
+            let ours = record::sequence_header(rec.headers.as_ref()).is_some();
+            for raw in record::split_payload(&rec.payload)? {
+                let e = Event::from_json(raw).map_err(|e| e.to_string())?;
+                if e.actor_id != actor_id || e.version < from_version {
+                    continue;
+                }
+                if out.len() > 1 {
+                    out.push(b',');
+                }
+                if ours {
+                    out.extend_from_slice(raw);
+                } else {
+                    e.write_json(&mut out);
+                }
+            }
+            Ok(())
+        })?;
+        self.first_corrupt(&bad, &causes, op)?;
+        out.push(b']');
+        Ok(out)
     }
 
     fn get_events_with_errors(&self, actor_id: &str, from_version: i64) -> Result<ReplayResult> {

@@ -274,6 +274,11 @@ fn malformed_messages_are_reported_with_their_sequence() {
         Err(Error::Corrupt { sequence: 2, .. }) => {}
         other => panic!("expected corrupt at 2, got {other:?}"),
     }
+    // The undecoded replay (what the C ABI and Go hand out) refuses it just the same.
+    match store.get_events_json("doc", 0) {
+        Err(Error::Corrupt { sequence: 2, .. }) => {}
+        other => panic!("expected corrupt at 2, got {other:?}"),
+    }
     match store.read_all(1, 10) {
         Err(Error::Corrupt { sequence: 2, .. }) => {}
         other => panic!("expected corrupt at 2, got {other:?}"),
@@ -290,6 +295,72 @@ fn malformed_messages_are_reported_with_their_sequence() {
             .collect::<Vec<_>>(),
         [("doc-1", 1), ("doc-2", 3)]
     );
+}
+
+#[test]
+fn undecoded_replay_hands_out_stored_json_and_canonical_json_for_foreign_messages() {
+    if !nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::single(dir.path());
+    let store = common::open_when_ready(&server.url(), opts(Duration::from_secs(5)));
+    let mine = [ev("acc", 1, "acc-1"), ev("acc", 2, "acc-2")];
+    store.save_events(&mine).unwrap();
+    // Another publisher stores a valid event for the same actor, spelled differently from
+    // Go's encoding (key order, spacing, an escaped character).
+    let foreign = r#"{ "version": 3, "actorId": "acc", "id": "acc-3", "eventType": "T\u0041",
+        "commandId": "", "data": {"b": 1, "a": 2}, "timestamp": "2024-01-01T00:00:00Z" }"#;
+    let subject = store.events_subject("acc");
+    let client = store.nats_client().clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(client);
+        js.publish(subject, foreign.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    store.save_event(&ev("acc", 4, "acc-4")).unwrap();
+
+    let decoded = store.get_events("acc", 0).unwrap();
+    assert_eq!(
+        decoded.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    // Exactly what encoding the decoded events gives: the stored bytes for ours, the
+    // canonical encoding for the foreign one.
+    let mut expected = b"[".to_vec();
+    for (i, e) in decoded.iter().enumerate() {
+        if i > 0 {
+            expected.push(b',');
+        }
+        expected.extend_from_slice(&e.to_json());
+    }
+    expected.push(b']');
+    assert_eq!(
+        String::from_utf8(store.get_events_json("acc", 0).unwrap()).unwrap(),
+        String::from_utf8(expected).unwrap()
+    );
+    assert!(!String::from_utf8(store.get_events_json("acc", 0).unwrap())
+        .unwrap()
+        .contains(r#""version": 3"#));
+    // `from_version` is inclusive, also inside a batch.
+    let from2: Vec<Event> =
+        serde_json::from_slice::<Vec<serde_json::Value>>(&store.get_events_json("acc", 2).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|v| Event::from_json(v.to_string().as_bytes()).unwrap())
+            .collect();
+    assert_eq!(
+        from2.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [2, 3, 4]
+    );
+    assert_eq!(store.get_events_json("nobody", 0).unwrap(), b"[]");
 }
 
 #[test]
