@@ -630,16 +630,28 @@ impl JetStreamStore {
             .messages()
             .await
             .map_err(|e| unavailable(format!("{operation}: {e}"), Outcome::NotApplied))?;
+        // One timer for the whole scan, not one per message: it fires `timeout` after the
+        // last message received, and a firing that finds newer messages is moved on.
+        let idle = tokio::time::sleep(timeout);
+        tokio::pin!(idle);
+        let mut last_message = tokio::time::Instant::now();
         let result = loop {
-            let next = match tokio::time::timeout(timeout, messages.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    break Err(Error::Timeout {
-                        operation,
-                        outcome: Outcome::NotApplied,
-                    })
+            let next = tokio::select! {
+                biased;
+                next = messages.next() => next,
+                () = &mut idle => {
+                    let deadline = last_message + timeout;
+                    if tokio::time::Instant::now() >= deadline {
+                        break Err(Error::Timeout {
+                            operation,
+                            outcome: Outcome::NotApplied,
+                        });
+                    }
+                    idle.as_mut().reset(deadline);
+                    continue;
                 }
             };
+            last_message = tokio::time::Instant::now();
             let msg = match next {
                 Some(Ok(msg)) => msg,
                 Some(Err(e)) => {
