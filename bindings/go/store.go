@@ -22,7 +22,7 @@ type Store struct {
 	// mu is held for reading by every call into the library and for writing by Close
 	// while it frees the handle, so the handle is never freed under a running call.
 	mu sync.RWMutex
-	h  *capi.Handle // nil once Close has freed it
+	h  backend // the library's handle (*capi.Handle); nil once Close has freed it
 
 	closeOnce sync.Once
 	closeErr  error
@@ -181,7 +181,7 @@ func OpenSled(path string, opts ...Option) (*Store, error) {
 	return newStore(h), nil
 }
 
-func newStore(h *capi.Handle) *Store {
+func newStore(h backend) *Store {
 	s := &Store{h: h, closing: make(chan struct{})}
 	runtime.SetFinalizer(s, finalizeStore)
 	return s
@@ -223,7 +223,7 @@ func (s *Store) Close() error {
 
 // acquire returns the open handle with mu held for reading; release it with
 // s.mu.RUnlock().
-func (s *Store) acquire() (*capi.Handle, error) {
+func (s *Store) acquire() (backend, error) {
 	s.mu.RLock()
 	if s.h == nil {
 		s.mu.RUnlock()
@@ -306,19 +306,17 @@ func (s *Store) GetEvents(actorID string, fromVersion int64) ([]*Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	var events []*Event
-	var decodeErr error
-	f := h.GetEvents(actorID, fromVersion, func(json []byte) {
-		events, decodeErr = decodeEvents(json)
-	})
+	t := getDecodeTarget()
+	defer putDecodeTarget(t)
+	f := h.GetEvents(actorID, fromVersion, t.decodeEvents)
 	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
-	if decodeErr != nil {
-		return nil, decodeErr
+	if t.err != nil {
+		return nil, t.err
 	}
-	return events, nil
+	return t.events, nil
 }
 
 // GetEventsWithErrors is GetEvents that reports damaged records in the result's Errors
@@ -332,19 +330,17 @@ func (s *Store) GetEventsWithErrors(actorID string, fromVersion int64) (*ReplayR
 	if err != nil {
 		return nil, err
 	}
-	var result *ReplayResult
-	var decodeErr error
-	f := h.GetEventsWithErrors(actorID, fromVersion, func(json []byte) {
-		result, decodeErr = decodeReplayResult(json)
-	})
+	t := getDecodeTarget()
+	defer putDecodeTarget(t)
+	f := h.GetEventsWithErrors(actorID, fromVersion, t.decodeReplayResult)
 	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
-	if decodeErr != nil {
-		return nil, decodeErr
+	if t.err != nil {
+		return nil, t.err
 	}
-	return result, nil
+	return t.result, nil
 }
 
 // GetLatestVersion returns the actor's latest version, 0 for an unknown actor.
@@ -389,19 +385,17 @@ func (s *Store) GetLatestSnapshot(actorID string) (*ActorSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	var snapshot *ActorSnapshot
-	var decodeErr error
-	f := h.GetLatestSnapshot(actorID, func(json []byte) {
-		snapshot, decodeErr = decodeSnapshot(json)
-	})
+	t := getDecodeTarget()
+	defer putDecodeTarget(t)
+	f := h.GetLatestSnapshot(actorID, t.decodeSnapshot)
 	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
-	if decodeErr != nil {
-		return nil, decodeErr
+	if t.err != nil {
+		return nil, t.err
 	}
-	return snapshot, nil
+	return t.snapshot, nil
 }
 
 // SequencedEvent is an event with its store-wide sequence (ReadAll). Beyond the seed.
@@ -421,19 +415,17 @@ func (s *Store) ReadAll(fromSequence uint64, limit int) ([]SequencedEvent, error
 	if err != nil {
 		return nil, err
 	}
-	var events []SequencedEvent
-	var decodeErr error
-	f := h.ReadAll(fromSequence, uint64(limit), func(json []byte) {
-		events, decodeErr = decodeSequenced(json)
-	})
+	t := getDecodeTarget()
+	defer putDecodeTarget(t)
+	f := h.ReadAll(fromSequence, uint64(limit), t.decodeSequenced)
 	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
-	if decodeErr != nil {
-		return nil, decodeErr
+	if t.err != nil {
+		return nil, t.err
 	}
-	return events, nil
+	return t.sequenced, nil
 }
 
 // LastSequence returns the sequence of the last stored event (0 for an empty store).
