@@ -49,7 +49,21 @@ func openSledAt(t testing.TB, dir string, opts ...aether.Option) *aether.Store {
 	return s
 }
 
+func openFake(t testing.TB) *aether.Store {
+	t.Helper()
+	s, err := aether.OpenFake()
+	if err != nil {
+		t.Fatalf("OpenFake: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// The stores every conformance and race test runs on: the C library's (memory, sled)
+// and the pure-Go fake, whose memory the race detector sees on both sides of the
+// Store's calls.
 var backends = []backend{
+	{"fake", openFake},
 	{"memory", openMemory},
 	{"sled_durable", func(t testing.TB) *aether.Store { return openSledAt(t, t.TempDir()) }},
 	{"sled_buffered", func(t testing.TB) *aether.Store {
