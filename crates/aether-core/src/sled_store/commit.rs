@@ -14,6 +14,10 @@
 //! - after a failed sync no other sync starts, and every wait not already durable (then
 //!   or later) fails instead of blocking.
 //!
+//! A leader that panics inside the [`GroupLog`] counts as a failed sync (with
+//! [`LEADER_PANICKED`]): the other waiters get an error rather than block forever. loom
+//! cannot unwind, so this is tested by the unit tests below instead.
+//!
 //! The module knows nothing of sled or the log format, so loom can drive the real code:
 //! its locks and atomics are `std::sync`'s, or loom's when built with
 //! `RUSTFLAGS="--cfg aether_loom"`.
@@ -125,6 +129,32 @@ impl<N> Drop for InFlight<'_, N> {
     }
 }
 
+/// Why waits fail after a leader panicked inside its [`GroupLog`].
+pub const LEADER_PANICKED: &str = "the group commit leader panicked; reopen the store";
+
+/// Armed while a leader runs the [`GroupLog`] without holding `state`. If the leader
+/// unwinds (a panic there; the C ABI catches it, and the store lives on), dropping it
+/// fails the group commit, clears `leading` and wakes every waiter: they return an error
+/// instead of waiting forever for a leader that is gone. The panic itself propagates.
+struct LeaderUnwinding<'a, N> {
+    commit: &'a GroupCommit<N>,
+    armed: bool,
+}
+
+impl<N> Drop for LeaderUnwinding<'_, N> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // `lock` ignores poisoning, so this cannot panic again while unwinding, and later
+        // calls see the failure rather than a poisoned mutex.
+        let mut state = lock(&self.commit.state);
+        state.leading = false;
+        state.failed = Some(LEADER_PANICKED.to_string());
+        self.commit.committed.notify_all();
+    }
+}
+
 impl<N> GroupCommit<N> {
     /// A group commit over a log that holds everything through `head`, which is visible.
     pub fn new(head: Position, window: Duration) -> GroupCommit<N> {
@@ -209,12 +239,19 @@ impl<N> GroupCommit<N> {
             }
             state.leading = true;
             drop(state);
-            let result = self.lead(log);
+            // Until disarmed, a panic in the `GroupLog` (or its error's `Display`) fails
+            // the group commit and wakes the waiters, instead of leaving `leading` set.
+            let mut unwinding = LeaderUnwinding {
+                commit: self,
+                armed: true,
+            };
+            let result = self.lead(log).map_err(|e| e.to_string());
+            unwinding.armed = false;
             state = lock(&self.state);
             state.leading = false;
             match result {
                 Ok(t) => state.durable_ticket = state.durable_ticket.max(t),
-                Err(e) => state.failed = Some(e.to_string()),
+                Err(e) => state.failed = Some(e),
             }
             self.committed.notify_all();
         }
@@ -252,5 +289,136 @@ impl<N> GroupCommit<N> {
             log.publish(note);
         }
         Ok(group.last_ticket)
+    }
+}
+
+#[cfg(all(test, not(aether_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::{self, Receiver, Sender};
+    use std::sync::Arc;
+    use std::thread;
+
+    /// How long a wait that should fail may take before the test calls it a hang.
+    const HANG: Duration = Duration::from_secs(10);
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum PanicIn {
+        WriteAndSync,
+        Publish,
+    }
+
+    /// Its first sync says it has started, waits to be released, then panics (or returns
+    /// and lets `publish` panic).
+    #[derive(Debug)]
+    struct PanickingLog {
+        panic_in: PanicIn,
+        syncs: AtomicUsize,
+        started: Mutex<Sender<()>>,
+        release: Mutex<Receiver<()>>,
+    }
+
+    impl GroupLog<u64> for PanickingLog {
+        type Error = String;
+
+        fn write_and_sync(&self, _group: &Group<u64>) -> Result<(), String> {
+            if self.syncs.fetch_add(1, Ordering::SeqCst) == 0 {
+                lock(&self.started).send(()).unwrap();
+                lock(&self.release).recv().unwrap();
+                if self.panic_in == PanicIn::WriteAndSync {
+                    panic!("injected panic in write_and_sync");
+                }
+            }
+            Ok(())
+        }
+
+        fn publish(&self, _note: u64) {
+            if self.panic_in == PanicIn::Publish {
+                panic!("injected panic in publish");
+            }
+        }
+    }
+
+    /// `wait_durable(ticket)` on a thread of its own; its result, or `None` after `HANG`.
+    fn wait_or_hang(
+        commit: &Arc<GroupCommit<u64>>,
+        log: &Arc<PanickingLog>,
+        ticket: u64,
+    ) -> Option<Result<(), SyncFailed>> {
+        let (done, result) = mpsc::channel();
+        let (commit, log) = (Arc::clone(commit), Arc::clone(log));
+        // Not joined: if the wait hangs, the test fails and the thread is left blocked.
+        thread::spawn(move || {
+            let _ = done.send(commit.wait_durable(ticket, &*log));
+        });
+        result.recv_timeout(HANG).ok()
+    }
+
+    fn leader_panic_fails_the_waiters(panic_in: PanicIn) {
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let log = Arc::new(PanickingLog {
+            panic_in,
+            syncs: AtomicUsize::new(0),
+            started: Mutex::new(started_tx),
+            release: Mutex::new(release_rx),
+        });
+        let commit = Arc::new(GroupCommit::new(Position::default(), Duration::ZERO));
+        let last = |sequence| Some(Position { sequence, crc: 0 });
+
+        // A submits ticket 1 and leads its sync.
+        let ticket_a = commit.submit(vec![1], [1], last(1));
+        let leader = {
+            let (commit, log) = (Arc::clone(&commit), Arc::clone(&log));
+            thread::spawn(move || commit.wait_durable(ticket_a, &*log))
+        };
+        started
+            .recv_timeout(HANG)
+            .expect("A never started its sync");
+
+        // B submits ticket 2 (the next group) and waits behind A.
+        let ticket_b = commit.submit(vec![2], [2], last(2));
+        assert!(ticket_b > ticket_a);
+        let waiter = {
+            let (done, result) = mpsc::channel();
+            let (commit, log) = (Arc::clone(&commit), Arc::clone(&log));
+            thread::spawn(move || {
+                let _ = done.send(commit.wait_durable(ticket_b, &*log));
+            });
+            result
+        };
+        // Give B time to block on the condvar (if it is late, it meets the failure
+        // instead; without the guard it would hang either way).
+        thread::sleep(Duration::from_millis(100));
+        release.send(()).unwrap();
+
+        // A's panic propagates out of wait_durable.
+        let payload = leader.join().expect_err("the leader should have panicked");
+        let message = payload.downcast_ref::<&str>().copied().unwrap_or("");
+        assert!(message.starts_with("injected panic"), "{message:?}");
+
+        let failed = Err(SyncFailed(LEADER_PANICKED.to_string()));
+        let b = waiter
+            .recv_timeout(HANG)
+            .expect("B hung after the leader panicked");
+        assert_eq!(b, failed);
+
+        // Later waits fail too, without starting another sync.
+        let ticket_c = commit.submit(vec![3], [3], last(3));
+        assert_eq!(wait_or_hang(&commit, &log, ticket_c), Some(failed.clone()));
+        assert_eq!(wait_or_hang(&commit, &log, ticket_b), Some(failed.clone()));
+        assert_eq!(log.syncs.load(Ordering::SeqCst), 1);
+        // Nothing stays poisoned into a panic: the same call from this thread fails too.
+        assert_eq!(commit.wait_durable(ticket_c, &*log), failed);
+    }
+
+    #[test]
+    fn leader_panic_in_write_and_sync_fails_the_waiters() {
+        leader_panic_fails_the_waiters(PanicIn::WriteAndSync);
+    }
+
+    #[test]
+    fn leader_panic_in_publish_fails_the_waiters() {
+        leader_panic_fails_the_waiters(PanicIn::Publish);
     }
 }
