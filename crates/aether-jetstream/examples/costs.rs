@@ -3,11 +3,12 @@
 //! a time, in alternating slices of one run so drift hits them alike:
 //!
 //! - saves: a bare ack-awaited publish; the same with our headers (deduplication ID,
-//!   per-subject and stream-wide expected sequences, store-wide sequence and count); the
+//!   per-subject and stream-wide expected sequences, store-wide sequence); the
 //!   same on a stream that an ordered consumer follows (as every open store's follower
 //!   does, for cross-process EventStored); both; and `save_event`;
-//! - replay of one actor: a bare ordered consumer; the same decoding every event;
-//!   `get_events`; `get_events_json` (what the C ABI and Go use).
+//! - replay of one actor: an ordered consumer over the store's messages; the same decoding
+//!   every event; `get_events`; `get_events_json` (what the C ABI and Go use); an ordered
+//!   consumer over the same events published without headers.
 //!
 //! ```sh
 //! cargo run --release -p aether-jetstream --example costs
@@ -66,7 +67,6 @@ async fn publish_all(js: &Context, subject: &str, events: &[Event], headers: boo
                 last.to_string().as_str(),
             );
             h.insert("Aether-Sequence", last.to_string().as_str());
-            h.insert("Aether-Count", "1");
             js.publish_with_headers(subject.to_owned(), h, payload)
                 .await
         } else {
@@ -173,12 +173,27 @@ fn main() {
     for e in &events {
         store.save_event(e).unwrap();
     }
-    let subject = store.events_subject("replay");
-    let stream = store.stream_name().to_owned();
-    let raw = |decode: bool| {
+    // The same events published bare (no headers), for a consumer of header-less messages.
+    rt.block_on(async {
+        for window in events.chunks(1_000) {
+            let mut acks = Vec::with_capacity(window.len());
+            for e in window {
+                acks.push(js.publish("bare.replay", e.to_json().into()).await.unwrap());
+            }
+            for ack in acks {
+                ack.await.unwrap();
+            }
+        }
+    });
+    let ours = (
+        store.stream_name().to_owned(),
+        store.events_subject("replay"),
+    );
+    let bare = ("BARE".to_owned(), "bare.replay".to_owned());
+    let raw = |(stream, subject): &(String, String), decode: bool| {
         rt.block_on(async {
             let consumer = js
-                .get_stream(&stream)
+                .get_stream(stream)
                 .await
                 .unwrap()
                 .create_consumer(OrderedConfig {
@@ -206,18 +221,20 @@ fn main() {
         })
     };
     let names = [
-        "raw ordered consumer",
+        "raw ordered consumer, our messages",
         "raw ordered consumer + decoding",
         "get_events",
         "get_events_json",
+        "raw ordered consumer, bare messages",
     ];
-    let mut times = [Duration::ZERO; 4];
+    let mut times = [Duration::ZERO; 5];
     for slice in 0..REPLAY_SLICES {
         for k in 0..names.len() {
             let k = (k + slice) % names.len();
             let start = Instant::now();
             let n = match k {
-                0 | 1 => raw(k == 1),
+                0 | 1 => raw(&ours, k == 1),
+                4 => raw(&bare, false),
                 2 => store.get_events("replay", 1).unwrap().len(),
                 _ => {
                     let json = store.get_events_json("replay", 1).unwrap();

@@ -39,7 +39,8 @@
 //!   else `b64:` + base64url); `Nats-Expected-Last-Sequence` = the stream sequence the save
 //!   follows; `Nats-Expected-Last-Subject-Sequence` = the stream sequence of the actor's
 //!   last message (0: none); `Aether-Sequence` = the store-wide sequence of the message's
-//!   first event; `Aether-Count` = its number of events.
+//!   first event; `Aether-Count` = its number of events, on batches only (a message
+//!   without it holds one event).
 //!
 //! ## Concurrency: one atomic step at the server
 //!

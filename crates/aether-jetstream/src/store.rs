@@ -890,7 +890,9 @@ impl JetStreamStore {
                 subject_seq.to_string().as_str(),
             );
             headers.insert(record::HDR_SEQUENCE, next_event_seq.to_string().as_str());
-            headers.insert(record::HDR_COUNT, count.to_string().as_str());
+            if count > 1 {
+                headers.insert(record::HDR_COUNT, count.to_string().as_str());
+            }
             let reply = self
                 .block_on(
                     self.client.send_request(
@@ -1493,6 +1495,14 @@ mod tests {
         let h =
             super::parse_header_block(b"NATS/1.0\r\nAether-Sequence: 7\r\nAether-Count: 2\r\n\r\n");
         assert_eq!(crate::record::sequence_header(Some(&h)), Some((7, 2)));
+        // A single event's message carries no count.
+        let h = super::parse_header_block(b"NATS/1.0\r\nAether-Sequence: 9\r\n\r\n");
+        assert_eq!(crate::record::sequence_header(Some(&h)), Some((9, 1)));
+        let h = super::parse_header_block(b"NATS/1.0\r\nAether-Count: 2\r\n\r\n");
+        assert_eq!(crate::record::sequence_header(Some(&h)), None);
+        let h =
+            super::parse_header_block(b"NATS/1.0\r\nAether-Sequence: 9\r\nAether-Count: x\r\n\r\n");
+        assert_eq!(crate::record::sequence_header(Some(&h)), None);
     }
 
     #[test]
