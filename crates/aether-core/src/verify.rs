@@ -103,8 +103,10 @@ pub enum FindingKind {
     /// Frames that are lost although they hold acknowledged saves (damage mid-log, or
     /// intact frames after the log's end).
     DamagedLog,
-    /// The log's last frame is damaged (not cut short by a crash) or the file ends inside
-    /// it: the next open drops it, losing that save if it was acknowledged.
+    /// The log's last frame is damaged, not cut short by a crash (the next open refuses the
+    /// store rather than drop that save); or it may be damaged (one bit away from an intact
+    /// frame where a write cut short can leave that too), or the file ends inside it: the
+    /// next open drops it, losing that save if it was acknowledged.
     DamagedLogTail,
     /// The log continues past a gap after the data in sled.
     LogAheadOfData,
@@ -816,27 +818,20 @@ pub fn verify_sled(
 }
 
 // ---------------------------------------------------------------------------------------
-// The write-ahead log, read by its documented layout.
-//
-// The log's format is private to the sled backend (`sled_store/wal.rs`); this reader
-// follows its documented layout: two 512-byte header slots at 0 and 512 (`"AETHWAL1" ‖
-// generation u64 ‖ sequence u64 ‖ crc u32 ‖ slot crc u32`, zero after that; the valid slot
-// with the higher generation wins; the rest of the first 4 KiB is zero); frames from
-// offset 4096 (`len u32 ‖ crc u32 ‖ generation u64 ‖ payload ‖ pad to 8`, frame crc over
-// generation and payload; a payload is `first sequence u64 ‖ last sequence u64 ‖ count u32`
-// and `count` puts `tree u8 ‖ key len u32 ‖ key ‖ value len u32 ‖ value`). Zero fill or an
-// intact frame of an older generation ends the log; so does a damaged frame, which the
-// store takes for a write cut short by a crash. If the format changes, this reader reports
-// the header as unreadable rather than guessing.
+// The write-ahead log, read by the store's own reader (`sled_store/wal.rs`: `wal::scan`),
+// so verify sees the log exactly as the next open will. On top of what recovery needs,
+// verify checks the bytes the format writes as zeros, and damage the store does not refuse
+// to open over (a log truncated inside its last frame, intact frames past the log's end).
 
-const WAL_FILE: &str = "aether.wal";
-const WAL_MAGIC: &[u8; 8] = b"AETHWAL1";
-const SLOT_LEN: usize = 512;
-const SLOT_DATA_LEN: usize = 28;
-const RECORDS_START: usize = 4096;
-const FRAME_HEADER_LEN: usize = 16;
-/// The reflected CRC-32 polynomial (IEEE), as `crc32fast` computes it.
-const CRC32_POLY: u32 = 0xEDB8_8320;
+// `sled_store` declares its `wal` module private; until it declares it `pub(crate)`, verify
+// compiles the same file as a module of its own (only its pure reading half is used here).
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "sled_store/wal.rs"]
+mod wal;
+
+use wal::{Damage, Ending, Slot, FRAME_HEADER_LEN, RECORDS_START, SLOT_DATA_LEN, SLOT_LEN};
+
+const WAL_FILE: &str = wal::FILE_NAME;
 
 /// The checkpoint recorded in the log header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -847,6 +842,16 @@ pub struct WalCheckpoint {
     pub sequence: u64,
     /// The CRC of that sequence's event record.
     pub crc: u32,
+}
+
+impl From<wal::Checkpoint> for WalCheckpoint {
+    fn from(c: wal::Checkpoint) -> Self {
+        WalCheckpoint {
+            generation: c.generation,
+            sequence: c.sequence,
+            crc: c.crc,
+        }
+    }
 }
 
 /// What the log holds.
@@ -866,7 +871,7 @@ pub enum WalState {
 pub struct WalInfo {
     /// `None` for a log that was never checkpointed (all zero).
     pub checkpoint: Option<WalCheckpoint>,
-    /// Frames of the current generation: saves not yet checkpointed into sled.
+    /// Frames the next open replays: saves not yet checkpointed into sled.
     pub pending_frames: u64,
     /// Lowest and highest event sequence in those frames (0, 0 when none hold events).
     pub pending_sequences: (u64, u64),
@@ -876,202 +881,17 @@ pub struct WalInfo {
     /// intact ones (the store refuses to open), or intact frames after the log's end (the
     /// store would not see them).
     pub damage: Option<String>,
-    /// The log's last frame is damaged rather than cut short (it is one flipped bit away
-    /// from an intact frame of the current generation), or the file ends inside it. The
-    /// store drops it as a write cut short by a crash.
+    /// The log's last frame is damaged rather than cut short: it was written in full (it is
+    /// one flipped bit away from an intact frame in a sector that was written, or its
+    /// checksum matches over a payload that does not parse) and the store refuses to open;
+    /// or it is one bit away from an intact frame where a write cut short could leave that
+    /// too, or the file ends inside it, and the store drops it as a write cut short.
     pub damaged_tail: Option<String>,
     /// A damaged header slot (the other one holds the checkpoint).
     pub header_damage: Vec<String>,
     /// Non-zero bytes where the format writes zeros: after a slot's checkpoint, in the rest
     /// of the header area, in the padding after a live frame.
     pub stray_bytes: Vec<String>,
-}
-
-fn be_u64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(
-        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
-    ))
-}
-
-fn be_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(
-        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
-fn parse_slot(s: &[u8]) -> Option<WalCheckpoint> {
-    if s.len() < SLOT_DATA_LEN + 4 || &s[0..8] != WAL_MAGIC {
-        return None;
-    }
-    if crc32fast::hash(&s[..SLOT_DATA_LEN]) != be_u32(s, SLOT_DATA_LEN)? {
-        return None;
-    }
-    Some(WalCheckpoint {
-        generation: be_u64(s, 8)?,
-        sequence: be_u64(s, 16)?,
-        crc: be_u32(s, 24)?,
-    })
-}
-
-fn frame_crc(generation: u64, payload: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&generation.to_be_bytes());
-    h.update(payload);
-    h.finalize()
-}
-
-/// The first and last sequence of a well-formed payload (the store treats a frame whose
-/// payload does not parse as damaged).
-fn parse_payload(b: &[u8]) -> Option<(u64, u64)> {
-    let first = be_u64(b, 0)?;
-    let last = be_u64(b, 8)?;
-    let count = be_u32(b, 16)?;
-    let mut at = 20usize;
-    for _ in 0..count {
-        if *b.get(at)? > 2 {
-            return None;
-        }
-        let klen = be_u32(b, at + 1)? as usize;
-        at = at.checked_add(5 + klen)?;
-        let vlen = be_u32(b, at)? as usize;
-        at = at.checked_add(4 + vlen)?;
-        if at > b.len() {
-            return None;
-        }
-    }
-    (at == b.len()).then_some((first, last))
-}
-
-enum Frame<'a> {
-    /// An intact frame of the current generation: payload, offset of the next frame.
-    Valid(&'a [u8], usize),
-    Damaged,
-    End,
-}
-
-fn frame_at(data: &[u8], at: usize, generation: u64) -> Frame<'_> {
-    let (Some(len), Some(crc), Some(gen)) =
-        (be_u32(data, at), be_u32(data, at + 4), be_u64(data, at + 8))
-    else {
-        return Frame::End;
-    };
-    if len == 0 && crc == 0 && gen == 0 {
-        return Frame::End;
-    }
-    let body = at + FRAME_HEADER_LEN;
-    match data.get(body..body + len as usize) {
-        Some(payload) if frame_crc(gen, payload) == crc => {
-            if gen == generation {
-                let next = (at + FRAME_HEADER_LEN + len as usize + 7) & !7;
-                Frame::Valid(payload, next)
-            } else {
-                Frame::End
-            }
-        }
-        _ => Frame::Damaged,
-    }
-}
-
-/// One step earlier in a reflected CRC-32: how an error one bit earlier in the message
-/// shows in the checksum.
-fn crc_step_back(v: u32) -> u32 {
-    if v & 1 == 1 {
-        (v >> 1) ^ CRC32_POLY
-    } else {
-        v >> 1
-    }
-}
-
-/// Where to flip one bit of `message` (byte, bit) so that its CRC-32 becomes `crc`, if any.
-///
-/// CRC-32 is affine: flipping bit `i` changes the checksum by a value that depends only on
-/// how many bits follow `i`, so one pass from the end of the message finds the bit whose
-/// change equals the observed difference. Linear in the message length.
-fn single_bit_fix(message: &[u8], crc: u32) -> Option<(usize, u8)> {
-    let syndrome = crc32fast::hash(message) ^ crc;
-    if syndrome == 0 {
-        return None;
-    }
-    // The change made by the last bit processed (bit 7 of the last byte: reflected CRCs
-    // take each byte's bits from the lowest).
-    let mut v = CRC32_POLY;
-    for byte in (0..message.len()).rev() {
-        for bit in (0..8u8).rev() {
-            if v == syndrome {
-                return Some((byte, bit));
-            }
-            v = crc_step_back(v);
-        }
-    }
-    None
-}
-
-/// If the damaged frame at `at` is one flipped bit away from an intact frame of
-/// `generation` whose payload parses, where that bit is (offset in the file) and the
-/// frame's sequences. A write cut short leaves old bytes (zero fill or an earlier
-/// generation's frames) in whole sectors, never one wrong bit.
-fn one_bit_from_intact(data: &[u8], at: usize, generation: u64) -> Option<(usize, (u64, u64))> {
-    let len = be_u32(data, at)? as usize;
-    let crc = be_u32(data, at + 4)?;
-    let gen = be_u64(data, at + 8)?;
-    let body = at + FRAME_HEADER_LEN;
-    let payload = |len: usize| data.get(body..body.checked_add(len)?);
-    if gen == generation {
-        // The bit is in the length field.
-        for bit in 0..32 {
-            let fixed = len ^ (1 << bit);
-            if let Some(p) = payload(fixed) {
-                if frame_crc(gen, p) == crc {
-                    if let Some(seqs) = parse_payload(p) {
-                        return Some((at + 3 - bit / 8, seqs));
-                    }
-                }
-            }
-        }
-    }
-    let p = payload(len)?;
-    if gen == generation {
-        // The bit is in the stored checksum.
-        if (frame_crc(gen, p) ^ crc).count_ones() == 1 {
-            return parse_payload(p).map(|seqs| (at + 4, seqs));
-        }
-    }
-    if (gen ^ generation).count_ones() > 1 {
-        return None;
-    }
-    // The bit is in the generation or the payload, both covered by the checksum.
-    let mut message = Vec::with_capacity(8 + p.len());
-    message.extend_from_slice(&gen.to_be_bytes());
-    message.extend_from_slice(p);
-    let (byte, bit) = single_bit_fix(&message, crc)?;
-    message[byte] ^= 1 << bit;
-    if be_u64(&message, 0)? != generation {
-        return None;
-    }
-    parse_payload(&message[8..]).map(|seqs| (at + 8 + byte, seqs))
-}
-
-/// The first intact frame of `generation` after offset `from`, probing every 8 bytes.
-fn intact_frame_after(data: &[u8], from: usize, generation: u64) -> Option<usize> {
-    let mut probe = from + 8;
-    while probe + FRAME_HEADER_LEN <= data.len() {
-        // Cheap filter first: most positions are zero fill or other generations.
-        if be_u64(data, probe + 8) == Some(generation) {
-            if let Frame::Valid(..) = frame_at(data, probe, generation) {
-                return Some(probe);
-            }
-        }
-        probe += 8;
-    }
-    None
-}
-
-fn describe_sequences((first, last): (u64, u64)) -> String {
-    match (first, last) {
-        (0, 0) => "a snapshot".to_owned(),
-        (f, l) if f == l => format!("sequence {f}"),
-        (f, l) => format!("sequences {f}..={l}"),
-    }
 }
 
 /// Read the log of the store at `store_dir`.
@@ -1086,27 +906,13 @@ pub fn read_wal(store_dir: &Path) -> std::io::Result<WalState> {
 }
 
 fn analyse_wal(data: &[u8], path: &Path) -> WalState {
-    let raw_slots = [
-        data.get(0..SLOT_LEN.min(data.len())).unwrap_or_default(),
-        data.get(SLOT_LEN.min(data.len())..(2 * SLOT_LEN).min(data.len()))
-            .unwrap_or_default(),
-    ];
-    let slots = [0, 1].map(|i| {
-        (raw_slots[i].len() == SLOT_LEN)
-            .then(|| parse_slot(raw_slots[i]))
-            .flatten()
-    });
-    let checkpoint = match slots {
-        [Some(a), Some(b)] => Some(if a.generation >= b.generation { a } else { b }),
-        [Some(a), None] | [None, Some(a)] => Some(a),
-        [None, None] if data.iter().all(|&b| b == 0) => None,
-        [None, None] => {
-            return WalState::Unreadable(format!(
-                "{}: both header slots are damaged or in an unknown format",
-                path.display()
-            ))
-        }
+    let Ok(scan) = wal::scan(data) else {
+        return WalState::Unreadable(format!(
+            "{}: both header slots are damaged or in an unknown format",
+            path.display()
+        ));
     };
+    let checkpoint = scan.checkpoint.map(WalCheckpoint::from);
     let mut info = WalInfo {
         checkpoint,
         ..WalInfo::default()
@@ -1114,31 +920,40 @@ fn analyse_wal(data: &[u8], path: &Path) -> WalState {
 
     // The header area: each slot is either all zero (never written) or a valid checkpoint
     // followed by zeros; the rest of the first 4 KiB is zero.
-    for (i, raw) in raw_slots.iter().enumerate() {
+    for (i, slot) in scan.slots.iter().enumerate() {
         let offset = i * SLOT_LEN;
-        let zero_from = match slots[i] {
-            Some(_) => SLOT_DATA_LEN + 4,
-            None if raw.iter().all(|&b| b == 0) => continue,
-            None => {
-                info.header_damage.push(format!(
-                    "the header slot at offset {offset} is damaged; the checkpoint comes from the other slot{}",
-                    checkpoint.map_or(String::new(), |c| format!(
-                        " (generation {}, sequence {})",
-                        c.generation, c.sequence
-                    ))
-                ));
-                continue;
-            }
+        let lost = scan.lost_slot == Some(offset);
+        let lost_note = || {
+            format!(
+                "; it held the newest checkpoint (generation {}), as the frames of that generation after it show, which the next open replays",
+                scan.generation
+            )
         };
-        if let Some(pos) = raw[zero_from..].iter().position(|&b| b != 0) {
-            info.stray_bytes.push(format!(
-                "the header slot at offset {offset} holds a non-zero byte at offset {} after its checkpoint",
-                offset + zero_from + pos
-            ));
+        match slot {
+            Slot::Valid(_) => {
+                let raw = &data[offset..offset + SLOT_LEN];
+                if let Some(pos) = raw[SLOT_DATA_LEN + 4..].iter().position(|&b| b != 0) {
+                    info.stray_bytes.push(format!(
+                        "the header slot at offset {offset} holds a non-zero byte at offset {} after its checkpoint",
+                        offset + SLOT_DATA_LEN + 4 + pos
+                    ));
+                }
+            }
+            Slot::Empty if lost => info.header_damage.push(format!(
+                "the header slot at offset {offset} is all zero; the checkpoint comes from the other slot{}{}",
+                describe_checkpoint(checkpoint),
+                lost_note()
+            )),
+            Slot::Empty => {}
+            Slot::Damaged => info.header_damage.push(format!(
+                "the header slot at offset {offset} is damaged; the checkpoint comes from the other slot{}{}",
+                describe_checkpoint(checkpoint),
+                if lost { lost_note() } else { String::new() }
+            )),
         }
     }
     let reserved = data
-        .get(2 * SLOT_LEN..RECORDS_START.min(data.len()))
+        .get(2 * SLOT_LEN..(RECORDS_START as usize).min(data.len()))
         .unwrap_or_default();
     if let Some(pos) = reserved.iter().position(|&b| b != 0) {
         info.stray_bytes.push(format!(
@@ -1147,86 +962,96 @@ fn analyse_wal(data: &[u8], path: &Path) -> WalState {
         ));
     }
 
-    let generation = checkpoint.unwrap_or_default().generation;
-    let mut at = RECORDS_START;
-    let damaged = loop {
-        match frame_at(data, at, generation) {
-            Frame::End => break false,
-            Frame::Valid(payload, next) => {
-                let Some((first, last)) = parse_payload(payload) else {
-                    break true;
-                };
-                let pad = at + FRAME_HEADER_LEN + payload.len();
-                if let Some(pos) = data[pad..next.min(data.len())].iter().position(|&b| b != 0) {
-                    info.stray_bytes.push(format!(
-                        "the padding after the frame at offset {at} holds a non-zero byte at offset {}",
-                        pad + pos
-                    ));
-                }
-                info.pending_frames += 1;
-                info.pending_batches.push((first, last));
-                if first > 0 {
-                    let (lo, hi) = &mut info.pending_sequences;
-                    *lo = if *lo == 0 { first } else { (*lo).min(first) };
-                    *hi = (*hi).max(last);
-                }
-                at = next;
-            }
-            Frame::Damaged => break true,
-        }
-    };
-    // A damaged newer slot: the store falls back to the older checkpoint, and the frames
-    // written after the lost one belong to a generation it does not read.
-    let next_generation = generation.wrapping_add(1);
-    let orphans = if info.header_damage.is_empty() || info.pending_frames > 0 || damaged {
-        0
-    } else {
-        let mut count = 0;
-        let mut probe = RECORDS_START;
-        while let Frame::Valid(payload, next) = frame_at(data, probe, next_generation) {
-            if parse_payload(payload).is_none() {
-                break;
-            }
-            count += 1;
-            probe = next;
-        }
-        count
-    };
-    if orphans > 0 {
-        info.damage = Some(format!(
-            "the log's newest checkpoint is lost with its header slot: {orphans} frames written after it (generation {next_generation}) are not read by the next open"
-        ));
-    } else if let Some(probe) = intact_frame_after(data, at, generation) {
-        // Acknowledged saves follow the end of the log: the store refuses to open (after a
-        // damaged frame) or would never see them (after what looks like the end).
-        info.damage = Some(if damaged {
-            format!("frame at offset {at} is damaged and an intact frame follows at offset {probe}")
-        } else {
-            format!("the log ends at offset {at} but an intact frame follows at offset {probe}")
-        });
-    } else if damaged {
-        if let Some((bit_at, seqs)) = one_bit_from_intact(data, at, generation) {
-            info.damaged_tail = Some(format!(
-                "the last frame (offset {at}, {}) differs from an intact frame by one bit at offset {bit_at}: it was damaged, not cut short by a crash; the next open drops it, so that save is lost if it was acknowledged",
-                describe_sequences(seqs)
-            ));
-        } else if be_u64(data, at + 8) == Some(generation)
-            && be_u32(data, at).is_some_and(|len| at + FRAME_HEADER_LEN + len as usize > data.len())
+    for frame in &scan.frames {
+        let pad = frame.at + FRAME_HEADER_LEN + frame.payload_len;
+        if let Some(pos) = data[pad..frame.next.min(data.len())]
+            .iter()
+            .position(|&b| b != 0)
         {
-            info.damaged_tail = Some(format!(
-                "the file ends inside its last frame (offset {at}, {} bytes long): the log was truncated; the next open drops that frame, so its save is lost if it was acknowledged",
-                data.len()
+            info.stray_bytes.push(format!(
+                "the padding after the frame at offset {} holds a non-zero byte at offset {}",
+                frame.at,
+                pad + pos
             ));
         }
-    } else if at < data.len()
-        && at + FRAME_HEADER_LEN > data.len()
-        && data[at..].iter().any(|&b| b != 0)
-    {
-        info.damaged_tail = Some(format!(
-            "the file ends inside the header of a frame at offset {at}: the log was truncated"
-        ));
+        let (first, last) = frame.sequences;
+        info.pending_frames += 1;
+        info.pending_batches.push((first, last));
+        if first > 0 {
+            let (lo, hi) = &mut info.pending_sequences;
+            *lo = if *lo == 0 { first } else { (*lo).min(first) };
+            *hi = (*hi).max(last);
+        }
+    }
+
+    let (at, generation) = (scan.end, scan.generation);
+    const REFUSES: &str = "it was damaged, not cut short by a crash; the store refuses to open rather than drop that save";
+    match scan.ending {
+        Ending::Damaged(Damage::BeforeIntact { at, intact_at }) => {
+            info.damage = Some(format!(
+                "frame at offset {at} is damaged and an intact frame follows at offset {intact_at}"
+            ));
+        }
+        Ending::Damaged(Damage::OneBitFromIntact {
+            at,
+            bit_at,
+            sequences,
+        }) => {
+            info.damaged_tail = Some(format!(
+                "the last frame (offset {at}, {}) differs from an intact frame by one bit at offset {bit_at}: {REFUSES}",
+                wal::describe_sequences(sequences)
+            ));
+        }
+        Ending::Damaged(Damage::Unparseable { at }) => {
+            info.damaged_tail = Some(format!(
+                "the last frame (offset {at}) matches its checksum but its payload does not parse (another format version?); the store refuses to open"
+            ));
+        }
+        Ending::CutShort {
+            one_bit_from_intact: Some((bit_at, sequences)),
+        } => {
+            info.damaged_tail = Some(format!(
+                "the last frame (offset {at}, {}) differs from an intact frame by one bit at offset {bit_at}: it was damaged, or a crash cut its write short over an older generation's nearly identical frame; the next open drops it, so that save is lost if it was acknowledged",
+                wal::describe_sequences(sequences)
+            ));
+        }
+        Ending::CutShort {
+            one_bit_from_intact: None,
+        } => {
+            if wal::be_u64(data, at + 8) == Some(generation)
+                && wal::be_u32(data, at)
+                    .is_some_and(|len| at + FRAME_HEADER_LEN + len as usize > data.len())
+            {
+                info.damaged_tail = Some(format!(
+                    "the file ends inside its last frame (offset {at}, {} bytes long): the log was truncated; the next open drops that frame, so its save is lost if it was acknowledged",
+                    data.len()
+                ));
+            }
+        }
+        Ending::End => {
+            if let Some(probe) = wal::intact_frame_after(data, at, generation) {
+                // Acknowledged saves follow what looks like the end of the log: the store
+                // would never see them.
+                info.damage = Some(format!(
+                    "the log ends at offset {at} but an intact frame follows at offset {probe}"
+                ));
+            } else if at < data.len()
+                && at + FRAME_HEADER_LEN > data.len()
+                && data[at..].iter().any(|&b| b != 0)
+            {
+                info.damaged_tail = Some(format!(
+                    "the file ends inside the header of a frame at offset {at}: the log was truncated"
+                ));
+            }
+        }
     }
     WalState::Read(info)
+}
+
+fn describe_checkpoint(checkpoint: Option<WalCheckpoint>) -> String {
+    checkpoint.map_or(String::new(), |c| {
+        format!(" (generation {}, sequence {})", c.generation, c.sequence)
+    })
 }
 
 #[cfg(test)]
@@ -1266,18 +1091,18 @@ mod tests {
     fn single_bit_fix_finds_every_bit() {
         let message: Vec<u8> = (0..200u32).map(|i| (i * 37 % 251) as u8).collect();
         let crc = crc32fast::hash(&message);
-        assert_eq!(single_bit_fix(&message, crc), None);
+        assert_eq!(wal::single_bit_fix(&message, crc), None);
         for byte in 0..message.len() {
             for bit in 0..8u8 {
                 let mut m = message.clone();
                 m[byte] ^= 1 << bit;
-                assert_eq!(single_bit_fix(&m, crc), Some((byte, bit)));
+                assert_eq!(wal::single_bit_fix(&m, crc), Some((byte, bit)));
             }
         }
         let mut two = message.clone();
         two[3] ^= 1;
         two[150] ^= 4;
-        assert_eq!(single_bit_fix(&two, crc), None);
+        assert_eq!(wal::single_bit_fix(&two, crc), None);
     }
 
     /// A store whose log holds `n` single-event frames not yet in sled (a crash image).
@@ -1333,14 +1158,18 @@ mod tests {
         assert!(info.header_damage.is_empty(), "{:?}", info.header_damage);
         assert!(info.stray_bytes.is_empty(), "{:?}", info.stray_bytes);
         // Every bit of every frame (headers included), and of the header slots.
-        let mut end = RECORDS_START;
-        while let Frame::Valid(_, next) = frame_at(&data, end, info.checkpoint.unwrap().generation)
+        let mut end = RECORDS_START as usize;
+        while let wal::FrameAt::Intact(_, next) =
+            wal::frame_at(&data, end, info.checkpoint.unwrap().generation)
         {
             end = next;
         }
         let mut slots = (0..SLOT_DATA_LEN + 4).collect::<Vec<_>>();
         slots.extend(SLOT_LEN..SLOT_LEN + SLOT_DATA_LEN + 4);
-        for byte in (RECORDS_START..end).chain(slots).chain([100, 2000]) {
+        for byte in (RECORDS_START as usize..end)
+            .chain(slots)
+            .chain([100, 2000])
+        {
             for bit in 0..8 {
                 let mut d = data.clone();
                 d[byte] ^= 1 << bit;
@@ -1375,9 +1204,9 @@ mod tests {
         let image = crashed_store(dir.path(), 3);
         let mut data = std::fs::read(image.join(WAL_FILE)).unwrap();
         let gen = wal_info(&data).checkpoint.unwrap().generation;
-        let mut last = RECORDS_START;
-        let mut at = RECORDS_START;
-        while let Frame::Valid(_, next) = frame_at(&data, at, gen) {
+        let mut last = RECORDS_START as usize;
+        let mut at = RECORDS_START as usize;
+        while let wal::FrameAt::Intact(_, next) = wal::frame_at(&data, at, gen) {
             last = at;
             at = next;
         }

@@ -395,3 +395,134 @@ fn a_dropped_store_is_free_for_another_process_at_once() {
         );
     }
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// What a crash leaves: the files of a durable store taken while it is still open. Actor
+/// "a" versions 1..=`closed` were saved before a close and reopen (so both header slots of
+/// the log hold a checkpoint), the versions up to `total` after it: only in the log.
+fn crashed_image(root: &Path, closed: i64, total: i64) -> std::path::PathBuf {
+    let live = root.join("live");
+    let image = root.join("image");
+    {
+        let s = open(&live, Durability::Durable);
+        for v in 1..=closed {
+            s.save_event(&ev("a", v)).unwrap();
+        }
+        s.close().unwrap();
+    }
+    let s = open(&live, Durability::Durable);
+    for v in closed + 1..=total {
+        s.save_event(&ev("a", v)).unwrap();
+    }
+    copy_dir(&live, &image);
+    drop(s);
+    image
+}
+
+/// The log's frames (offsets) of the generation of the first one, as the format lays them.
+fn log_frames(wal: &[u8]) -> Vec<(usize, usize)> {
+    let u32_at = |at: usize| u32::from_be_bytes(wal[at..at + 4].try_into().unwrap()) as usize;
+    let mut frames = Vec::new();
+    let mut at = 4096;
+    let generation = &wal[at + 8..at + 16];
+    while u32_at(at) != 0 && &wal[at + 8..at + 16] == generation {
+        frames.push((at, at + 16 + u32_at(at)));
+        at = (at + 16 + u32_at(at) + 7) & !7;
+    }
+    frames
+}
+
+#[test]
+fn a_damaged_newer_log_checkpoint_loses_no_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = crashed_image(dir.path(), 2, 5);
+    let wal = std::fs::read(image.join("aether.wal")).unwrap();
+    assert_eq!(log_frames(&wal).len(), 3);
+    let generation =
+        |slot: usize| u64::from_be_bytes(wal[slot * 512 + 8..slot * 512 + 16].try_into().unwrap());
+    let newer = if generation(0) > generation(1) { 0 } else { 1 };
+    // A flipped bit in the newer slot, or the slot zeroed: the store used to fall back to
+    // the older checkpoint and not read the three saves logged after the newer one.
+    for (name, damage) in [
+        ("flipped", &|b: &mut Vec<u8>| b[newer * 512 + 17] ^= 0x40),
+        ("zeroed", &|b: &mut Vec<u8>| {
+            b[newer * 512..newer * 512 + 512].fill(0)
+        }),
+    ] as [(&str, &dyn Fn(&mut Vec<u8>)); 2]
+    {
+        let path = dir.path().join(name);
+        copy_dir(&image, &path);
+        let mut bytes = wal.clone();
+        damage(&mut bytes);
+        std::fs::write(path.join("aether.wal"), bytes).unwrap();
+        let report =
+            aether_core::verify::verify(&path, &aether_core::verify::VerifyOptions::default())
+                .unwrap();
+        let kinds: Vec<_> = report.problem_findings().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds,
+            [aether_core::verify::FindingKind::DamagedLogHeader],
+            "{name}: {report:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50)); // sled frees its lock lazily
+        {
+            let s = open(&path, Durability::Durable);
+            assert_eq!(s.last_sequence().unwrap(), 5, "{name}");
+            let expected: Vec<_> = (1..=5).map(|v| ev("a", v)).collect();
+            assert_eq!(s.get_events("a", 0).unwrap(), expected, "{name}");
+            s.save_event(&ev("a", 6)).unwrap();
+        }
+        let s = open(&path, Durability::Durable);
+        assert_eq!(s.get_events("a", 0).unwrap().len(), 6, "{name}");
+    }
+}
+
+#[test]
+fn a_flipped_bit_in_the_last_logged_save_refuses_the_store_but_a_cut_short_write_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = crashed_image(dir.path(), 2, 5);
+    let wal = std::fs::read(image.join("aether.wal")).unwrap();
+    let frames = log_frames(&wal);
+    let (last, end) = frames[2];
+    let with_log = |name: &str, damage: &dyn Fn(&mut Vec<u8>)| {
+        let path = dir.path().join(name);
+        copy_dir(&image, &path);
+        let mut bytes = wal.clone();
+        damage(&mut bytes);
+        std::fs::write(path.join("aether.wal"), bytes).unwrap();
+        SledStore::open_with(&path, opts(Durability::Durable))
+    };
+    // A bit of the payload in the sector that holds the frame's checksum (a write cut short
+    // leaves that sector as written, or with bytes that cannot match the checksum).
+    let bit = if (last + 23) / 512 == (last + 4) / 512 {
+        last + 23
+    } else {
+        last + 5
+    };
+    match with_log("flipped", &|b| b[bit] ^= 0x02) {
+        Err(Error::DataLoss(msg)) => assert!(
+            msg.contains(&format!(
+                "the last frame (offset {last}, sequence 5) differs from an intact frame by one bit at offset {bit}"
+            )),
+            "{msg}"
+        ),
+        other => panic!("expected data loss, got {:?}", other.map(|_| ())),
+    }
+    // The end of that write never reached the disk: never acknowledged, dropped.
+    let s = with_log("cut-short", &|b| b[last + 64..end].fill(0)).unwrap();
+    assert_eq!(s.last_sequence().unwrap(), 4);
+    let expected: Vec<_> = (1..=4).map(|v| ev("a", v)).collect();
+    assert_eq!(s.get_events("a", 0).unwrap(), expected);
+}

@@ -15,18 +15,30 @@
 //!
 //! The file is zero-filled to its capacity once and then reused in place, so a commit's
 //! `fdatasync` writes data only, never file-size metadata.
+//!
+//! Reading ([`scan`]) is a pure function of the file's bytes, shared with `aether verify`.
+//! A damaged frame ends the log; it is dropped as a write cut short by a crash (never
+//! acknowledged) only when nothing shows it was written in full. Damage to a frame that was
+//! written in full — an acknowledged save — makes the store refuse to open instead. A
+//! newest checkpoint lost with its header slot is shown by the frames written after it,
+//! which are read all the same.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+/// The log's file name in a store directory.
+pub(crate) const FILE_NAME: &str = "aether.wal";
 const MAGIC: &[u8; 8] = b"AETHWAL1";
-const SLOT_LEN: usize = 512;
-const SLOT_DATA_LEN: usize = 8 + 8 + 8 + 4;
+/// Length of a header slot (at offsets 0 and `SLOT_LEN`).
+pub(crate) const SLOT_LEN: usize = 512;
+/// The checkpoint's bytes in a slot, before their CRC; zeros follow the CRC.
+pub(crate) const SLOT_DATA_LEN: usize = 8 + 8 + 8 + 4;
 /// Offset of the first frame.
 pub(crate) const RECORDS_START: u64 = 4096;
-const FRAME_HEADER_LEN: usize = 16;
+/// `len u32 ‖ crc u32 ‖ generation u64`.
+pub(crate) const FRAME_HEADER_LEN: usize = 16;
 
 /// Which sled tree a logged put goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,18 +99,40 @@ impl PayloadBuilder {
     }
 }
 
-fn parse_payload(b: &[u8]) -> Option<Payload> {
-    let rd_u64 = |at: usize| -> Option<u64> {
-        Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
-    };
-    let rd_u32 = |at: usize| -> Option<usize> {
-        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
-    };
-    let first_sequence = rd_u64(0)?;
-    let last_sequence = rd_u64(8)?;
-    let count = rd_u32(16)?;
-    let mut at = 20;
-    let mut puts = Vec::with_capacity(count.min(1 << 16));
+// ---------------------------------------------------------------------------------------
+// Reading the log: pure functions of the file's bytes, shared by recovery (`Wal::open`) and
+// `aether verify` (`crate::verify`), so that both read the log the same way.
+
+/// The unit a write cut short leaves whole: each aligned 512-byte sector of the file holds
+/// either what was written or what was there before (disks write whole sectors; a process
+/// killed mid-write leaves whole pages).
+pub(crate) const SECTOR: usize = 512;
+/// The reflected CRC-32 polynomial (IEEE), as `crc32fast` computes it.
+const CRC32_POLY: u32 = 0xEDB8_8320;
+
+pub(crate) fn be_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
+pub(crate) fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+/// Walk a payload's puts, handing each to `put`; its first and last sequence if it is
+/// well formed (every put complete, nothing after the last). `put` may have seen some puts
+/// of a payload that turns out malformed.
+fn walk_payload<'a>(
+    b: &'a [u8],
+    mut put: impl FnMut(TreeId, &'a [u8], &'a [u8]),
+) -> Option<(u64, u64)> {
+    let first = be_u64(b, 0)?;
+    let last = be_u64(b, 8)?;
+    let count = be_u32(b, 16)?;
+    let mut at = 20usize;
     for _ in 0..count {
         let tree = match *b.get(at)? {
             0 => TreeId::Events,
@@ -106,27 +140,449 @@ fn parse_payload(b: &[u8]) -> Option<Payload> {
             2 => TreeId::Snapshots,
             _ => return None,
         };
-        let klen = rd_u32(at + 1)?;
-        let key = b.get(at + 5..at + 5 + klen)?.to_vec();
+        let klen = be_u32(b, at + 1)? as usize;
+        let key = b.get(at + 5..(at + 5).checked_add(klen)?)?;
         at += 5 + klen;
-        let vlen = rd_u32(at)?;
-        let value = b.get(at + 4..at + 4 + vlen)?.to_vec();
+        let vlen = be_u32(b, at)? as usize;
+        let value = b.get(at + 4..(at + 4).checked_add(vlen)?)?;
         at += 4 + vlen;
-        puts.push((tree, key, value));
+        put(tree, key, value);
     }
-    (at == b.len()).then_some(Payload {
+    (at == b.len()).then_some((first, last))
+}
+
+/// The first and last sequence of a well-formed payload ((0, 0): a snapshot).
+pub(crate) fn payload_sequences(b: &[u8]) -> Option<(u64, u64)> {
+    walk_payload(b, |_, _, _| {})
+}
+
+fn parse_payload(b: &[u8]) -> Option<Payload> {
+    let mut puts = Vec::new();
+    let (first_sequence, last_sequence) = walk_payload(b, |tree, key, value| {
+        puts.push((tree, key.to_vec(), value.to_vec()))
+    })?;
+    Some(Payload {
         first_sequence,
         last_sequence,
         puts,
     })
 }
 
+fn parse_slot(s: &[u8]) -> Option<Checkpoint> {
+    if s.len() < SLOT_DATA_LEN + 4 || &s[0..8] != MAGIC {
+        return None;
+    }
+    if crc32fast::hash(&s[..SLOT_DATA_LEN]) != be_u32(s, SLOT_DATA_LEN)? {
+        return None;
+    }
+    Some(Checkpoint {
+        generation: be_u64(s, 8)?,
+        sequence: be_u64(s, 16)?,
+        crc: be_u32(s, 24)?,
+    })
+}
+
+fn frame_crc(generation: u64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&generation.to_be_bytes());
+    h.update(payload);
+    h.finalize()
+}
+
+fn padded(len: usize) -> usize {
+    (len + 7) & !7
+}
+
+/// What lies at an offset of the frame area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameAt<'a> {
+    /// A frame of the generation asked for whose checksum matches: its payload (not yet
+    /// parsed) and the offset of the next frame.
+    Intact(&'a [u8], usize),
+    /// Neither zero fill nor an intact frame: a frame whose checksum does not match, or
+    /// whose length runs past the end of the file.
+    Damaged,
+    /// Zero fill, an intact frame of another generation (recycled space), or the end of the
+    /// file: the end of the log.
+    End,
+}
+
+/// Read the frame at `at` as a frame of `generation`.
+pub(crate) fn frame_at(data: &[u8], at: usize, generation: u64) -> FrameAt<'_> {
+    let (Some(len), Some(crc), Some(gen)) =
+        (be_u32(data, at), be_u32(data, at + 4), be_u64(data, at + 8))
+    else {
+        return FrameAt::End;
+    };
+    if len == 0 && crc == 0 && gen == 0 {
+        return FrameAt::End;
+    }
+    let body = at + FRAME_HEADER_LEN;
+    match data.get(body..body + len as usize) {
+        Some(payload) if frame_crc(gen, payload) == crc => {
+            if gen == generation {
+                FrameAt::Intact(payload, at + padded(FRAME_HEADER_LEN + len as usize))
+            } else {
+                FrameAt::End
+            }
+        }
+        _ => FrameAt::Damaged,
+    }
+}
+
+/// The first intact frame of `generation` after offset `from`, probing every 8 bytes (a
+/// frame found there was written after the data at `from`).
+pub(crate) fn intact_frame_after(data: &[u8], from: usize, generation: u64) -> Option<usize> {
+    let mut probe = from + 8;
+    while probe + FRAME_HEADER_LEN <= data.len() {
+        // Cheap filter first: most positions are zero fill or other generations.
+        if be_u64(data, probe + 8) == Some(generation) {
+            if let FrameAt::Intact(..) = frame_at(data, probe, generation) {
+                return Some(probe);
+            }
+        }
+        probe += 8;
+    }
+    None
+}
+
+/// One step further in a reflected CRC-32: how an error one bit earlier in the message
+/// shows in the checksum.
+fn crc_step(v: u32) -> u32 {
+    if v & 1 == 1 {
+        (v >> 1) ^ CRC32_POLY
+    } else {
+        v >> 1
+    }
+}
+
+/// Where to flip one bit of `message` (byte, bit) so that its CRC-32 becomes `crc`, if any.
+///
+/// CRC-32 is affine: flipping bit `i` changes the checksum by a value that depends only on
+/// how many bits follow `i`, so one pass from the end of the message finds the bit whose
+/// change equals the observed difference. Linear in the message length.
+pub(crate) fn single_bit_fix(message: &[u8], crc: u32) -> Option<(usize, u8)> {
+    let syndrome = crc32fast::hash(message) ^ crc;
+    if syndrome == 0 {
+        return None;
+    }
+    // The change made by the last bit processed (bit 7 of the last byte: reflected CRCs
+    // take each byte's bits from the lowest).
+    let mut v = CRC32_POLY;
+    for byte in (0..message.len()).rev() {
+        for bit in (0..8u8).rev() {
+            if v == syndrome {
+                return Some((byte, bit));
+            }
+            v = crc_step(v);
+        }
+    }
+    None
+}
+
+/// If the damaged frame at `at` is one flipped bit away from an intact frame of
+/// `generation` whose payload parses: where that bit is (offset in the file) and the
+/// frame's first and last sequence.
+///
+/// A write cut short leaves old bytes (zero fill or an earlier generation's frames) in
+/// whole sectors, which differ from the frame written in far more than one bit.
+pub(crate) fn one_bit_from_intact(
+    data: &[u8],
+    at: usize,
+    generation: u64,
+) -> Option<(usize, (u64, u64))> {
+    let len = be_u32(data, at)? as usize;
+    let crc = be_u32(data, at + 4)?;
+    let gen = be_u64(data, at + 8)?;
+    let body = at + FRAME_HEADER_LEN;
+    let payload = |len: usize| data.get(body..body.checked_add(len)?);
+    if gen == generation {
+        // The bit is in the length field.
+        for bit in 0..32 {
+            let fixed = len ^ (1 << bit);
+            if let Some(p) = payload(fixed) {
+                if frame_crc(gen, p) == crc {
+                    if let Some(seqs) = payload_sequences(p) {
+                        return Some((at + 3 - bit / 8, seqs));
+                    }
+                }
+            }
+        }
+    }
+    let p = payload(len)?;
+    if gen == generation {
+        // The bit is in the stored checksum.
+        let diff = frame_crc(gen, p) ^ crc;
+        if diff.count_ones() == 1 {
+            let byte = at + 4 + 3 - diff.trailing_zeros() as usize / 8;
+            return payload_sequences(p).map(|seqs| (byte, seqs));
+        }
+    }
+    if (gen ^ generation).count_ones() > 1 {
+        return None;
+    }
+    // The bit is in the generation or the payload, both covered by the checksum.
+    let mut message = Vec::with_capacity(8 + p.len());
+    message.extend_from_slice(&gen.to_be_bytes());
+    message.extend_from_slice(p);
+    let (byte, bit) = single_bit_fix(&message, crc)?;
+    message[byte] ^= 1 << bit;
+    if be_u64(&message, 0)? != generation {
+        return None;
+    }
+    payload_sequences(&message[8..]).map(|seqs| (at + 8 + byte, seqs))
+}
+
+/// A header slot as found in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// All zero (or cut off by the end of the file while zero): never written.
+    Empty,
+    /// A checkpoint whose checksum matches.
+    Valid(Checkpoint),
+    /// Neither: damaged, or written in an unknown format.
+    Damaged,
+}
+
+/// An intact frame of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameRef {
+    /// Its offset in the file.
+    pub at: usize,
+    /// The length of its payload, which starts after the frame header.
+    pub payload_len: usize,
+    /// The offset of the next frame (after the padding to 8 bytes).
+    pub next: usize,
+    /// First and last sequence of the events it holds; (0, 0) for a snapshot.
+    pub sequences: (u64, u64),
+}
+
+impl FrameRef {
+    /// The payload's bytes in `data`.
+    pub fn payload<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        let body = self.at + FRAME_HEADER_LEN;
+        &data[body..body + self.payload_len]
+    }
+}
+
+/// Why a frame that ends the log must be damage to an acknowledged save rather than a write
+/// cut short by a crash. Recovery refuses the log; verify reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Damage {
+    /// An intact frame of the same generation follows the damaged one: it was written
+    /// later, so the damaged frame had been written in full (and acknowledged) before.
+    BeforeIntact { at: usize, intact_at: usize },
+    /// The last frame differs from an intact frame by one bit (at offset `bit_at`), in a
+    /// sector that was written: the one holding the frame's checksum (if it had kept its
+    /// old bytes, they would have to hold this frame's checksum), or any sector of a log
+    /// of the first generation (the bytes under it were zero fill).
+    OneBitFromIntact {
+        at: usize,
+        bit_at: usize,
+        sequences: (u64, u64),
+    },
+    /// The last frame's checksum matches but its payload does not parse: it was written in
+    /// full, by another format version or a bug, and cannot be dropped as cut short.
+    Unparseable { at: usize },
+}
+
+/// `sequence 5`, `sequences 5..=7`, `a snapshot`.
+pub(crate) fn describe_sequences((first, last): (u64, u64)) -> String {
+    match (first, last) {
+        (0, 0) => "a snapshot".to_owned(),
+        (f, l) if f == l => format!("sequence {f}"),
+        (f, l) => format!("sequences {f}..={l}"),
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Damage::BeforeIntact { at, intact_at } => write!(
+                f,
+                "frame at offset {at} is damaged and an intact frame follows at offset {intact_at}"
+            ),
+            Damage::OneBitFromIntact {
+                at,
+                bit_at,
+                sequences,
+            } => write!(
+                f,
+                "the last frame (offset {at}, {}) differs from an intact frame by one bit at offset {bit_at}: it was damaged after it was written, not cut short by a crash, so it held an acknowledged save",
+                describe_sequences(sequences)
+            ),
+            Damage::Unparseable { at } => write!(
+                f,
+                "the frame at offset {at} matches its checksum but its payload does not parse (another format version?)"
+            ),
+        }
+    }
+}
+
+/// How the log ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Zero fill, an intact frame of another generation, or the end of the file.
+    End,
+    /// A damaged frame that nothing shows was written in full: a write cut short by a crash
+    /// (never acknowledged), dropped.
+    ///
+    /// `one_bit_from_intact` (offset of the bit, the frame's sequences) when it is one bit
+    /// away from an intact frame, but in a sector that may have kept an older generation's
+    /// bytes: a workload of same-sized saves writes nearly the same bytes at the same
+    /// offsets generation after generation, so a write cut short there can leave a frame
+    /// that differs from what was written by one bit. Recovery drops it; verify reports it.
+    CutShort {
+        one_bit_from_intact: Option<(usize, (u64, u64))>,
+    },
+    /// A damaged frame that held an acknowledged save.
+    Damaged(Damage),
+}
+
+/// The header slots, the frames the next open replays, and how the log ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// The slots at offsets 0 and 512.
+    pub slots: [Slot; 2],
+    /// The newest valid checkpoint; `None` for a log never checkpointed (all zero).
+    pub checkpoint: Option<Checkpoint>,
+    /// The generation of the frames read: the checkpoint's, or the next one when the
+    /// other slot, which held the newest checkpoint, is damaged (see `lost_slot`).
+    pub generation: u64,
+    /// The offset of a slot that is no longer valid although frames of the generation after
+    /// `checkpoint` show that it held the newest checkpoint. Its frames are read all the
+    /// same: they can only have been written after that checkpoint, which could only have
+    /// been written once sled was durable through the older one.
+    pub lost_slot: Option<usize>,
+    /// The intact frames of `generation`, in log order.
+    pub frames: Vec<FrameRef>,
+    /// The offset where reading stopped: after the last frame read.
+    pub end: usize,
+    /// What is at `end`.
+    pub ending: Ending,
+}
+
+/// Neither header slot holds a valid checkpoint, and the file is not all zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeaderUnreadable;
+
+/// Read the log's bytes as recovery does.
+///
+/// A damaged frame ends the log. It is taken for a write cut short by a crash (and dropped:
+/// that write was never acknowledged) unless something shows it was written in full, and
+/// so acknowledged: an intact frame of its generation after it, a checksum that matches
+/// (over a payload that does not parse), or a difference of one bit from an intact frame in
+/// a sector that was written (see [`Damage::OneBitFromIntact`]). A write cut short leaves
+/// whole sectors as they were, which differ from what was being written in many bits, or,
+/// over an older generation's nearly identical frame, possibly in one (see
+/// [`Ending::CutShort`]).
+pub(crate) fn scan(data: &[u8]) -> Result<Scan, HeaderUnreadable> {
+    let slots = [0, 1].map(|i| {
+        let from = (i * SLOT_LEN).min(data.len());
+        let raw = &data[from..(from + SLOT_LEN).min(data.len())];
+        if raw.iter().all(|&b| b == 0) {
+            Slot::Empty
+        } else if raw.len() < SLOT_LEN {
+            Slot::Damaged
+        } else {
+            parse_slot(raw).map_or(Slot::Damaged, Slot::Valid)
+        }
+    });
+    let checkpoint = match slots {
+        [Slot::Valid(a), Slot::Valid(b)] => Some(if a.generation >= b.generation { a } else { b }),
+        [Slot::Valid(a), _] | [_, Slot::Valid(a)] => Some(a),
+        _ if data.iter().all(|&b| b == 0) => None,
+        _ => return Err(HeaderUnreadable),
+    };
+    let records_start = RECORDS_START as usize;
+    let mut generation = checkpoint.map_or(0, |c| c.generation);
+    let mut lost_slot = None;
+    // One valid slot: if the other held the next checkpoint and was damaged since, the
+    // frames after it are of the next generation. Any trace of one proves it existed.
+    if let (Some(c), Some(other)) = (
+        checkpoint,
+        slots.iter().position(|s| !matches!(s, Slot::Valid(_))),
+    ) {
+        if let Some(next) = c.generation.checked_add(1) {
+            let traced = match frame_at(data, records_start, next) {
+                FrameAt::Intact(..) => true,
+                FrameAt::Damaged => {
+                    one_bit_from_intact(data, records_start, next).is_some()
+                        || intact_frame_after(data, records_start, next).is_some()
+                }
+                FrameAt::End => intact_frame_after(data, records_start, next).is_some(),
+            };
+            if traced {
+                generation = next;
+                lost_slot = Some(other * SLOT_LEN);
+            }
+        }
+    }
+
+    let mut frames = Vec::new();
+    let mut at = records_start;
+    let ending = loop {
+        match frame_at(data, at, generation) {
+            FrameAt::End => break Ending::End,
+            FrameAt::Intact(payload, next) => match payload_sequences(payload) {
+                Some(sequences) => {
+                    frames.push(FrameRef {
+                        at,
+                        payload_len: payload.len(),
+                        next,
+                        sequences,
+                    });
+                    at = next;
+                }
+                None => {
+                    break Ending::Damaged(match intact_frame_after(data, at, generation) {
+                        Some(intact_at) => Damage::BeforeIntact { at, intact_at },
+                        None => Damage::Unparseable { at },
+                    })
+                }
+            },
+            FrameAt::Damaged => break classify_damaged(data, at, generation),
+        }
+    };
+    Ok(Scan {
+        slots,
+        checkpoint,
+        generation,
+        lost_slot,
+        frames,
+        end: at,
+        ending,
+    })
+}
+
+/// Whether the damaged frame at `at` ends a log cut short by a crash, or was written in
+/// full (and acknowledged) and damaged since.
+fn classify_damaged(data: &[u8], at: usize, generation: u64) -> Ending {
+    if let Some(intact_at) = intact_frame_after(data, at, generation) {
+        return Ending::Damaged(Damage::BeforeIntact { at, intact_at });
+    }
+    match one_bit_from_intact(data, at, generation) {
+        Some((bit_at, sequences)) if generation == 1 || bit_at / SECTOR == (at + 4) / SECTOR => {
+            Ending::Damaged(Damage::OneBitFromIntact {
+                at,
+                bit_at,
+                sequences,
+            })
+        }
+        one_bit_from_intact => Ending::CutShort {
+            one_bit_from_intact,
+        },
+    }
+}
+
 /// What reading the log found.
 #[derive(Debug)]
 pub(crate) struct Recovered {
+    /// The checkpoint to start from (its generation is that of the frames read).
     pub checkpoint: Checkpoint,
     pub payloads: Vec<Payload>,
-    /// Set when a damaged frame is followed by intact ones: acknowledged data is missing.
+    /// Set when the log shows that acknowledged saves cannot be recovered (a damaged frame
+    /// written in full, see [`Damage`]): the store must refuse to open.
     pub damage: Option<String>,
 }
 
@@ -152,59 +608,10 @@ fn slot_bytes(c: &Checkpoint) -> [u8; SLOT_LEN] {
     s
 }
 
-fn parse_slot(s: &[u8]) -> Option<Checkpoint> {
-    if s.len() < SLOT_DATA_LEN + 4 || &s[0..8] != MAGIC {
-        return None;
-    }
-    let crc = u32::from_be_bytes(s[SLOT_DATA_LEN..SLOT_DATA_LEN + 4].try_into().ok()?);
-    if crc32fast::hash(&s[..SLOT_DATA_LEN]) != crc {
-        return None;
-    }
-    Some(Checkpoint {
-        generation: u64::from_be_bytes(s[8..16].try_into().ok()?),
-        sequence: u64::from_be_bytes(s[16..24].try_into().ok()?),
-        crc: u32::from_be_bytes(s[24..28].try_into().ok()?),
-    })
-}
-
-fn frame_crc(generation: u64, payload: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&generation.to_be_bytes());
-    h.update(payload);
-    h.finalize()
-}
-
-fn padded(len: usize) -> usize {
-    (len + 7) & !7
-}
-
-/// Parse the frame at `at`; `Some(Ok(payload, next))` for a valid frame of `generation`,
-/// `Some(Err(()))` for a damaged one, `None` for the end of the log.
-fn frame_at(data: &[u8], at: usize, generation: u64) -> Option<Result<(&[u8], usize), ()>> {
-    let header = data.get(at..at + FRAME_HEADER_LEN)?;
-    let len = u32::from_be_bytes(header[0..4].try_into().ok()?) as usize;
-    let crc = u32::from_be_bytes(header[4..8].try_into().ok()?);
-    let gen = u64::from_be_bytes(header[8..16].try_into().ok()?);
-    if len == 0 && crc == 0 && gen == 0 {
-        return None; // zero fill: end of log
-    }
-    let body = at + FRAME_HEADER_LEN;
-    match data.get(body..body + len) {
-        Some(payload) if frame_crc(gen, payload) == crc => {
-            if gen == generation {
-                Some(Ok((payload, at + padded(FRAME_HEADER_LEN + len))))
-            } else {
-                None // an intact frame of an earlier generation: recycled space
-            }
-        }
-        _ => Some(Err(())),
-    }
-}
-
 impl Wal {
     /// The log's path inside a store directory.
     pub fn path_in(dir: &Path) -> PathBuf {
-        dir.join("aether.wal")
+        dir.join(FILE_NAME)
     }
 
     /// Open (or create) the log and read what it holds.
@@ -222,57 +629,32 @@ impl Wal {
             use std::io::Read;
             (&file).read_to_end(&mut data)?;
         }
-        let slots = [
-            data.get(0..SLOT_LEN).and_then(parse_slot),
-            data.get(SLOT_LEN..2 * SLOT_LEN).and_then(parse_slot),
-        ];
-        let checkpoint = match slots {
-            [Some(a), Some(b)] => {
-                if a.generation >= b.generation {
-                    a
-                } else {
-                    b
-                }
-            }
-            [Some(a), None] | [None, Some(a)] => a,
-            [None, None] if data.iter().all(|&b| b == 0) => Checkpoint::default(),
-            [None, None] => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "{}: both header slots are damaged; the log's checkpoint is unknown",
-                        path.display()
-                    ),
-                ))
-            }
+        let scan = scan(&data).map_err(|HeaderUnreadable| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: both header slots are damaged; the log's checkpoint is unknown",
+                    path.display()
+                ),
+            )
+        })?;
+        // After a lost newest checkpoint its frames are read (see `Scan::lost_slot`): the
+        // older checkpoint's sequence is the one sled is checked against, and the next
+        // checkpoint continues the frames' generation.
+        let checkpoint = Checkpoint {
+            generation: scan.generation,
+            ..scan.checkpoint.unwrap_or_default()
         };
-        let mut payloads = Vec::new();
-        let mut damage = None;
-        let mut at = RECORDS_START as usize;
-        while let Some(frame) = frame_at(&data, at, checkpoint.generation) {
-            match frame.map(|(p, next)| (parse_payload(p), next)) {
-                Ok((Some(p), next)) => {
-                    payloads.push(p);
-                    at = next;
-                }
-                Ok((None, _)) | Err(()) => {
-                    // A torn last write is normal after a crash (it was never acknowledged).
-                    // An intact frame *after* the damage means acknowledged data is gone.
-                    let mut probe = at + 8;
-                    while probe + FRAME_HEADER_LEN <= data.len() {
-                        if let Some(Ok(_)) = frame_at(&data, probe, checkpoint.generation) {
-                            damage = Some(format!(
-                                "{}: frame at offset {at} is damaged and an intact frame follows at offset {probe}",
-                                path.display()
-                            ));
-                            break;
-                        }
-                        probe += 8;
-                    }
-                    break;
-                }
-            }
-        }
+        let payloads = scan
+            .frames
+            .iter()
+            .map(|f| parse_payload(f.payload(&data)).expect("scan parsed it"))
+            .collect();
+        let damage = match scan.ending {
+            Ending::Damaged(d) => Some(format!("{}: {d}", path.display())),
+            Ending::End | Ending::CutShort { .. } => None,
+        };
+        let at = scan.end;
         let wal = Wal {
             file,
             path,
@@ -410,7 +792,8 @@ mod tests {
         let path = Wal::path_in(dir.path());
         let mut bytes = std::fs::read(&path).unwrap();
         let last_frame = RECORDS_START as usize + 2 * padded(FRAME_HEADER_LEN + ps[0].len());
-        // Torn tail: damage the last frame only.
+        // The last frame neither intact nor one bit away from intact (eight bits differ):
+        // taken for a write cut short.
         bytes[last_frame + 20] ^= 0xFF;
         std::fs::write(&path, &bytes).unwrap();
         let (_, rec) = Wal::open(dir.path(), 64 * 1024).unwrap();
@@ -423,5 +806,275 @@ mod tests {
         let (_, rec) = Wal::open(dir.path(), 64 * 1024).unwrap();
         assert!(rec.payloads.is_empty());
         assert!(rec.damage.is_some());
+    }
+
+    /// A log of `n` frames of generation 1 (checkpoint at sequence 0), and its bytes.
+    fn log_of(dir: &Path, n: u64) -> Vec<u8> {
+        let (mut wal, _) = Wal::open(dir, 64 * 1024).unwrap();
+        wal.preallocate().unwrap();
+        wal.checkpoint(0, 0).unwrap();
+        let ps: Vec<_> = (1..=n).map(payload).collect();
+        wal.append(ps.iter().map(Vec::as_slice)).unwrap();
+        std::fs::read(Wal::path_in(dir)).unwrap()
+    }
+
+    fn reopen(dir: &Path, bytes: &[u8]) -> Recovered {
+        std::fs::write(Wal::path_in(dir), bytes).unwrap();
+        Wal::open(dir, 64 * 1024).unwrap().1
+    }
+
+    #[test]
+    fn a_flipped_bit_anywhere_in_the_last_frame_is_damage_not_a_write_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = log_of(dir.path(), 3);
+        let clean = scan(&bytes).unwrap();
+        assert_eq!(clean.frames.len(), 3);
+        assert_eq!(clean.ending, Ending::End);
+        let last = clean.frames[2];
+        let end = last.at + FRAME_HEADER_LEN + last.payload_len;
+        for byte in last.at..end {
+            for bit in 0..8 {
+                let mut d = bytes.clone();
+                d[byte] ^= 1 << bit;
+                let s = scan(&d).unwrap();
+                assert_eq!(s.frames.len(), 2, "byte {byte} bit {bit}");
+                assert_eq!(
+                    s.ending,
+                    Ending::Damaged(Damage::OneBitFromIntact {
+                        at: last.at,
+                        bit_at: byte,
+                        sequences: (3, 3)
+                    }),
+                    "byte {byte} bit {bit}"
+                );
+            }
+        }
+        // Through `Wal::open`: the damage is reported (the store refuses to open), naming
+        // the frame's offset and sequence.
+        let mut d = bytes.clone();
+        d[end - 1] ^= 0x10;
+        let rec = reopen(dir.path(), &d);
+        let damage = rec.damage.expect("damage reported");
+        assert!(
+            damage.contains(&format!(
+                "the last frame (offset {}, sequence 3) differs from an intact frame by one bit at offset {}",
+                last.at,
+                end - 1
+            )),
+            "{damage}"
+        );
+    }
+
+    #[test]
+    fn a_write_cut_short_over_zero_fill_is_dropped_wherever_it_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = log_of(dir.path(), 3);
+        let last = scan(&bytes).unwrap().frames[2];
+        let end = last.at + FRAME_HEADER_LEN + last.payload_len;
+        for cut in last.at + 1..end {
+            let mut d = bytes.clone();
+            d[cut..end].fill(0);
+            let s = scan(&d).unwrap();
+            assert_eq!(s.frames.len(), 2, "cut at {cut}");
+            assert!(
+                matches!(s.ending, Ending::CutShort { .. } | Ending::End),
+                "cut at {cut}: {:?}",
+                s.ending
+            );
+        }
+        let mut d = bytes.clone();
+        d[last.at + 40..end].fill(0);
+        let rec = reopen(dir.path(), &d);
+        assert_eq!(rec.payloads.len(), 2);
+        assert!(rec.damage.is_none(), "{:?}", rec.damage);
+    }
+
+    /// A frame several sectors long whose payload differs little from one sequence to the
+    /// next, as a workload of same-sized events makes them.
+    fn long_payload(seq: u64) -> Vec<u8> {
+        let mut value = vec![b't'; 1400];
+        value.extend_from_slice(format!("\"v\":{seq}}}").as_bytes());
+        let mut b = PayloadBuilder::new(seq, seq, value.len() + 32);
+        b.put(TreeId::Sequence, &seq.to_be_bytes(), b"entry");
+        b.put(TreeId::Events, b"key", &value);
+        b.finish()
+    }
+
+    #[test]
+    fn a_write_cut_short_at_a_sector_over_a_recycled_log_is_dropped() {
+        // Generation after generation of same-sized frames at the same offsets: under the
+        // last frame lies an older generation's frame that differs from it in a few bits.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 64 * 1024).unwrap();
+        wal.preallocate().unwrap();
+        let path = Wal::path_in(dir.path());
+        let mut sequence = 0;
+        let mut checked = 0;
+        for generation in 1..=12u64 {
+            wal.checkpoint(sequence, 0).unwrap();
+            for _ in 0..4 {
+                let before = std::fs::read(&path).unwrap();
+                sequence += 1;
+                wal.append(std::iter::once(long_payload(sequence).as_slice()))
+                    .unwrap();
+                let after = std::fs::read(&path).unwrap();
+                let last = *scan(&after).unwrap().frames.last().unwrap();
+                let end = last.at + FRAME_HEADER_LEN + last.payload_len;
+                // The sectors from `cut` on kept their old bytes (a prefix written, as when
+                // a process dies mid-write; power loss may keep any sectors, and keeping
+                // only later ones is the same here).
+                let mut cut = (last.at / 512 + 1) * 512;
+                while cut < end {
+                    let mut d = after.clone();
+                    d[cut..end].copy_from_slice(&before[cut..end]);
+                    let s = scan(&d).unwrap();
+                    assert_eq!(s.generation, generation);
+                    assert!(
+                        !matches!(s.ending, Ending::Damaged(_)),
+                        "generation {generation}, sequence {sequence}, cut at {cut}: {:?}",
+                        s.ending
+                    );
+                    checked += 1;
+                    cut += 512;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
+        // Damage to that last frame, on the other hand: a flipped bit in the sector holding
+        // its checksum is refused; one in a later sector is reported, but could be a write
+        // cut short over an older frame, so it is dropped.
+        let after = std::fs::read(&path).unwrap();
+        let last = *scan(&after).unwrap().frames.last().unwrap();
+        let mut d = after.clone();
+        d[last.at + 40] ^= 0x04;
+        assert_eq!(
+            scan(&d).unwrap().ending,
+            Ending::Damaged(Damage::OneBitFromIntact {
+                at: last.at,
+                bit_at: last.at + 40,
+                sequences: (sequence, sequence)
+            })
+        );
+        let later = (last.at / 512 + 2) * 512;
+        let mut d = after.clone();
+        d[later] ^= 0x04;
+        assert_eq!(
+            scan(&d).unwrap().ending,
+            Ending::CutShort {
+                one_bit_from_intact: Some((later, (sequence, sequence)))
+            }
+        );
+    }
+
+    #[test]
+    fn a_frame_whose_checksum_matches_but_whose_payload_does_not_parse_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = log_of(dir.path(), 3);
+        let last = scan(&bytes).unwrap().frames[2];
+        // Tree 9 does not exist; the checksum is recomputed to match.
+        let body = last.at + FRAME_HEADER_LEN;
+        bytes[body + 20] = 9;
+        let crc = frame_crc(1, &bytes[body..body + last.payload_len]);
+        bytes[last.at + 4..last.at + 8].copy_from_slice(&crc.to_be_bytes());
+        let rec = reopen(dir.path(), &bytes);
+        assert_eq!(rec.payloads.len(), 2);
+        let damage = rec.damage.expect("damage reported");
+        assert!(
+            damage.contains(&format!(
+                "the frame at offset {} matches its checksum",
+                last.at
+            )),
+            "{damage}"
+        );
+    }
+
+    /// A log checkpointed twice (generations 1 and 2, so both slots hold one) with `n`
+    /// frames of generation 2 after the newer checkpoint, which records sequence 7.
+    fn two_checkpoints(dir: &Path, n: u64) -> Vec<u8> {
+        let (mut wal, _) = Wal::open(dir, 64 * 1024).unwrap();
+        wal.preallocate().unwrap();
+        wal.checkpoint(0, 0).unwrap();
+        let ps: Vec<_> = (1..=7).map(payload).collect();
+        wal.append(ps.iter().map(Vec::as_slice)).unwrap();
+        wal.checkpoint(7, 77).unwrap();
+        let ps: Vec<_> = (8..8 + n).map(payload).collect();
+        wal.append(ps.iter().map(Vec::as_slice)).unwrap();
+        std::fs::read(Wal::path_in(dir)).unwrap()
+    }
+
+    #[test]
+    fn the_frames_after_a_lost_newest_checkpoint_are_read_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = two_checkpoints(dir.path(), 3);
+        let rec = reopen(dir.path(), &bytes);
+        assert_eq!(rec.checkpoint.generation, 2);
+        assert_eq!(rec.payloads.len(), 3);
+        // Generation 2 lives in the slot at offset 0. Damaged, or zeroed: the older
+        // checkpoint's sequence is the one to check sled against, and the frames after the
+        // lost one are read as the generation they carry.
+        for damage in [&|b: &mut Vec<u8>| b[17] ^= 0x40, &|b: &mut Vec<u8>| {
+            b[..SLOT_LEN].fill(0)
+        }] as [&dyn Fn(&mut Vec<u8>); 2]
+        {
+            let mut d = bytes.clone();
+            damage(&mut d);
+            let s = scan(&d).unwrap();
+            assert_eq!(s.checkpoint.unwrap().generation, 1);
+            assert_eq!((s.generation, s.lost_slot), (2, Some(0)));
+            let rec = reopen(dir.path(), &d);
+            assert!(rec.damage.is_none(), "{:?}", rec.damage);
+            assert_eq!(
+                rec.checkpoint,
+                Checkpoint {
+                    generation: 2,
+                    sequence: 0,
+                    crc: 0
+                }
+            );
+            let seqs: Vec<_> = rec.payloads.iter().map(|p| p.first_sequence).collect();
+            assert_eq!(seqs, [8, 9, 10]);
+            // The next checkpoint is generation 3, in the slot that held generation 1.
+            let (mut wal, _) = Wal::open(dir.path(), 64 * 1024).unwrap();
+            wal.checkpoint(10, 1010).unwrap();
+            drop(wal);
+            let (_, rec) = Wal::open(dir.path(), 64 * 1024).unwrap();
+            assert_eq!(rec.checkpoint.generation, 3);
+            assert_eq!(rec.checkpoint.sequence, 10);
+            assert!(rec.payloads.is_empty());
+        }
+        // The older slot damaged instead: nothing changes.
+        let mut d = bytes.clone();
+        d[SLOT_LEN + 17] ^= 0x40;
+        let s = scan(&d).unwrap();
+        assert_eq!((s.generation, s.lost_slot, s.frames.len()), (2, None, 3));
+    }
+
+    #[test]
+    fn a_lost_newest_checkpoint_whose_first_frame_is_damaged_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = two_checkpoints(dir.path(), 3);
+        bytes[17] ^= 0x40;
+        // Several bits of the first frame of generation 2: the intact frames of that
+        // generation after it show the lost checkpoint, and that saves after it are lost.
+        let first = RECORDS_START as usize;
+        bytes[first + 30] ^= 0xFF;
+        let s = scan(&bytes).unwrap();
+        assert_eq!((s.generation, s.lost_slot), (2, Some(0)));
+        assert!(
+            matches!(
+                s.ending,
+                Ending::Damaged(Damage::BeforeIntact { at, .. }) if at == first
+            ),
+            "{:?}",
+            s.ending
+        );
+        assert!(reopen(dir.path(), &bytes).damage.is_some());
+        // With no newer checkpoint's frames at all, the older checkpoint is simply read.
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = two_checkpoints(dir.path(), 0);
+        let mut d = bytes.clone();
+        d[17] ^= 0x40;
+        let s = scan(&d).unwrap();
+        assert_eq!((s.generation, s.lost_slot), (1, None));
     }
 }
