@@ -823,12 +823,7 @@ pub fn verify_sled(
 // verify checks the bytes the format writes as zeros, and damage the store does not refuse
 // to open over (a log truncated inside its last frame, intact frames past the log's end).
 
-// `sled_store` declares its `wal` module private; until it declares it `pub(crate)`, verify
-// compiles the same file as a module of its own (only its pure reading half is used here).
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "sled_store/wal.rs"]
-mod wal;
-
+use crate::sled_store::wal;
 use wal::{Damage, Ending, Slot, FRAME_HEADER_LEN, RECORDS_START, SLOT_DATA_LEN, SLOT_LEN};
 
 const WAL_FILE: &str = wal::FILE_NAME;

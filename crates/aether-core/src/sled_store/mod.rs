@@ -30,7 +30,7 @@ pub mod commit;
 mod commit;
 pub mod fault;
 pub mod layout;
-mod wal;
+pub(crate) mod wal;
 
 use std::collections::HashMap;
 use std::fs;
