@@ -522,7 +522,7 @@ fn bench_json(backend: &str) {
     assert_eq!(report["checks"]["replay_mismatches"], 0);
     assert_eq!(report["checks"]["wrong_latest_versions"], 0);
     assert!(report["workload"]["deliberate_conflicts"].as_u64().unwrap() > 0);
-    if backend == "sled" {
+    if backend == "sled" || backend == "jetstream" {
         assert!(report["size_on_disk_bytes"].as_u64().unwrap() > 0);
     }
 }
@@ -535,6 +535,94 @@ fn bench_writes_figures_for_sled() {
 #[test]
 fn bench_writes_figures_for_memory() {
     bench_json("memory");
+}
+
+/// Whether `nats-server` is on PATH; without it the JetStream bench test fails, saying
+/// so, unless `AETHER_SKIP_JETSTREAM=1`.
+fn nats_available() -> bool {
+    let on_path = std::process::Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !on_path && std::env::var("AETHER_SKIP_JETSTREAM").as_deref() == Ok("1") {
+        eprintln!("skipped: nats-server is not on PATH and AETHER_SKIP_JETSTREAM=1");
+        return false;
+    }
+    assert!(
+        on_path,
+        "nats-server is not on PATH (Debian: apt-get install -y nats-server); AETHER_SKIP_JETSTREAM=1 skips"
+    );
+    true
+}
+
+#[test]
+fn bench_writes_figures_for_jetstream_on_a_private_server() {
+    if nats_available() {
+        bench_json("jetstream");
+    }
+}
+
+#[test]
+fn bench_on_jetstream_uses_the_server_given_on_a_stream_of_its_own() {
+    if !nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("nats://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nats-server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let args = [
+        "bench",
+        "--backend",
+        "jetstream",
+        "--nats-url",
+        &url,
+        "--events",
+        "300",
+        "--actors",
+        "10",
+        "--lookups",
+        "100",
+    ];
+    // Twice against the same server: each run starts from an empty stream of its own.
+    for _ in 0..2 {
+        let o = aether(&args);
+        assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+        assert!(
+            stdout(&o).contains(&format!("(at {url})")),
+            "{}",
+            stdout(&o)
+        );
+        assert!(
+            stdout(&o).contains("save_event (1 writer)"),
+            "{}",
+            stdout(&o)
+        );
+    }
+    // --nats-url belongs to the JetStream backend.
+    let o = aether(&["bench", "--backend", "memory", "--nats-url", &url]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--nats-url"), "{}", stderr(&o));
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 #[test]

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aether_core::{Durability, EventStore, MemoryStore, Options, SledStore};
+use aether_jetstream::{JetStreamOptions, JetStreamStore};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
@@ -32,6 +33,9 @@ pub enum Backend {
     Sled,
     /// The in-memory store (nothing on disk).
     Memory,
+    /// NATS JetStream (crates/aether-jetstream): the server at --nats-url, or a private
+    /// `nats-server` started for the run in the store's folder.
+    Jetstream,
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +69,10 @@ pub struct BenchArgs {
     /// Writer threads for the save phase (each owns a share of the actors).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub writers: u64,
+    /// JetStream backend: the server (or comma-separated cluster) to use, on a stream of its
+    /// own named after this run; without it a private nats-server is started for the run.
+    #[arg(long, value_name = "URL")]
+    pub nats_url: Option<String>,
     /// Durability mode of the sled store.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Durable)]
     pub durability: DurabilityArg,
@@ -169,18 +177,54 @@ struct BenchJson {
 }
 
 /// A store under test; sled is kept concretely so it can be closed (checkpointed) at the end.
+/// Fields drop in order: the store before the private nats-server it talks to.
 struct UnderTest {
     dynamic: Arc<dyn EventStore>,
     sled: Option<Arc<SledStore>>,
+    nats: Option<jetstream::Server>,
 }
 
 impl UnderTest {
-    fn open(backend: Backend, dir: &Path, durability: Durability) -> CmdResult<UnderTest> {
+    fn open(
+        backend: Backend,
+        dir: &Path,
+        durability: Durability,
+        nats_url: Option<&str>,
+    ) -> CmdResult<UnderTest> {
         Ok(match backend {
             Backend::Memory => UnderTest {
                 dynamic: Arc::new(MemoryStore::new()),
                 sled: None,
+                nats: None,
             },
+            Backend::Jetstream => {
+                let mut opts = JetStreamOptions::default();
+                let (url, nats) = match nats_url {
+                    Some(url) => {
+                        // A stream of its own, so the run starts empty and touches nothing else.
+                        let run = format!(
+                            "{}_{}",
+                            std::process::id(),
+                            std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis())
+                        );
+                        opts.stream = format!("AETHER_BENCH_{run}");
+                        opts.subject_prefix = format!("aether_bench_{run}");
+                        (url.to_owned(), None)
+                    }
+                    None => {
+                        let server = jetstream::Server::start(dir)?;
+                        (format!("nats://{}", server.addr), Some(server))
+                    }
+                };
+                let store = JetStreamStore::connect(&url, opts)?;
+                UnderTest {
+                    dynamic: Arc::new(store),
+                    sled: None,
+                    nats,
+                }
+            }
             Backend::Sled => {
                 let mut options = Options::with_durability(durability);
                 options.cache_capacity = CACHE_CAPACITY;
@@ -188,13 +232,25 @@ impl UnderTest {
                 UnderTest {
                     dynamic: store.clone(),
                     sled: Some(store),
+                    nats: None,
                 }
             }
         })
     }
 
-    /// Close (checkpoint) a sled store and return its size on disk.
+    /// Close (checkpoint) a sled store and return its size on disk (for JetStream, the
+    /// private server's storage).
     fn close(self, dir: &Path) -> CmdResult<Option<u64>> {
+        if let Some(server) = self.nats {
+            self.dynamic.close()?;
+            drop(self.dynamic);
+            drop(server);
+            return Ok(Some(util::dir_size(dir).0));
+        }
+        if self.sled.is_none() {
+            // Memory, or JetStream on a server of the user's: nothing of ours on disk.
+            self.dynamic.close()?;
+        }
         drop(self.dynamic);
         match self.sled {
             None => Ok(None),
@@ -219,8 +275,11 @@ fn check_args(args: &BenchArgs) -> CmdResult<()> {
     }
     if args.compare && args.backend != Backend::Sled {
         return Err(Failure::new(
-            "--compare measures the sled backend against its peers; drop --backend memory",
+            "--compare measures the sled backend against its peers; drop --backend (JetStream's own peers: cargo run --release -p aether-jetstream --example figures)",
         ));
+    }
+    if args.nats_url.is_some() && args.backend != Backend::Jetstream {
+        return Err(Failure::new("--nats-url goes with --backend jetstream"));
     }
     if let Some(path) = &args.path {
         let occupied = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
@@ -282,12 +341,17 @@ pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
     let backend_name = match args.backend {
         Backend::Sled => "sled",
         Backend::Memory => "memory",
+        Backend::Jetstream => "jetstream",
     };
     println!(
         "aether bench: {backend_name}{} store, {} actors, {} events of ~{} bytes ({} deliberate conflicts), {} writer{}, batches of {}",
         match args.backend {
             Backend::Sled => format!(" ({})", durability.as_str()),
             Backend::Memory => String::new(),
+            Backend::Jetstream => match &args.nats_url {
+                Some(url) => format!(" (at {url})"),
+                None => " (a private nats-server on 127.0.0.1)".to_owned(),
+            },
         },
         util::thousands(args.actors),
         util::thousands(args.events),
@@ -305,7 +369,12 @@ pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
     );
 
     // The main run: every operation on one store.
-    let store = UnderTest::open(args.backend, &store_dir, durability)?;
+    let store = UnderTest::open(
+        args.backend,
+        &store_dir,
+        durability,
+        args.nats_url.as_deref(),
+    )?;
     let mut save = ours::save_phase(
         &store.dynamic,
         &work,
@@ -320,7 +389,9 @@ pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
             durability.as_str(),
             writers_label(writers)
         ),
-        Backend::Memory => format!("save_event ({})", writers_label(writers)),
+        Backend::Memory | Backend::Jetstream => {
+            format!("save_event ({})", writers_label(writers))
+        }
     };
     let (batch, batch_failures, batch_failure) = ours::batch_phase(&store.dynamic, &work, cap);
     let (replay, replay_mismatches) =
@@ -345,6 +416,11 @@ pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
     report::print_table("Operations", &operations);
     println!();
     match size_on_disk {
+        Some(bytes) if args.backend == Backend::Jetstream => println!(
+            "  size on disk: {} for {} events (the private nats-server's storage)",
+            util::bytes(bytes),
+            util::thousands(save.saves.events + batch.events),
+        ),
         Some(bytes) => println!(
             "  size on disk: {} for {} events ({:.0} bytes per event; sled {}, aether.wal {})",
             util::bytes(bytes),
@@ -356,6 +432,9 @@ pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
                     .map_or(0, |m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
             ),
         ),
+        None if args.backend == Backend::Jetstream => {
+            println!("  size on disk: on the server (not measured)")
+        }
         None => println!("  size on disk: none (memory backend)"),
     }
     let expected_notes = save.saves.calls;
@@ -506,7 +585,7 @@ fn fresh_store(
     durability: Durability,
 ) -> CmdResult<(PathBuf, UnderTest)> {
     let dir = scratch.join(name);
-    let store = UnderTest::open(Backend::Sled, &dir, durability)?;
+    let store = UnderTest::open(Backend::Sled, &dir, durability, None)?;
     Ok((dir, store))
 }
 
