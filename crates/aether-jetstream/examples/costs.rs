@@ -20,27 +20,19 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use aether_core::{Event, EventStore, Timestamp};
+use aether_core::{Event, EventStore};
 use aether_jetstream::JetStreamOptions;
 use async_nats::jetstream::consumer::push::OrderedConfig;
 use async_nats::jetstream::stream::{Config, StorageType};
 use async_nats::jetstream::Context;
 use async_nats::HeaderMap;
+use common::bench_event as event;
 use futures_util::StreamExt;
 
 const SLICES: usize = 8;
 const SAVES_PER_SLICE: usize = 500;
 const REPLAY_EVENTS: usize = 20_000;
 const REPLAY_SLICES: usize = 4;
-
-fn event(actor: &str, version: i64) -> Event {
-    let mut e = Event::new(format!("{actor}-{version}"), "Deposited", actor, version)
-        .with_data("amount", version)
-        .with_data("currency", "EUR")
-        .with_data("note", "x".repeat(120));
-    e.timestamp = Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + version as i128);
-    e
-}
 
 fn report(title: &str, names: &[&str], times: &[Duration], per: f64) {
     println!("{title}");

@@ -18,10 +18,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use aether_core::{Event, EventStore, Timestamp};
+use aether_core::{Event, EventStore};
 use aether_jetstream::JetStreamOptions;
 use async_nats::jetstream::consumer::push::OrderedConfig;
 use async_nats::jetstream::stream::{Config, StorageType};
+use common::bench_event as event;
 use futures_util::StreamExt;
 
 const SLICES: usize = 4;
@@ -30,15 +31,6 @@ const BATCH: usize = 100;
 const BATCH_EVENTS_PER_SLICE: usize = 5_000;
 const REPLAY_EVENTS: usize = 20_000;
 const PIPELINE_WINDOW: usize = 1_000;
-
-fn event(actor: &str, version: i64) -> Event {
-    let mut e = Event::new(format!("{actor}-{version}"), "Deposited", actor, version)
-        .with_data("amount", version)
-        .with_data("currency", "EUR")
-        .with_data("note", "x".repeat(120));
-    e.timestamp = Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + version as i128);
-    e
-}
 
 /// Picks one figure out of a run.
 type Pick = fn(&Figures) -> f64;

@@ -40,6 +40,25 @@ fn save_until_known(store: &JetStreamStore, e: &Event, within: Duration) -> Resu
     }
 }
 
+/// Publish `payload` on `actor`'s subject as another publisher would: no aether headers.
+fn publish_foreign(store: &JetStreamStore, actor: &str, payload: &'static str) {
+    let subject = store.events_subject(actor);
+    let client = store.nats_client().clone();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            // The JetStream context spawns a task: create it inside the runtime.
+            let js = async_nats::jetstream::new(client);
+            js.publish(subject, payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        });
+}
+
 fn assert_each_id_once(store: &JetStreamStore, actor: &str) -> Vec<Event> {
     let events = store.get_events(actor, 0).unwrap();
     let ids: HashSet<_> = events.iter().map(|e| e.id.clone()).collect();
@@ -235,20 +254,7 @@ fn malformed_messages_are_reported_with_their_sequence() {
     let store = common::open_when_ready(&server.url(), opts(Duration::from_secs(5)));
     store.save_event(&ev("doc", 1, "doc-1")).unwrap();
     // Something else publishes garbage on the actor's subject (no aether headers).
-    let subject = store.events_subject("doc");
-    let client = store.nats_client().clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let js = async_nats::jetstream::new(client);
-        js.publish(subject, "{not json".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    });
+    publish_foreign(&store, "doc", "{not json");
     // A save after it still checks versions against the events that decode.
     store.save_event(&ev("doc", 2, "doc-2")).unwrap();
     match store.save_event(&ev("doc", 2, "doc-2b")) {
@@ -311,20 +317,7 @@ fn undecoded_replay_hands_out_stored_json_and_canonical_json_for_foreign_message
     // Go's encoding (key order, spacing, an escaped character).
     let foreign = r#"{ "version": 3, "actorId": "acc", "id": "acc-3", "eventType": "T\u0041",
         "commandId": "", "data": {"b": 1, "a": 2}, "timestamp": "2024-01-01T00:00:00Z" }"#;
-    let subject = store.events_subject("acc");
-    let client = store.nats_client().clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let js = async_nats::jetstream::new(client);
-        js.publish(subject, foreign.into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    });
+    publish_foreign(&store, "acc", foreign);
     store.save_event(&ev("acc", 4, "acc-4")).unwrap();
 
     let decoded = store.get_events("acc", 0).unwrap();

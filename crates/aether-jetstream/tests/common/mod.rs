@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use std::collections::{BTreeMap, HashSet};
 use std::process::Command as Process;
 
-use aether_core::{Error, Event, EventStore};
+use aether_core::{Error, Event, EventStore, Timestamp};
 use aether_jetstream::{JetStreamOptions, JetStreamStore};
 
 /// Whether the JetStream tests can run; panics with instructions when the server binary is
@@ -233,6 +233,16 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",")
     }
+}
+
+/// The examples' event: about 280 bytes of JSON, a fixed timestamp per version.
+pub fn bench_event(actor: &str, version: i64) -> Event {
+    let mut e = Event::new(format!("{actor}-{version}"), "Deposited", actor, version)
+        .with_data("amount", version)
+        .with_data("currency", "EUR")
+        .with_data("note", "x".repeat(120));
+    e.timestamp = Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + version as i128);
+    e
 }
 
 /// Open a store, retrying while the server (or the cluster's JetStream meta leader) is
