@@ -241,6 +241,60 @@ fn a_damaged_checkpoint_record_is_detected_at_open() {
 }
 
 #[test]
+fn an_unfinished_sled_snapshot_left_by_a_crash_does_not_block_open() {
+    // sled 0.34 reads the newest `snap.*` file at open, even the `.generating` one it was
+    // writing when the process died, and refuses the store as corrupt (spacejam/sled#1527).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let s = open(&path, Durability::Durable);
+        for v in 1..=20 {
+            s.save_event(&ev("snap", v)).unwrap();
+        }
+        s.close().unwrap();
+    }
+    let sled_dir = path.join("sled");
+    // A snapshot cut short: a newer LSN than any complete one, and a few bytes of it.
+    std::fs::write(
+        sled_dir.join("snap.7FFFFFFFFFFFFFFF.generating"),
+        [0xAB; 40],
+    )
+    .unwrap();
+    match sled::Config::new().path(&sled_dir).open() {
+        Err(sled::Error::Corruption { .. }) => {}
+        other => panic!("sled itself should refuse this store, got {other:?}"),
+    }
+    let s = open(&path, Durability::Durable);
+    assert_eq!(s.get_latest_version("snap").unwrap(), 20);
+    assert_eq!(
+        s.get_events("snap", 1).unwrap(),
+        (1..=20).map(|v| ev("snap", v)).collect::<Vec<_>>()
+    );
+    assert!(!sled_dir.join("snap.7FFFFFFFFFFFFFFF.generating").exists());
+    s.save_event(&ev("snap", 21)).unwrap();
+    s.close().unwrap();
+    drop(s);
+
+    // A damaged *finished* snapshot is not ours to repair: still refused as corrupt.
+    let finished = std::fs::read_dir(&sled_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("snap.") && !n.ends_with(".generating")
+        })
+        .expect("sled keeps a finished snapshot");
+    let mut bytes = std::fs::read(&finished).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&finished, bytes).unwrap();
+    match SledStore::open_with(&path, opts(Durability::Durable)) {
+        Err(Error::Corrupt { .. }) => {}
+        other => panic!("a damaged finished snapshot must be refused, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_batch_cut_short_by_a_crash_is_rolled_back_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
