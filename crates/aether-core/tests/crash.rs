@@ -229,6 +229,33 @@ fn check_store(
     lost
 }
 
+/// The harness's store directory: removed when the test passes, kept (and its path printed)
+/// when a check panics, so a failing cycle can be examined with `aether verify`.
+struct StoreDir(Option<tempfile::TempDir>);
+
+impl StoreDir {
+    fn new() -> Self {
+        StoreDir(Some(tempfile::tempdir().unwrap()))
+    }
+
+    fn store(&self) -> std::path::PathBuf {
+        self.0.as_ref().unwrap().path().join("store")
+    }
+}
+
+impl Drop for StoreDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(dir) = self.0.take() {
+                eprintln!(
+                    "crash harness: store kept for diagnosis at {}",
+                    dir.keep().display()
+                );
+            }
+        }
+    }
+}
+
 fn cycles() -> u64 {
     std::env::var("AETHER_CRASH_CYCLES")
         .ok()
@@ -241,8 +268,8 @@ fn durable_saves_survive_sigkill() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
+    let dir = StoreDir::new();
+    let path = dir.store();
     let mut rng = Rng(0x5eed_cafe);
     let mut acked = BTreeSet::new();
     let mut notified = BTreeSet::new();
@@ -265,6 +292,12 @@ fn durable_saves_survive_sigkill() {
             lost.is_empty(),
             "cycle {cycle}: acknowledged events lost: {lost:?}"
         );
+        if (cycle + 1) % 100 == 0 {
+            eprintln!(
+                "crash harness (durable): {} of {cycles} cycles, {total_acks} acknowledged saves, lost 0",
+                cycle + 1
+            );
+        }
     }
     eprintln!(
         "crash harness (durable): {cycles} cycles, {total_acks} acknowledged saves, {} distinct events, {kills_before_open} kills before open completed, lost 0",
@@ -278,8 +311,8 @@ fn the_harness_sees_loss_in_buffered_mode() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
+    let dir = StoreDir::new();
+    let path = dir.store();
     let mut rng = Rng(0xb0ff_e7ed);
     for cycle in 1..=50 {
         let delay = 30 + rng.below(100);
