@@ -71,14 +71,8 @@ func newFakeBackend(eventStoredCapacity uint64) *fakeBackend {
 
 // openFake opens a Store over a fresh fakeBackend. Options as for OpenMemory.
 func openFake(opts ...Option) (*Store, error) {
-	o, err := applyOptions(opts)
+	o, err := memoryOptions(opts)
 	if err != nil {
-		return nil, err
-	}
-	if len(o.sledOnly) > 0 {
-		return nil, newError(CodeInvalidArgument, "%s applies to sled stores only", strings.Join(o.sledOnly, ", "))
-	}
-	if err := o.refuseJetStreamOnly(); err != nil {
 		return nil, err
 	}
 	return newStore(newFakeBackend(o.sled.EventStoredCapacity)), nil

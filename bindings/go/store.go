@@ -139,14 +139,8 @@ func applyOptions(opts []Option) (options, error) {
 // WithEventStoredCapacity applies; sled and JetStream options are refused with
 // ErrInvalidArgument.
 func OpenMemory(opts ...Option) (*Store, error) {
-	o, err := applyOptions(opts)
+	o, err := memoryOptions(opts)
 	if err != nil {
-		return nil, err
-	}
-	if len(o.sledOnly) > 0 {
-		return nil, newError(CodeInvalidArgument, "%s applies to sled stores only", strings.Join(o.sledOnly, ", "))
-	}
-	if err := o.refuseJetStreamOnly(); err != nil {
 		return nil, err
 	}
 	h, f := capi.OpenMemory(o.sled.EventStoredCapacity)
@@ -154,6 +148,19 @@ func OpenMemory(opts ...Option) (*Store, error) {
 		return nil, errorOf(f)
 	}
 	return newStore(h), nil
+}
+
+// memoryOptions applies opts for an in-memory store, refusing the options that only a
+// sled or JetStream store understands.
+func memoryOptions(opts []Option) (options, error) {
+	o, err := applyOptions(opts)
+	if err != nil {
+		return o, err
+	}
+	if len(o.sledOnly) > 0 {
+		return o, newError(CodeInvalidArgument, "%s applies to sled stores only", strings.Join(o.sledOnly, ", "))
+	}
+	return o, o.refuseJetStreamOnly()
 }
 
 // OpenSled opens (or creates) a persistent store in directory path. Recovery runs here:

@@ -134,18 +134,8 @@ pub fn dir_size(path: &Path) -> (u64, u64) {
     (allocated, apparent)
 }
 
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `1234567` → `1,234,567`, as `aether_core::verify` writes numbers in its findings.
+pub use aether_core::verify::thousands;
 
 /// A rate with thousands separators and no decimals (`12,345`), or one decimal below 100.
 pub fn rate(per_sec: f64) -> String {

@@ -413,8 +413,10 @@ fn actor_of_key(key: &[u8]) -> Option<&[u8]> {
     (key.len() == 4 + len).then(|| &key[4..])
 }
 
-/// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
+/// `1234567` → `1,234,567`: how verify's messages write counts and sequences. Public so
+/// that tools printing a report beside those messages (the `aether` command) write numbers
+/// the same way.
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
