@@ -881,8 +881,9 @@ pub struct WalInfo {
     /// The log's last frame is damaged rather than cut short: it was written in full (it is
     /// one flipped bit away from an intact frame in a sector that was written, or its
     /// checksum matches over a payload that does not parse) and the store refuses to open;
-    /// or it is one bit away from an intact frame where a write cut short could leave that
-    /// too, or the file ends inside it, and the store drops it as a write cut short.
+    /// or it is one bit away from an intact frame in a sector that is all zero, which a
+    /// write cut short could leave too, or the file ends inside it, and the store drops it
+    /// as a write cut short.
     pub damaged_tail: Option<String>,
     /// A damaged header slot (the other one holds the checkpoint).
     pub header_damage: Vec<String>,
@@ -1008,7 +1009,7 @@ fn analyse_wal(data: &[u8], path: &Path) -> WalState {
             one_bit_from_intact: Some((bit_at, sequences)),
         } => {
             info.damaged_tail = Some(format!(
-                "the last frame (offset {at}, {}) differs from an intact frame by one bit at offset {bit_at}: it was damaged, or a crash cut its write short over an older generation's nearly identical frame; the next open drops it, so that save is lost if it was acknowledged",
+                "the last frame (offset {at}, {}) differs from an intact frame by one bit at offset {bit_at}: it was damaged, or a crash cut its write short before a sector where the frame holds a single set bit and zero fill remains; the next open drops it, so that save is lost if it was acknowledged",
                 wal::describe_sequences(sequences)
             ));
         }

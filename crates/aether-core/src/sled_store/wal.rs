@@ -11,14 +11,19 @@
 //!   with the higher generation wins. A slot records the checkpoint: the last sequence
 //!   known durable *in sled* and the CRC of that event's record.
 //! - frames from offset 4096: `len u32 ‖ crc u32 ‖ generation u64 ‖ payload ‖ pad to 8`.
-//!   Frames of an older generation are leftovers of a recycled file and end the log.
+//!   Frames of an older generation (left by a crash between a checkpoint and its zeroing)
+//!   end the log.
 //!
 //! The file is zero-filled to its capacity once and then reused in place, so a commit's
-//! `fdatasync` writes data only, never file-size metadata.
+//! `fdatasync` writes data only, never file-size metadata. Each checkpoint, once its slot is
+//! durable, zeroes the frames of the generation it ends: past the log's end there are only
+//! zeros, so a write cut short leaves zeros in the sectors it did not reach, never an older
+//! frame that a workload of same-sized saves makes look almost like the one being written.
 //!
 //! Reading ([`scan`]) is a pure function of the file's bytes, shared with `aether verify`.
 //! A damaged frame ends the log; it is dropped as a write cut short by a crash (never
-//! acknowledged) only when nothing shows it was written in full. Damage to a frame that was
+//! acknowledged) only when nothing shows it was written in full: a sector that differs from
+//! the intact frame yet is not zero fill was written, so damage there came later. Damage to a frame that was
 //! written in full — an acknowledged save — makes the store refuse to open instead. A
 //! newest checkpoint lost with its header slot is shown by the frames written after it,
 //! which are read all the same.
@@ -283,9 +288,6 @@ pub(crate) fn single_bit_fix(message: &[u8], crc: u32) -> Option<(usize, u8)> {
 /// If the damaged frame at `at` is one flipped bit away from an intact frame of
 /// `generation` whose payload parses: where that bit is (offset in the file) and the
 /// frame's first and last sequence.
-///
-/// A write cut short leaves old bytes (zero fill or an earlier generation's frames) in
-/// whole sectors, which differ from the frame written in far more than one bit.
 pub(crate) fn one_bit_from_intact(
     data: &[u8],
     at: usize,
@@ -373,9 +375,9 @@ pub(crate) enum Damage {
     /// later, so the damaged frame had been written in full (and acknowledged) before.
     BeforeIntact { at: usize, intact_at: usize },
     /// The last frame differs from an intact frame by one bit (at offset `bit_at`), in a
-    /// sector that was written: the one holding the frame's checksum (if it had kept its
-    /// old bytes, they would have to hold this frame's checksum), or any sector of a log
-    /// of the first generation (the bytes under it were zero fill).
+    /// sector that was written: the frame's bytes in that sector are not all zero, and a
+    /// sector a write cut short did not reach holds zero fill (checkpoints zero the frames
+    /// they end).
     OneBitFromIntact {
         at: usize,
         bit_at: usize,
@@ -428,10 +430,9 @@ pub(crate) enum Ending {
     /// (never acknowledged), dropped.
     ///
     /// `one_bit_from_intact` (offset of the bit, the frame's sequences) when it is one bit
-    /// away from an intact frame, but in a sector that may have kept an older generation's
-    /// bytes: a workload of same-sized saves writes nearly the same bytes at the same
-    /// offsets generation after generation, so a write cut short there can leave a frame
-    /// that differs from what was written by one bit. Recovery drops it; verify reports it.
+    /// away from an intact frame, but in a sector where the frame's bytes are all zero: a
+    /// write cut short leaves that too, when what it did not write there was a single byte
+    /// with a single bit set. Recovery drops it; verify reports it.
     CutShort {
         one_bit_from_intact: Option<(usize, (u64, u64))>,
     },
@@ -473,9 +474,7 @@ pub(crate) struct HeaderUnreadable;
 /// so acknowledged: an intact frame of its generation after it, a checksum that matches
 /// (over a payload that does not parse), or a difference of one bit from an intact frame in
 /// a sector that was written (see [`Damage::OneBitFromIntact`]). A write cut short leaves
-/// whole sectors as they were, which differ from what was being written in many bits, or,
-/// over an older generation's nearly identical frame, possibly in one (see
-/// [`Ending::CutShort`]).
+/// the sectors it did not reach as zero fill.
 pub(crate) fn scan(data: &[u8]) -> Result<Scan, HeaderUnreadable> {
     let slots = [0, 1].map(|i| {
         let from = (i * SLOT_LEN).min(data.len());
@@ -562,7 +561,7 @@ fn classify_damaged(data: &[u8], at: usize, generation: u64) -> Ending {
         return Ending::Damaged(Damage::BeforeIntact { at, intact_at });
     }
     match one_bit_from_intact(data, at, generation) {
-        Some((bit_at, sequences)) if generation == 1 || bit_at / SECTOR == (at + 4) / SECTOR => {
+        Some((bit_at, sequences)) if sector_was_written(data, at, bit_at) => {
             Ending::Damaged(Damage::OneBitFromIntact {
                 at,
                 bit_at,
@@ -573,6 +572,17 @@ fn classify_damaged(data: &[u8], at: usize, generation: u64) -> Ending {
             one_bit_from_intact,
         },
     }
+}
+
+/// Whether the sector holding offset `bit_at` shows that the frame starting at `at` was
+/// written there: some byte of it from `at` on is not zero. A write cut short leaves the
+/// sectors it did not reach as they were, and past the log's end they are zero fill; bytes
+/// before `at` belong to frames written earlier.
+fn sector_was_written(data: &[u8], at: usize, bit_at: usize) -> bool {
+    let start = (bit_at / SECTOR * SECTOR).max(at);
+    let end = (bit_at / SECTOR * SECTOR + SECTOR).min(data.len());
+    data.get(start..end)
+        .is_some_and(|sector| sector.iter().any(|&b| b != 0))
 }
 
 /// What reading the log found.
@@ -593,8 +603,14 @@ pub(crate) struct Wal {
     path: PathBuf,
     checkpoint: Checkpoint,
     offset: u64,
+    /// The end of the frame area's bytes that may not be zero: up to here, the next
+    /// checkpoint zeroes them.
+    dirty_end: u64,
     capacity: u64,
     frame_buf: Vec<u8>,
+    /// Set when a checkpoint failed after it began to write: what the file holds is then
+    /// unknown, so nothing more is written until the store is reopened.
+    broken: bool,
 }
 
 fn slot_bytes(c: &Checkpoint) -> [u8; SLOT_LEN] {
@@ -655,13 +671,23 @@ impl Wal {
             Ending::End | Ending::CutShort { .. } => None,
         };
         let at = scan.end;
+        // A crash can leave a frame cut short past `at`, or (between a checkpoint's slot and
+        // its zeroing) an older generation's frames: all of it is zeroed at the next
+        // checkpoint, which comes before any new frame (the store checkpoints at open).
+        let dirty_end = data
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |last| last as u64 + 1)
+            .max(RECORDS_START);
         let wal = Wal {
             file,
             path,
             checkpoint,
             offset: at as u64,
+            dirty_end,
             capacity: capacity.max(RECORDS_START * 2),
             frame_buf: Vec::new(),
+            broken: false,
         };
         Ok((
             wal,
@@ -700,8 +726,19 @@ impl Wal {
         self.offset > RECORDS_START && self.offset + need as u64 > self.capacity
     }
 
+    fn refuse_if_broken(&self) -> io::Result<()> {
+        if self.broken {
+            return Err(io::Error::other(format!(
+                "{}: an earlier checkpoint failed part-way; reopen the store",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Append frames for `payloads` and `fdatasync`. On error nothing is acknowledged.
     pub fn append<'a>(&mut self, payloads: impl Iterator<Item = &'a [u8]>) -> io::Result<()> {
+        self.refuse_if_broken()?;
         let generation = self.checkpoint.generation;
         let buf = &mut self.frame_buf;
         buf.clear();
@@ -715,6 +752,8 @@ impl Wal {
         if buf.is_empty() {
             return Ok(());
         }
+        // Even a write that fails may have reached the file.
+        self.dirty_end = self.dirty_end.max(self.offset + buf.len() as u64);
         self.file.write_all_at(buf, self.offset)?;
         self.file.sync_data()?;
         self.offset += buf.len() as u64;
@@ -722,18 +761,37 @@ impl Wal {
     }
 
     /// Record that sled is durable through `sequence` (whose record has `crc`) and start a
-    /// new generation at the front of the file. The caller has flushed and synced sled.
+    /// new generation at the front of the file, over zeros. The caller has flushed and
+    /// synced sled.
+    ///
+    /// The old generation's frames are zeroed only once the slot that ends them is durable
+    /// (before, they are the only copy of saves the older checkpoint does not cover), and
+    /// the zeros are durable before any frame of the new generation is written.
     pub fn checkpoint(&mut self, sequence: u64, crc: u32) -> io::Result<()> {
+        self.refuse_if_broken()?;
         let next = Checkpoint {
             generation: self.checkpoint.generation + 1,
             sequence,
             crc,
         };
+        self.broken = true;
         let slot = (next.generation % 2) * SLOT_LEN as u64;
         self.file.write_all_at(&slot_bytes(&next), slot)?;
         self.file.sync_data()?;
         self.checkpoint = next;
         self.offset = RECORDS_START;
+        if self.dirty_end > RECORDS_START {
+            let zeros = vec![0u8; ((self.dirty_end - RECORDS_START) as usize).min(1 << 20)];
+            let mut at = RECORDS_START;
+            while at < self.dirty_end {
+                let n = ((self.dirty_end - at) as usize).min(zeros.len());
+                self.file.write_all_at(&zeros[..n], at)?;
+                at += n as u64;
+            }
+            self.file.sync_data()?;
+            self.dirty_end = RECORDS_START;
+        }
+        self.broken = false;
         Ok(())
     }
 }
@@ -901,9 +959,10 @@ mod tests {
     }
 
     #[test]
-    fn a_write_cut_short_at_a_sector_over_a_recycled_log_is_dropped() {
-        // Generation after generation of same-sized frames at the same offsets: under the
-        // last frame lies an older generation's frame that differs from it in a few bits.
+    fn a_recycled_log_is_zero_under_its_frames_so_a_cut_is_dropped_and_a_flipped_bit_refused() {
+        // Generation after generation of same-sized frames at the same offsets: without
+        // the zeroing at each checkpoint, under the last frame would lie an older
+        // generation's frame that differs from it in a few bits.
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, _) = Wal::open(dir.path(), 64 * 1024).unwrap();
         wal.preallocate().unwrap();
@@ -912,6 +971,11 @@ mod tests {
         let mut checked = 0;
         for generation in 1..=12u64 {
             wal.checkpoint(sequence, 0).unwrap();
+            let fresh = std::fs::read(&path).unwrap();
+            assert!(
+                fresh[RECORDS_START as usize..].iter().all(|&b| b == 0),
+                "generation {generation} starts over frames of the one before"
+            );
             for _ in 0..4 {
                 let before = std::fs::read(&path).unwrap();
                 sequence += 1;
@@ -930,7 +994,7 @@ mod tests {
                     let s = scan(&d).unwrap();
                     assert_eq!(s.generation, generation);
                     assert!(
-                        !matches!(s.ending, Ending::Damaged(_)),
+                        matches!(s.ending, Ending::CutShort { .. }),
                         "generation {generation}, sequence {sequence}, cut at {cut}: {:?}",
                         s.ending
                     );
@@ -940,30 +1004,87 @@ mod tests {
             }
         }
         assert!(checked > 100, "{checked}");
-        // Damage to that last frame, on the other hand: a flipped bit in the sector holding
-        // its checksum is refused; one in a later sector is reported, but could be a write
-        // cut short over an older frame, so it is dropped.
+        // Damage to that last frame, on the other hand, is refused in any sector: the
+        // sector holding its checksum, and a later one.
         let after = std::fs::read(&path).unwrap();
         let last = *scan(&after).unwrap().frames.last().unwrap();
-        let mut d = after.clone();
-        d[last.at + 40] ^= 0x04;
-        assert_eq!(
-            scan(&d).unwrap().ending,
-            Ending::Damaged(Damage::OneBitFromIntact {
-                at: last.at,
-                bit_at: last.at + 40,
-                sequences: (sequence, sequence)
-            })
+        for bit_at in [last.at + 40, (last.at / 512 + 2) * 512] {
+            let mut d = after.clone();
+            d[bit_at] ^= 0x04;
+            assert_eq!(
+                scan(&d).unwrap().ending,
+                Ending::Damaged(Damage::OneBitFromIntact {
+                    at: last.at,
+                    bit_at,
+                    sequences: (sequence, sequence)
+                }),
+                "bit at {bit_at}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_cut_short_before_its_zeroing_is_finished_by_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Wal::path_in(dir.path());
+        let old = log_of(dir.path(), 20);
+        // The slot of the next checkpoint reached the disk, its zeroing did not.
+        let (mut wal, _) = Wal::open(dir.path(), 64 * 1024).unwrap();
+        wal.checkpoint(20, 0).unwrap();
+        let mut d = std::fs::read(&path).unwrap();
+        d[RECORDS_START as usize..].copy_from_slice(&old[RECORDS_START as usize..]);
+        drop(wal);
+        let rec = reopen(dir.path(), &d);
+        assert!(
+            rec.payloads.is_empty(),
+            "the old generation's frames are not replayed"
         );
-        let later = (last.at / 512 + 2) * 512;
-        let mut d = after.clone();
-        d[later] ^= 0x04;
+        assert!(rec.damage.is_none(), "{:?}", rec.damage);
+        let (mut wal, _) = Wal::open(dir.path(), 64 * 1024).unwrap();
+        wal.checkpoint(20, 0).unwrap();
+        let after = std::fs::read(&path).unwrap();
+        assert!(after[RECORDS_START as usize..].iter().all(|&b| b == 0));
+        wal.append(std::iter::once(payload(21).as_slice())).unwrap();
+        let rec = Wal::open(dir.path(), 64 * 1024).unwrap().1;
+        assert_eq!(rec.payloads.len(), 1);
+        assert_eq!(rec.payloads[0].first_sequence, 21);
+    }
+
+    #[test]
+    fn a_last_sector_that_could_be_zero_fill_is_dropped_as_a_write_cut_short() {
+        // A frame whose last sector holds one byte of it, 0x01: a write cut short before
+        // that sector leaves zero fill there, one bit from the intact frame. Nothing tells
+        // that from a flipped bit, so it is dropped (and verify reports it).
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 64 * 1024).unwrap();
+        wal.preallocate().unwrap();
+        wal.checkpoint(0, 0).unwrap();
+        let at = RECORDS_START as usize;
+        // header 16 + payload 20 + put 5 + key 1 + 4 + value = 2 sectors + 1 byte.
+        let mut value = vec![b'x'; 2 * SECTOR + 1 - (FRAME_HEADER_LEN + 20 + 5 + 1 + 4)];
+        *value.last_mut().unwrap() = 0x01;
+        let mut b = PayloadBuilder::new(1, 1, value.len() + 8);
+        b.put(TreeId::Events, b"k", &value);
+        wal.append(std::iter::once(b.finish().as_slice())).unwrap();
+        let bytes = std::fs::read(Wal::path_in(dir.path())).unwrap();
+        let last_byte = at + 2 * SECTOR;
+        assert_eq!(bytes[last_byte], 0x01);
+        assert_eq!(scan(&bytes).unwrap().frames.len(), 1);
+        let mut d = bytes.clone();
+        d[last_byte] = 0;
         assert_eq!(
             scan(&d).unwrap().ending,
             Ending::CutShort {
-                one_bit_from_intact: Some((later, (sequence, sequence)))
+                one_bit_from_intact: Some((last_byte, (1, 1)))
             }
         );
+        // Any other bit of that byte leaves a non-zero byte: the sector was written.
+        let mut d = bytes.clone();
+        d[last_byte] ^= 0x80;
+        assert!(matches!(
+            scan(&d).unwrap().ending,
+            Ending::Damaged(Damage::OneBitFromIntact { .. })
+        ));
     }
 
     #[test]
