@@ -74,11 +74,14 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Two templates: a cleanly closed store, and the image of a store taken while it was
-/// still open after durable saves (what a crash leaves: sled partly written, the log full).
-fn templates(root: &Path) -> [PathBuf; 2] {
+/// Three templates: a cleanly closed store; the image of a store taken while it was still
+/// open after durable saves (what a crash leaves: sled partly written, the log full); and
+/// the same with a log small enough to have been recycled several times, so that its
+/// frames lie where the same-sized frames of earlier generations were.
+fn templates(root: &Path) -> [PathBuf; 3] {
     let clean = root.join("clean");
     let crashed = root.join("crashed");
+    let recycled = root.join("recycled");
     let fill = |s: &SledStore| {
         for v in 1..=VERSIONS {
             for a in 0..ACTORS {
@@ -97,7 +100,29 @@ fn templates(root: &Path) -> [PathBuf; 2] {
         fill(&s);
         copy_dir(&live, &crashed);
     }
-    [clean, crashed]
+    {
+        let live = root.join("live-recycled");
+        let mut o = options();
+        o.wal_capacity = 24 * 1024;
+        let s = SledStore::open_with(&live, o).unwrap();
+        fill(&s);
+        copy_dir(&live, &recycled);
+        match verify::read_wal(&recycled).unwrap() {
+            verify::WalState::Read(info) => {
+                let generation = info.checkpoint.unwrap().generation;
+                assert!(
+                    generation >= 4,
+                    "the log was recycled only to generation {generation}"
+                );
+                assert!(
+                    info.pending_frames > 0,
+                    "no frames after the last checkpoint"
+                );
+            }
+            other => panic!("the recycled template's log: {other:?}"),
+        }
+    }
+    [clean, crashed, recycled]
 }
 
 struct Rng(u64);
@@ -443,11 +468,11 @@ fn corruption_is_refused_or_reported_never_silent() {
     let mut verify_time = Duration::ZERO;
     let started = Instant::now();
     for trial in 0..trials {
-        let template = &templates[(trial % 2) as usize];
+        let template = &templates[(trial % 3) as usize];
         let dir = root.path().join(format!("trial-{trial}"));
         copy_dir(template, &dir);
-        // Trial 0 and 1: no fault, both templates must open intact.
-        let (category, fault) = if trial < 2 {
+        // Trials 0 to 2: no fault, every template must open intact.
+        let (category, fault) = if trial < 3 {
             (Category::Control, "no fault".to_owned())
         } else {
             inject(&dir, &mut rng)
@@ -494,7 +519,7 @@ fn corruption_is_refused_or_reported_never_silent() {
         verify_time.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
-    assert!(tally.opened_intact >= 2);
+    assert!(tally.opened_intact >= 3);
     let total = verified.by_category.values().fold((0, 0), |(a, f), c| {
         (a + c.data_affecting, f + c.found_problems + c.found_error)
     });
