@@ -903,7 +903,10 @@ pub fn read_wal(store_dir: &Path) -> std::io::Result<WalState> {
     Ok(analyse_wal(&data, &path))
 }
 
-fn analyse_wal(data: &[u8], path: &Path) -> WalState {
+/// What [`read_wal`] reports for a log whose bytes are `data` (a copy of a store's
+/// `aether.wal`, say); `path` names it in the messages. Reads the bytes exactly as the
+/// store's recovery does.
+pub fn analyse_wal(data: &[u8], path: &Path) -> WalState {
     let Ok(scan) = wal::scan(data) else {
         return WalState::Unreadable(format!(
             "{}: both header slots are damaged or in an unknown format",
