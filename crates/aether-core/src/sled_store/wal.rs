@@ -23,10 +23,10 @@
 //! Reading ([`scan`]) is a pure function of the file's bytes, shared with `aether verify`.
 //! A damaged frame ends the log; it is dropped as a write cut short by a crash (never
 //! acknowledged) only when nothing shows it was written in full: a sector that differs from
-//! the intact frame yet is not zero fill was written, so damage there came later. Damage to a frame that was
-//! written in full — an acknowledged save — makes the store refuse to open instead. A
-//! newest checkpoint lost with its header slot is shown by the frames written after it,
-//! which are read all the same.
+//! the intact frame yet is not zero fill was written, so damage there came later. Damage
+//! to a frame that was written in full — an acknowledged save — makes the store refuse to
+//! open instead. A newest checkpoint lost with its header slot is shown by the frames
+//! written after it, which are read all the same.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -608,8 +608,9 @@ pub(crate) struct Wal {
     dirty_end: u64,
     capacity: u64,
     frame_buf: Vec<u8>,
-    /// Set when a checkpoint failed after it began to write: what the file holds is then
-    /// unknown, so nothing more is written until the store is reopened.
+    /// Set when a write failed (an append, or a checkpoint after it began to write): what
+    /// the file holds is then unknown, so nothing more is written until the store is
+    /// reopened, whose recovery reads what is there and zeroes the rest.
     broken: bool,
 }
 
@@ -729,7 +730,7 @@ impl Wal {
     fn refuse_if_broken(&self) -> io::Result<()> {
         if self.broken {
             return Err(io::Error::other(format!(
-                "{}: an earlier checkpoint failed part-way; reopen the store",
+                "{}: an earlier write to the log failed; reopen the store",
                 self.path.display()
             )));
         }
@@ -752,10 +753,13 @@ impl Wal {
         if buf.is_empty() {
             return Ok(());
         }
-        // Even a write that fails may have reached the file.
+        // Even a write that fails may have reached the file, and writing at the same offset
+        // again would put a frame over a nearly identical one of the same generation.
         self.dirty_end = self.dirty_end.max(self.offset + buf.len() as u64);
+        self.broken = true;
         self.file.write_all_at(buf, self.offset)?;
         self.file.sync_data()?;
+        self.broken = false;
         self.offset += buf.len() as u64;
         Ok(())
     }
@@ -1048,6 +1052,51 @@ mod tests {
         let rec = Wal::open(dir.path(), 64 * 1024).unwrap().1;
         assert_eq!(rec.payloads.len(), 1);
         assert_eq!(rec.payloads[0].first_sequence, 21);
+    }
+
+    #[test]
+    fn after_a_failed_write_the_log_refuses_more_until_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Wal::path_in(dir.path());
+        let (mut wal, _) = Wal::open(dir.path(), 64 * 1024).unwrap();
+        wal.preallocate().unwrap();
+        wal.checkpoint(0, 0).unwrap();
+        wal.append(std::iter::once(payload(1).as_slice())).unwrap();
+        // A descriptor that cannot write: the append fails, nothing is acknowledged.
+        let good = std::mem::replace(&mut wal.file, File::open(&path).unwrap());
+        wal.append(std::iter::once(payload(2).as_slice()))
+            .unwrap_err();
+        wal.file = good;
+        // The file is writable again, but the log no longer knows what it holds: a retry at
+        // the same offset would lie over the failed frame.
+        for err in [
+            wal.append(std::iter::once(payload(2).as_slice()))
+                .unwrap_err(),
+            wal.checkpoint(1, 0).unwrap_err(),
+        ] {
+            assert!(
+                err.to_string()
+                    .contains("an earlier write to the log failed; reopen"),
+                "{err}"
+            );
+        }
+        // A checkpoint that fails part-way does the same.
+        drop(wal);
+        let (mut wal, rec) = Wal::open(dir.path(), 64 * 1024).unwrap();
+        assert_eq!(rec.payloads.len(), 1);
+        let good = std::mem::replace(&mut wal.file, File::open(&path).unwrap());
+        wal.checkpoint(1, 0).unwrap_err();
+        wal.file = good;
+        assert!(wal.append(std::iter::once(payload(2).as_slice())).is_err());
+        // Reopened, the log checkpoints and takes saves again.
+        drop(wal);
+        let (mut wal, rec) = Wal::open(dir.path(), 64 * 1024).unwrap();
+        assert_eq!(rec.payloads.len(), 1);
+        wal.checkpoint(1, 0).unwrap();
+        wal.append(std::iter::once(payload(2).as_slice())).unwrap();
+        let rec = Wal::open(dir.path(), 64 * 1024).unwrap().1;
+        assert_eq!(rec.payloads.len(), 1);
+        assert_eq!(rec.payloads[0].first_sequence, 2);
     }
 
     #[test]
