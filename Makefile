@@ -76,14 +76,17 @@ fuzz:
 	FUZZ_SECONDS="$(FUZZ_SECONDS)" FUZZ_ASAN="$(FUZZ_ASAN)" bash fuzz/run.sh
 
 # The long runs of the crash, model and corruption tests, then every fuzz target for
-# SOAK_FUZZ_SECONDS: roughly 45 minutes on 2 cores, 30 of them fuzzing. Lower the
-# counts to try it out.
+# SOAK_FUZZ_SECONDS: roughly 90 minutes on 2 cores, 40 of them fuzzing. Lower the
+# counts to try it out. The crash cycles run on a new store every 200, two stores at a
+# time (SOAK_CRASH_JOBS).
 SOAK_CRASH_CYCLES ?= 2000
+SOAK_CRASH_JOBS ?= 2
 SOAK_MODEL_CASES ?= 20000
 SOAK_CORRUPTION_TRIALS ?= 5000
 SOAK_FUZZ_SECONDS ?= 600
 soak:
-	AETHER_CRASH_CYCLES=$(SOAK_CRASH_CYCLES) AETHER_MODEL_CASES=$(SOAK_MODEL_CASES) \
+	AETHER_CRASH_CYCLES=$(SOAK_CRASH_CYCLES) AETHER_CRASH_JOBS=$(SOAK_CRASH_JOBS) \
+	AETHER_MODEL_CASES=$(SOAK_MODEL_CASES) \
 	AETHER_CORRUPTION_TRIALS=$(SOAK_CORRUPTION_TRIALS) \
 	$(CARGO) test --release -p aether-core --test crash --test model --test corruption
 	$(MAKE) fuzz FUZZ_SECONDS=$(SOAK_FUZZ_SECONDS)

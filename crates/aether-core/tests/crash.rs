@@ -10,12 +10,14 @@
 //!   saves are acknowledged before sled writes them out.
 //!
 //! `AETHER_CRASH_CYCLES` sets the number of durable cycles (default 200; `make soak`
-//! raises it).
+//! raises it), `AETHER_CRASH_CYCLES_PER_STORE` how many of them share one store (default
+//! 200), `AETHER_CRASH_JOBS` how many stores are crashed side by side (default 1).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -262,25 +264,32 @@ impl Drop for StoreDir {
     }
 }
 
-fn cycles() -> u64 {
-    std::env::var("AETHER_CRASH_CYCLES")
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(200)
+        .unwrap_or(default)
 }
 
-#[test]
-fn durable_saves_survive_sigkill() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
+/// What one store's kills added up to.
+#[derive(Default)]
+struct Tally {
+    cycles: u64,
+    acks: usize,
+    distinct: usize,
+    kills_before_open: u64,
+}
+
+/// `cycles` kills of a child writing to one new store, each followed by a full check of
+/// everything acknowledged to that store so far. Store 0 keeps the seed the harness always
+/// had; `done` counts cycles across stores for progress lines.
+fn crash_one_store(index: u64, cycles: u64, done: &AtomicU64, total: u64) -> Tally {
     let dir = StoreDir::new();
     let path = dir.store();
-    let mut rng = Rng(0x5eed_cafe);
+    let mut rng = Rng(0x5eed_cafe ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut acked = BTreeSet::new();
     let mut notified = BTreeSet::new();
-    let (mut kills_before_open, mut total_acks) = (0, 0);
-    let cycles = cycles();
+    let mut tally = Tally::default();
     for cycle in 0..cycles {
         // Mostly mid-write; one kill in ten lands early, often while the store is opening.
         let delay = if rng.below(10) == 0 {
@@ -289,27 +298,64 @@ fn durable_saves_survive_sigkill() {
             20 + rng.below(120)
         };
         let seen = run_child(&path, Durability::Durable, Duration::from_millis(delay));
-        kills_before_open += u64::from(!seen.opened);
-        total_acks += seen.acked.len();
+        tally.kills_before_open += u64::from(!seen.opened);
+        tally.acks += seen.acked.len();
         acked.extend(seen.acked);
         notified.extend(seen.notified);
         let lost = check_store(&path, &acked, &notified);
         assert!(
             lost.is_empty(),
-            "cycle {cycle}: acknowledged events lost: {lost:?}"
+            "store {index}, cycle {cycle}: acknowledged events lost: {lost:?}"
         );
-        if (cycle + 1) % 100 == 0 {
-            eprintln!(
-                "crash harness (durable): {} of {cycles} cycles, {total_acks} acknowledged saves, lost 0",
-                cycle + 1
-            );
+        tally.cycles += 1;
+        let overall = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if overall % 100 == 0 {
+            eprintln!("crash harness (durable): {overall} of {total} cycles, lost 0");
         }
     }
+    tally.distinct = acked.len();
+    tally
+}
+
+/// `AETHER_CRASH_CYCLES` kills in all (default 200), on a new store every
+/// `AETHER_CRASH_CYCLES_PER_STORE` (default 200): each cycle re-reads and checks its whole
+/// store, so one store over thousands of cycles would make the run quadratic.
+/// `AETHER_CRASH_JOBS` stores run side by side (default 1).
+#[test]
+fn durable_saves_survive_sigkill() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let total = env_or("AETHER_CRASH_CYCLES", 200);
+    let per_store = env_or("AETHER_CRASH_CYCLES_PER_STORE", 200).max(1);
+    let jobs = env_or("AETHER_CRASH_JOBS", 1).max(1);
+    let stores = total.div_ceil(per_store);
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let tallies = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(stores) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= stores {
+                    break;
+                }
+                let cycles = per_store.min(total - index * per_store);
+                let tally = crash_one_store(index, cycles, &done, total);
+                tallies.lock().unwrap().push(tally);
+            });
+        }
+    });
+    let tallies = tallies.into_inner().unwrap();
+    let sum = |f: fn(&Tally) -> u64| tallies.iter().map(f).sum::<u64>();
+    let (cycles, acks) = (sum(|t| t.cycles), sum(|t| t.acks as u64));
     eprintln!(
-        "crash harness (durable): {cycles} cycles, {total_acks} acknowledged saves, {} distinct events, {kills_before_open} kills before open completed, lost 0",
-        acked.len()
+        "crash harness (durable): {cycles} cycles on {stores} store(s), {acks} acknowledged saves, {} distinct events, {} kills before open completed, lost 0",
+        sum(|t| t.distinct as u64),
+        sum(|t| t.kills_before_open)
     );
-    assert!(total_acks > 0, "the child never acknowledged anything");
+    assert_eq!(cycles, total);
+    assert!(acks > 0, "the child never acknowledged anything");
 }
 
 #[test]
