@@ -706,17 +706,7 @@ impl Wal {
         if len >= self.capacity {
             return Ok(());
         }
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = len.max(RECORDS_START);
-        if len < RECORDS_START {
-            self.file
-                .write_all_at(&zeros[..(RECORDS_START - len) as usize], len)?;
-        }
-        while at < self.capacity {
-            let n = ((self.capacity - at) as usize).min(zeros.len());
-            self.file.write_all_at(&zeros[..n], at)?;
-            at += n as u64;
-        }
+        write_zeros(&self.file, len, self.capacity)?;
         self.file.sync_all()?;
         sync_dir(self.path.parent().unwrap_or(Path::new(".")))
     }
@@ -785,19 +775,25 @@ impl Wal {
         self.checkpoint = next;
         self.offset = RECORDS_START;
         if self.dirty_end > RECORDS_START {
-            let zeros = vec![0u8; ((self.dirty_end - RECORDS_START) as usize).min(1 << 20)];
-            let mut at = RECORDS_START;
-            while at < self.dirty_end {
-                let n = ((self.dirty_end - at) as usize).min(zeros.len());
-                self.file.write_all_at(&zeros[..n], at)?;
-                at += n as u64;
-            }
+            write_zeros(&self.file, RECORDS_START, self.dirty_end)?;
             self.file.sync_data()?;
             self.dirty_end = RECORDS_START;
         }
         self.broken = false;
         Ok(())
     }
+}
+
+/// Overwrite `from..to` of `file` with zeros, in writes of at most 1 MiB.
+fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
+    let zeros = vec![0u8; (to.saturating_sub(from) as usize).min(1 << 20)];
+    let mut at = from;
+    while at < to {
+        let n = ((to - at) as usize).min(zeros.len());
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// `fsync` a directory so entries created in it survive power loss.
