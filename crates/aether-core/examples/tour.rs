@@ -17,6 +17,7 @@ fn main() -> Result<(), Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::Storage {
         context: "creating a temporary folder".into(),
         source: e,
+        outcome: aether_core::Outcome::NotApplied,
     })?;
     let path = dir.path().join("store");
     let bus = Arc::new(EventBus::new());

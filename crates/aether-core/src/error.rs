@@ -99,7 +99,9 @@ pub enum Error {
     },
 
     /// The underlying storage failed (I/O error, disk full, sled error). A save that returns
-    /// this was not acknowledged.
+    /// this was not acknowledged; `outcome` says whether its record may nonetheless have
+    /// reached the log (`Unknown`: a failed sync after the write, for example), in which
+    /// case it can reappear after the store is reopened.
     #[error("storage error: {context}: {source}")]
     Storage {
         /// What the store was doing.
@@ -107,6 +109,8 @@ pub enum Error {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+        /// Whether the operation may have been applied.
+        outcome: Outcome,
     },
 }
 
@@ -118,10 +122,34 @@ impl Error {
         }
     }
 
+    /// A storage failure before anything was written.
     pub(crate) fn storage(context: impl Into<String>, source: impl Into<std::io::Error>) -> Error {
         Error::Storage {
             context: context.into(),
             source: source.into(),
+            outcome: Outcome::NotApplied,
+        }
+    }
+
+    /// A storage failure after the operation's record may have reached the log.
+    pub(crate) fn storage_unknown(
+        context: impl Into<String>,
+        source: impl Into<std::io::Error>,
+    ) -> Error {
+        Error::Storage {
+            context: context.into(),
+            source: source.into(),
+            outcome: Outcome::Unknown,
+        }
+    }
+
+    /// The outcome of a failed operation: `Unknown` when it may have been applied.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Error::Timeout { outcome, .. }
+            | Error::Unavailable { outcome, .. }
+            | Error::Storage { outcome, .. } => *outcome,
+            _ => Outcome::NotApplied,
         }
     }
 

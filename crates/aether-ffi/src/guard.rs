@@ -119,6 +119,10 @@ fn core_message(e: &aether_core::Error) -> String {
         } => {
             format!("store unavailable: {message}; {}", outcome(o))
         }
+        E::Storage {
+            outcome: o @ Outcome::Unknown,
+            ..
+        } => format!("{e}; {}", outcome(o)),
         e => e.to_string(),
     }
 }
@@ -284,7 +288,8 @@ mod tests {
         assert_eq!(
             s(Error::Storage {
                 context: "x".into(),
-                source: std::io::Error::other("disk")
+                source: std::io::Error::other("disk"),
+                outcome: Outcome::NotApplied,
             }),
             AETHER_STORAGE
         );

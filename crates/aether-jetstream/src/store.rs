@@ -241,6 +241,7 @@ impl JetStreamStore {
             .map_err(|e| Error::Storage {
                 context: "starting the JetStream client runtime".into(),
                 source: e,
+                outcome: aether_core::Outcome::NotApplied,
             })?;
         let names = Names {
             stream: opts.stream.clone(),
