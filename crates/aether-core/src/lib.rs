@@ -35,7 +35,6 @@ pub mod notify;
 pub mod sled_store;
 pub mod store;
 pub mod timestamp;
-pub mod verify;
 
 pub use error::{Error, Outcome, Result};
 pub use event::{
@@ -45,7 +44,7 @@ pub use event::{
 };
 pub use memory::MemoryStore;
 pub use notify::{BusMessage, EventBus, Metrics, MetricsSnapshot, INTERNAL_NAMESPACE};
-pub use sled_store::{Durability, Options, SledStore};
+pub use sled_store::{Durability, OpenReport, Options, SledStore};
 pub use store::{EventStore, Limits, SnapshotStore};
 pub use timestamp::Timestamp;
 

@@ -107,6 +107,8 @@ pub struct Metrics {
     event_stored_dropped: AtomicU64,
     snapshots_saved: AtomicU64,
     replay_errors: AtomicU64,
+    syncs: AtomicU64,
+    synced_commits: AtomicU64,
 }
 
 /// A point-in-time copy of every counter.
@@ -124,6 +126,11 @@ pub struct MetricsSnapshot {
     pub snapshots_saved: u64,
     /// Malformed records met during replay.
     pub replay_errors: u64,
+    /// `fdatasync`s of the log by durable group commits.
+    pub syncs: u64,
+    /// Save calls (events or snapshots) those syncs made durable: `synced_commits / syncs`
+    /// is how many saves share one sync.
+    pub synced_commits: u64,
 }
 
 impl Metrics {
@@ -142,6 +149,8 @@ impl Metrics {
             event_stored_dropped: r(&self.event_stored_dropped),
             snapshots_saved: r(&self.snapshots_saved),
             replay_errors: r(&self.replay_errors),
+            syncs: r(&self.syncs),
+            synced_commits: r(&self.synced_commits),
         }
     }
 
@@ -158,6 +167,11 @@ impl Metrics {
     /// Count one stored snapshot.
     pub fn add_snapshot(&self) {
         self.snapshots_saved.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Count one group-commit sync that made `commits` save calls durable.
+    pub fn add_sync(&self, commits: u64) {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.synced_commits.fetch_add(commits, Ordering::Relaxed);
     }
     /// Count `n` malformed records met during replay.
     pub fn add_replay_errors(&self, n: u64) {

@@ -35,7 +35,7 @@ fn sled_with(
     let dir = tempfile::tempdir().unwrap();
     let mut opts = Options::with_durability(durability);
     opts.event_stored_capacity = cap;
-    opts.wal_capacity = 1 << 20;
+    opts.segment_size = 1 << 20; // rolls within the suite's larger tests
     let mut s = SledStore::open_with(dir.path().join("store"), opts).unwrap();
     if let Some(b) = bus {
         s = s.with_event_bus(b);

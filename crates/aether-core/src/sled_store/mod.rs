@@ -1,43 +1,60 @@
-//! `SledStore`: the embedded, persistent backend on sled 0.34.
+//! `SledStore`: the embedded, persistent backend. Events live in the store's own
+//! append-only segment log (the truth); sled indexes it.
+//!
+//! # Layout (store format 2)
+//! - `log/`: segment files of CRC-framed commit records, one record per save call
+//!   (`segment.rs`, `record.rs`, `frame.rs`).
+//! - `sled/`: the index (actor → records, sparse sequence → position), snapshots and
+//!   metadata (`index.rs`). Derived from the log: rebuilt from it by `aether reindex`, and
+//!   at open when sled is damaged.
+//! - `FORMAT`, `LOCK`: the format marker and the directory lock (`dirlock.rs`).
 //!
 //! # Write path
-//! A save validates and encodes outside any lock, then under one short write lock: checks
-//! the version with one seek, assigns the next sequence numbers, and inserts the index
-//! entries and then the records (two plain sled inserts per event — sled's batches and
-//! transactions are several times slower in 0.34). A batch is atomic because recovery
-//! rolls back a batch whose last record is missing (see `recover_tail`); sled recovers a
-//! prefix of its log, so only the last batch can be incomplete.
+//! A save validates and encodes its record outside any lock. Under the write lock it
+//! checks the version (from an in-memory map of recently written actors, or one sled
+//! seek), appends the record to the log with one `pwrite`, and inserts one index entry.
 //!
 //! # Durability
-//! - [`Durability::Durable`] (the default): the save's puts are also appended to the
-//!   store's write-ahead log and `fdatasync`ed before the save returns. Concurrent savers
-//!   share one sync (group commit, in `commit.rs`, model-checked with loom). Survives
-//!   process crashes, OS crashes and power loss (given a disk that honours flushes).
-//! - [`Durability::Buffered`]: sled's buffers only; sled writes them out about every
-//!   500 ms. A process crash or power loss can lose the saves of that window (never a
-//!   part of a batch). `flush()` makes everything durable.
+//! - [`Durability::Durable`] (the default): the save returns once an `fdatasync` of the
+//!   segment covers its record; concurrent saves share one (group commit, `commit.rs`,
+//!   model-checked with loom). Survives process crashes, OS crashes and power loss (given
+//!   a disk that honours flushes).
+//! - [`Durability::Buffered`]: the record is in the file (the OS's page cache) when the
+//!   save returns, so killing the process loses nothing; an OS crash or power loss can lose
+//!   the saves since the last sync (a background checkpoint syncs about every 500 ms, and
+//!   `flush()` at once), never part of a batch.
 //!
-//! In durable mode, events become visible to readers and are announced with `EventStored`
-//! only once durable. At each checkpoint (open, close, `flush`, full log) sled is flushed
-//! and its files `fsync`ed, and the log header records the last sequence sled holds
-//! durably and that record's CRC: at open, a sled that returns less than that is reported
-//! as [`Error::DataLoss`] instead of silently serving a prefix.
+//! In durable mode, events become visible to readers, and are announced with
+//! `EventStored`, only once durable; a conflict that names a version waits until that
+//! version is durable, so it never names one readers cannot see.
+//!
+//! # Recovery
+//! At open the log is checked against the index: sealed segments against the lengths the
+//! index recorded when it sealed them (a missing or shortened segment is
+//! [`Error::DataLoss`] naming it), and records past the index's high-water mark are read
+//! and indexed. A torn tail (a write cut short by a crash, never acknowledged) is cut; a
+//! damaged record that was written in full is `DataLoss`. A damaged sled is moved aside
+//! and the index rebuilt from the log ([`SledStore::open_report`] says so).
 
 // The loom model check (tests/loom.rs) drives the group commit directly.
 #[cfg(aether_loom)]
 pub mod commit;
 #[cfg(not(aether_loom))]
 mod commit;
-pub mod fault;
-pub mod layout;
-pub(crate) mod wal;
+pub mod dirlock;
+pub mod frame;
+pub mod index;
+pub(crate) mod legacy;
+pub mod record;
+pub mod segment;
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
@@ -48,15 +65,19 @@ use crate::store::{EventStore, Limits, SnapshotStore};
 use crate::timestamp::Timestamp;
 
 use commit::{Group, GroupCommit, GroupLog, Position};
-use layout::*;
-use wal::{PayloadBuilder, TreeId, Wal};
+use dirlock::DirLock;
+use frame::FRAME_HEADER_LEN;
+use index::*;
+use record::{EventsRecordBuilder, Record};
+use segment::{Log, LogOptions, Segment, SegmentFile, SegmentId, SEGMENT_HEADER_LEN};
 
 /// What a successful save guarantees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// Returned saves are in sled's buffers; sled writes them out about every 500 ms.
+    /// Returned saves are in the log file (the OS's page cache): they survive the process
+    /// being killed, not an OS crash or power loss before the next sync (about 500 ms).
     Buffered,
-    /// Returned saves are `fdatasync`ed to the store's write-ahead log (group commit).
+    /// Returned saves are `fdatasync`ed to the log (group commit).
     #[default]
     Durable,
 }
@@ -85,6 +106,9 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// Smallest and largest segment size.
+pub const SEGMENT_SIZE_RANGE: (u64, u64) = (64 * 1024, 1 << 31);
+
 /// How to open a [`SledStore`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -93,18 +117,20 @@ pub struct Options {
     pub durability: Durability,
     /// Undrained EventStored notifications kept before new ones are dropped (and counted).
     pub event_stored_capacity: usize,
-    /// sled's page cache size in bytes.
+    /// sled's page cache size in bytes (the index's).
     pub cache_capacity: u64,
     /// Size limits on actor IDs, records and batches.
     pub limits: Limits,
-    /// How long to retry when the store's lock is held (sled releases it lazily on close).
+    /// How long to wait when another handle holds the store.
     pub lock_timeout: Duration,
-    /// Size of the write-ahead log before a checkpoint recycles it.
-    pub wal_capacity: u64,
+    /// Size at which a log segment is sealed and the next one begins (64 KiB to 2 GiB).
+    pub segment_size: u64,
     /// How long a group-commit leader waits for saves already in flight to join its sync.
-    /// Zero by default: saves arriving while a sync runs form the next group anyway; a
-    /// wait can pay off with many cores and many writers.
+    /// Zero by default: saves arriving while a sync runs form the next group anyway.
     pub group_commit_window: Duration,
+    /// How often the background checkpoint syncs the log and records the index's
+    /// high-water mark (buffered mode's loss window on an OS crash).
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for Options {
@@ -115,11 +141,9 @@ impl Default for Options {
             cache_capacity: 256 << 20,
             limits: Limits::default(),
             lock_timeout: Duration::from_secs(2),
-            wal_capacity: 16 << 20,
-            // Measured on 2 cores: waiting for savers in flight lowered 8-writer throughput
-            // (2.3x the 1-writer rate against 2.75x without waiting); saves that arrive
-            // during a sync already form the next group.
+            segment_size: 128 << 20,
             group_commit_window: Duration::ZERO,
+            checkpoint_interval: Duration::from_millis(500),
         }
     }
 }
@@ -132,52 +156,215 @@ impl Options {
             ..Options::default()
         }
     }
+
+    fn validate(&self) -> Result<()> {
+        let (lo, hi) = SEGMENT_SIZE_RANGE;
+        if !(lo..=hi).contains(&self.segment_size) {
+            return Err(Error::invalid(
+                "segment_size",
+                format!(
+                    "{} is outside the allowed range {lo}..={hi} bytes",
+                    self.segment_size
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
-/// Most actors whose latest version the writer remembers; past it the map starts over
-/// (a miss costs one sled seek, so this only bounds memory).
-const LATEST_CACHE_ACTORS: usize = 100_000;
+/// The store's format marker file.
+pub const FORMAT_FILE: &str = "FORMAT";
+const FORMAT_TEXT: &str = "aether store format 2\n";
+/// The index's folder in a store directory.
+pub const SLED_DIR: &str = "sled";
+
+/// Most actors whose state the writer remembers; past it the map starts over (a miss
+/// costs a sled seek or two, so this only bounds memory).
+const ACTOR_CACHE: usize = 100_000;
+
+#[derive(Debug, Clone, Copy)]
+struct ActorState {
+    number: u64,
+    latest: i64,
+    /// Commit ticket of the actor's latest save (durable mode), to wait on before a
+    /// conflict names that version.
+    ticket: u64,
+}
 
 /// State guarded by the write lock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Writer {
-    last_sequence: u64,
-    last_crc: u32,
-    /// Latest stored version of recently written actors: the version check without a
-    /// sled seek (which was over a third of a buffered save). Only the writer, under
-    /// this lock, changes versions, so the map cannot go stale.
-    latest: HashMap<String, i64>,
+    next_sequence: u64,
+    actors: HashMap<String, ActorState>,
+    /// Offset of the last `positions` entry, per segment.
+    last_sparse: (SegmentId, u64),
+    /// Saves since the last checkpoint recorded the high-water mark.
+    dirty: bool,
+    /// The log position before a snapshot record that is not yet in the index (see
+    /// `record_hwm`).
+    pending_snapshot: Option<Hwm>,
     closed: bool,
 }
 
-#[derive(Debug)]
-struct WalState {
-    wal: Wal,
-    last_sequence: u64,
-    last_crc: u32,
+/// What opening found and did: recovery that ran, an index rebuilt. Empty after a clean
+/// close.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Records read from the log past the index's high-water mark and indexed.
+    pub records_indexed: u64,
+    /// Bytes of a write cut short by a crash that were cut from the log's tail.
+    pub torn_bytes_cut: u64,
+    /// Index entries removed because they pointed past the log's end (saves never
+    /// acknowledged, or, in buffered mode, lost to an OS crash).
+    pub stale_entries_removed: u64,
+    /// Set when the index was rebuilt from the log, with why.
+    pub rebuilt: Option<String>,
 }
 
-/// The sled-backed store. Thread-safe: share it with `Arc`. Closing (or dropping) it
-/// checkpoints; a process holds a store exclusively.
+impl OpenReport {
+    /// One line per thing that happened, for tools to print.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(why) = &self.rebuilt {
+            out.push(format!("the index was rebuilt from the log: {why}"));
+        }
+        if self.records_indexed > 0 {
+            out.push(format!(
+                "{} records past the index's high-water mark were indexed from the log",
+                self.records_indexed
+            ));
+        }
+        if self.torn_bytes_cut > 0 {
+            out.push(format!(
+                "{} bytes of a write cut short by a crash were cut from the log's tail",
+                self.torn_bytes_cut
+            ));
+        }
+        if self.stale_entries_removed > 0 {
+            out.push(format!(
+                "{} index entries past the log's end were removed",
+                self.stale_entries_removed
+            ));
+        }
+        out
+    }
+}
+
+struct Trees {
+    db: sled::Db,
+    actors: sled::Tree,
+    index: sled::Tree,
+    positions: sled::Tree,
+    snapshots: sled::Tree,
+    segments: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl Trees {
+    fn open(db: sled::Db) -> Result<Trees> {
+        Ok(Trees {
+            actors: db.open_tree(TREE_ACTORS)?,
+            index: db.open_tree(TREE_INDEX)?,
+            positions: db.open_tree(TREE_POSITIONS)?,
+            snapshots: db.open_tree(TREE_SNAPSHOTS)?,
+            segments: db.open_tree(TREE_SEGMENTS)?,
+            meta: db.open_tree(TREE_META)?,
+            db,
+        })
+    }
+}
+
+/// The sled-indexed segment-log store. Thread-safe: share it with `Arc`. Closing (or
+/// dropping) it checkpoints; a process holds a store exclusively.
 pub struct SledStore {
     path: PathBuf,
-    sled_dir: PathBuf,
-    db: sled::Db,
-    events: sled::Tree,
-    sequence: sled::Tree,
-    snapshots: sled::Tree,
     durability: Durability,
     limits: Limits,
+    t: Trees,
+    log: Arc<Log>,
     notifier: Notifier,
     writer: Mutex<Writer>,
-    /// Commit tickets (one per logged payload, durable mode), the group commit, and the
-    /// highest sequence readers may see (durable mode: durable; buffered: stored).
     commit: GroupCommit<EventStored>,
-    wal: Mutex<WalState>,
-    closed: AtomicBool,
+    /// Serialises snapshot saves: each is checked, logged, made durable and then made
+    /// visible before the next is checked.
+    snapshot_lock: Mutex<()>,
     /// Set when a failed write may have left state the store cannot vouch for: writes are
     /// refused until the store is reopened (recovery then sorts it out).
     failure: Mutex<Option<String>>,
+    shut: AtomicBool,
+    checkpointer: Checkpointer,
+    report: OpenReport,
+    _lock: DirLock,
+}
+
+/// The background checkpoint: about every `checkpoint_interval` it syncs the log and
+/// leaves the position synced in `synced`, which the next save records as the index's
+/// high-water mark. It bounds buffered mode's loss on an OS crash, and how much log a
+/// crash leaves to re-read at open.
+#[derive(Default)]
+struct Checkpointer {
+    state: Arc<(Mutex<CheckpointState>, Condvar)>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct CheckpointState {
+    stop: bool,
+    synced: Option<Hwm>,
+}
+
+impl Checkpointer {
+    fn start(log: Arc<Log>, every: Duration) -> Checkpointer {
+        let c = Checkpointer::default();
+        if every.is_zero() {
+            return c;
+        }
+        let state = c.state.clone();
+        let t = std::thread::Builder::new()
+            .name("aether-checkpoint".into())
+            .spawn(move || {
+                let (m, cv) = &*state;
+                let mut last = None;
+                loop {
+                    let st = lock(m);
+                    let (st, _) = cv
+                        .wait_timeout(st, every)
+                        .unwrap_or_else(|p| p.into_inner());
+                    if st.stop {
+                        return;
+                    }
+                    drop(st);
+                    let (segment, end, next) = log.head();
+                    if last == Some((segment, end)) {
+                        continue;
+                    }
+                    if log.sync().is_ok() {
+                        last = Some((segment, end));
+                        lock(m).synced = Some(Hwm {
+                            sequence: next - 1,
+                            segment,
+                            end,
+                        });
+                    }
+                }
+            });
+        if let Ok(t) = t {
+            *lock(&c.thread) = Some(t);
+        }
+        c
+    }
+
+    fn take_synced(&self) -> Option<Hwm> {
+        lock(&self.state.0).synced.take()
+    }
+
+    fn stop(&self) {
+        lock(&self.state.0).stop = true;
+        self.state.1.notify_all();
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for SledStore {
@@ -193,87 +380,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn open_sled(dir: &Path, opts: &Options) -> Result<sled::Db> {
-    let deadline = Instant::now() + opts.lock_timeout;
-    let mut backoff = Duration::from_millis(1);
-    loop {
-        let config = sled::Config::new()
-            .path(dir)
-            .cache_capacity(opts.cache_capacity)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(match opts.durability {
-                // The write-ahead log makes saves durable; sled is synced at checkpoints.
-                Durability::Durable => None,
-                Durability::Buffered => Some(500),
-            });
-        match config.open() {
-            Ok(db) => return Ok(db),
-            // sled 0.34 writes a snapshot to `snap.<lsn>.generating`, fsyncs it, renames it
-            // to `snap.<lsn>`, then deletes the older snapshots; but at open it reads the
-            // newest `snap.*` file, `.generating` included. A process killed while writing
-            // one leaves a store sled refuses as corrupt (spacejam/sled#1527, #1533; our
-            // crash harness hit it). Such a file is an unfinished snapshot by construction
-            // and the complete one before it is still there: remove it and open again.
-            // Whatever sled then recovers is checked against our own checkpoint, so a
-            // sled that came back with less than was acknowledged is still refused.
-            Err(sled::Error::Corruption { at: None, .. })
-                if remove_unfinished_snapshots(dir)? > 0 =>
-            {
-                continue;
-            }
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if Instant::now() >= deadline {
-                    return Err(Error::Locked {
-                        path: dir.parent().unwrap_or(dir).to_path_buf(),
-                    });
-                }
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_millis(50));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Delete sled's `snap.*.generating` files (see `open_sled`); returns how many there were.
-fn remove_unfinished_snapshots(dir: &Path) -> Result<usize> {
-    let context = |e| {
-        Error::storage(
-            format!("removing an unfinished sled snapshot in {}", dir.display()),
-            e,
-        )
-    };
-    let mut removed = 0;
-    for entry in fs::read_dir(dir).map_err(context)? {
-        let entry = entry.map_err(context)?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("snap.") && name.ends_with(".generating") {
-            fs::remove_file(entry.path()).map_err(context)?;
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        wal::sync_dir(dir).map_err(context)?;
-    }
-    Ok(removed)
-}
-
-/// `fsync` every file and directory under sled's folder (after `Db::flush`): sled's own
-/// flush uses `sync_file_range`, which reaches neither the disk cache nor metadata.
-fn sync_tree_files(dir: &Path) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let ty = entry.file_type()?;
-        if ty.is_dir() {
-            sync_tree_files(&entry.path())?;
-        } else if ty.is_file() {
-            fs::File::open(entry.path())?.sync_all()?;
-        }
-    }
-    wal::sync_dir(dir)
-}
-
 fn corrupt(sequence: u64, location: String, cause: impl std::fmt::Display) -> Error {
     Error::Corrupt {
         sequence,
@@ -282,9 +388,13 @@ fn corrupt(sequence: u64, location: String, cause: impl std::fmt::Display) -> Er
     }
 }
 
-fn decode_event(json: &[u8], actor_id: &[u8], version: u64) -> std::result::Result<Event, String> {
+fn data_loss(msg: impl Into<String>) -> Error {
+    Error::DataLoss(msg.into())
+}
+
+fn decode_event(json: &[u8], actor_id: &[u8], version: i64) -> std::result::Result<Event, String> {
     let event = Event::from_json(json).map_err(|e| e.to_string())?;
-    if event.actor_id.as_bytes() != actor_id || event.version as u64 != version {
+    if event.actor_id.as_bytes() != actor_id || event.version != version {
         return Err(format!(
             "record holds actor {:?} version {}, but is stored under actor {:?} version {version}",
             event.actor_id,
@@ -295,6 +405,28 @@ fn decode_event(json: &[u8], actor_id: &[u8], version: u64) -> std::result::Resu
     Ok(event)
 }
 
+fn location(actor_id: &[u8], version: i64) -> String {
+    format!(
+        "actor {:?} version {version}",
+        String::from_utf8_lossy(actor_id)
+    )
+}
+
+/// Whether `path` holds a store of the format before this one (events in sled beside a
+/// write-ahead log).
+pub fn is_format1(path: &Path) -> bool {
+    !path.join(FORMAT_FILE).exists()
+        && (path.join(legacy::wal::FILE_NAME).exists() || path.join(SLED_DIR).join("db").exists())
+}
+
+/// What recovery hands the log writer: where the log continues.
+struct Recovery {
+    segments: Vec<SegmentFile>,
+    end: u64,
+    next_sequence: u64,
+    report: OpenReport,
+}
+
 impl SledStore {
     /// Open (or create) a store in directory `path` with default options (durable).
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore> {
@@ -303,141 +435,147 @@ impl SledStore {
 
     /// Open (or create) a store in directory `path`.
     ///
-    /// Recovery runs here: the write-ahead log is replayed into sled, a batch cut short by
-    /// a crash is rolled back, and a sled that lost acknowledged data is refused with
-    /// [`Error::DataLoss`]. If another handle holds the store, retries for
-    /// `options.lock_timeout` and then fails with [`Error::Locked`].
+    /// Recovery runs here (see the module docs). If another handle holds the store, waits
+    /// for `options.lock_timeout` and then fails with [`Error::Locked`]. A store written in
+    /// format 1 (before the segment log) is refused with an error naming `aether migrate`.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<SledStore> {
+        options.validate()?;
         let path = path.as_ref().to_path_buf();
-        fs::create_dir_all(&path)
-            .map_err(|e| Error::storage(format!("creating {}", path.display()), e))?;
-        let sled_dir = path.join("sled");
-        let db = open_sled(&sled_dir, &options)?;
-        let events = db.open_tree(TREE_EVENTS)?;
-        let sequence = db.open_tree(TREE_SEQUENCE)?;
-        let snapshots = db.open_tree(TREE_SNAPSHOTS)?;
-        let meta = db.open_tree(TREE_META)?;
-        if let Some(format) = meta.get(META_FORMAT)? {
+        let held = dirlock::lock_store(&path, options.lock_timeout)?;
+        if is_format1(&path) {
+            return Err(Error::invalid(
+                "path",
+                format!(
+                    "{} holds a store in format 1 (events in sled); this build reads format 2. \
+                     Convert it with `aether migrate {}` (the old files are kept beside it)",
+                    path.display(),
+                    path.display()
+                ),
+            ));
+        }
+        let format_path = path.join(FORMAT_FILE);
+        match fs::read_to_string(&format_path) {
+            Ok(text) if text == FORMAT_TEXT => {}
+            Ok(text) => {
+                return Err(Error::invalid(
+                    "path",
+                    format!(
+                        "{} says {:?}; this build reads format 2",
+                        format_path.display(),
+                        text.trim()
+                    ),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !segment::list(&path.join(segment::LOG_DIR))
+                    .map_err(|e| Error::storage("listing the log", e))?
+                    .is_empty()
+                {
+                    return Err(data_loss(format!(
+                        "{} is missing but the log has segments; restore it (it reads {FORMAT_TEXT:?})",
+                        format_path.display()
+                    )));
+                }
+                fs::create_dir_all(path.join(segment::LOG_DIR))
+                    .and_then(|()| fs::write(&format_path, FORMAT_TEXT))
+                    .and_then(|()| frame::sync_dir(&path))
+                    .map_err(|e| Error::storage("creating the store", e))?;
+            }
+            Err(e) => return Err(Error::storage(format!("reading {}", format_path.display()), e)),
+        }
+
+        let sled_dir = path.join(SLED_DIR);
+        let configure = |c: sled::Config| {
+            c.cache_capacity(options.cache_capacity)
+                .mode(sled::Mode::HighThroughput)
+                .flush_every_ms(Some(500))
+        };
+        let mut rebuilt = None;
+        let t = match dirlock::open_sled(&held, &sled_dir, configure, options.lock_timeout)
+            .and_then(Trees::open)
+        {
+            Ok(t) => t,
+            Err(Error::Corrupt { .. }) | Err(Error::Storage { .. }) if sled_dir.exists() => {
+                // The index is derived: move the damaged one aside and rebuild it.
+                let aside = path.join("sled.damaged");
+                let _ = fs::remove_dir_all(&aside);
+                fs::rename(&sled_dir, &aside)
+                    .map_err(|e| Error::storage("moving a damaged index aside", e))?;
+                rebuilt = Some(format!(
+                    "sled could not open its files (moved to {})",
+                    aside.display()
+                ));
+                dirlock::open_sled(&held, &sled_dir, configure, options.lock_timeout)
+                    .and_then(Trees::open)?
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(format) = t.meta.get(META_FORMAT)? {
             if format.as_ref() != FORMAT_VERSION {
                 return Err(Error::invalid(
                     "path",
                     format!(
-                        "{} holds store format {:?}; this build reads format {:?}",
-                        path.display(),
+                        "the index in {} is of format {:?}; this build reads {:?}",
+                        sled_dir.display(),
                         String::from_utf8_lossy(&format),
                         String::from_utf8_lossy(FORMAT_VERSION)
                     ),
                 ));
             }
         }
-
-        let (wal, recovered) = Wal::open(&path, options.wal_capacity)
-            .map_err(|e| Error::storage("reading the write-ahead log", e))?;
-        if let Some(damage) = recovered.damage {
-            return Err(Error::DataLoss(format!(
-                "the write-ahead log is damaged and acknowledged saves after the damage cannot be recovered: {damage}"
-            )));
-        }
-        let ckpt = recovered.checkpoint;
-        if ckpt.sequence > 0 {
-            match record_crc_at(&sequence, &events, ckpt.sequence) {
-                Ok(Some(crc)) if crc == ckpt.crc => {}
-                found => {
-                    let head = sequence
-                        .last()?
-                        .and_then(|(k, _)| parse_sequence_key(&k).ok())
-                        .unwrap_or(0);
-                    let what = match found {
-                        Ok(Some(_)) => "holds a different record there".to_owned(),
-                        Ok(None) => "has no record there".to_owned(),
-                        Err(e) => format!("cannot read it ({e})"),
-                    };
-                    return Err(Error::DataLoss(format!(
-                        "events through sequence {} were acknowledged as durable, but the sled data in {} {what} (its last sequence is {head}); the data file was damaged or truncated — restore it from a backup",
-                        ckpt.sequence,
-                        sled_dir.display()
-                    )));
-                }
-            }
-        }
-
-        // Replay the log: idempotent puts, in commit order, without gaps.
-        let mut head = sequence
-            .last()?
-            .and_then(|(k, _)| parse_sequence_key(&k).ok())
-            .unwrap_or(0);
-        for payload in &recovered.payloads {
-            if payload.first_sequence > head + 1 {
-                return Err(Error::DataLoss(format!(
-                    "the write-ahead log continues at sequence {} but the store ends at {head}",
-                    payload.first_sequence
-                )));
-            }
-            for (tree, key, value) in &payload.puts {
-                let tree = match tree {
-                    TreeId::Events => &events,
-                    TreeId::Sequence => &sequence,
-                    TreeId::Snapshots => &snapshots,
-                };
-                tree.insert(key.as_slice(), value.as_slice())?;
-            }
-            head = head.max(payload.last_sequence);
-        }
-        recover_tail(&sequence, &events)?;
-        let head = sequence
-            .last()?
-            .map(|(k, _)| parse_sequence_key(&k))
-            .transpose()
-            .map_err(|e| corrupt(0, "sequence index".into(), e))?
-            .unwrap_or(0);
-        let head_crc = if head > 0 {
-            record_crc_at(&sequence, &events, head)
-                .map_err(|e| corrupt(head, "sequence index".into(), e))?
-                .ok_or_else(|| corrupt(head, "sequence index".into(), "record missing"))?
-        } else {
-            0
+        let log_opts = LogOptions {
+            segment_size: options.segment_size,
+            sync: options.durability == Durability::Durable,
         };
-        meta.insert(META_FORMAT, FORMAT_VERSION)?;
-        meta.insert(META_DURABILITY, options.durability.as_str())?;
-
+        let mut recovery = recover(&path, &t, rebuilt.is_some())?;
+        recovery.report.rebuilt = rebuilt;
+        let log = Log::resume(
+            &path,
+            &recovery.segments,
+            recovery.end,
+            recovery.next_sequence,
+            log_opts,
+        )
+        .map_err(|e| Error::storage("opening the log", e))?;
+        t.meta.insert(META_FORMAT, FORMAT_VERSION)?;
+        t.meta
+            .insert(META_DURABILITY, options.durability.as_str())?;
+        let log = Arc::new(log);
+        let head = recovery.next_sequence - 1;
+        let (seg, end, _) = log.head();
         let store = SledStore {
             path,
-            sled_dir,
-            db,
-            events,
-            sequence,
-            snapshots,
             durability: options.durability,
             limits: options.limits,
+            t,
+            checkpointer: Checkpointer::start(log.clone(), options.checkpoint_interval),
+            log,
             notifier: Notifier::new(options.event_stored_capacity),
             writer: Mutex::new(Writer {
-                last_sequence: head,
-                last_crc: head_crc,
-                ..Writer::default()
+                next_sequence: recovery.next_sequence,
+                actors: HashMap::new(),
+                last_sparse: (seg, end),
+                dirty: true,
+                pending_snapshot: None,
+                closed: false,
             }),
             commit: GroupCommit::new(
                 Position {
                     sequence: head,
-                    crc: head_crc,
+                    crc: 0,
                 },
                 options.group_commit_window,
             ),
-            wal: Mutex::new(WalState {
-                wal,
-                last_sequence: head,
-                last_crc: head_crc,
-            }),
-            closed: AtomicBool::new(false),
+            snapshot_lock: Mutex::new(()),
             failure: Mutex::new(None),
+            shut: AtomicBool::new(false),
+            report: recovery.report,
+            _lock: held,
         };
-        if store.durability == Durability::Durable {
-            lock(&store.wal)
-                .wal
-                .preallocate()
-                .map_err(|e| Error::storage("preallocating the write-ahead log", e))?;
-        }
-        // Everything recovered is now made durable in sled and the log starts afresh.
-        store.checkpoint()?;
+        // What recovery read is made durable and the high-water mark recorded before the
+        // first save; the clean mark goes until the next clean close.
+        store.checkpoint_locked(&mut lock(&store.writer))?;
+        store.t.meta.remove(META_CLEAN)?;
         Ok(store)
     }
 
@@ -463,42 +601,77 @@ impl SledStore {
         self.durability
     }
 
-    /// The underlying sled database (for tools and tests that inspect the layout).
+    /// What opening found and did (recovery, an index rebuilt).
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// The underlying sled database (the index; for tools and tests).
     pub fn sled(&self) -> &sled::Db {
-        &self.db
+        &self.t.db
+    }
+
+    /// Bytes the store's files take on disk: the log (with its zero fill ahead of the
+    /// writer and the spare segment) and the index.
+    pub fn disk_bytes(&self) -> u64 {
+        segment::dir_disk_bytes(&self.path)
     }
 
     fn shutdown(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.shut.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let result = self.checkpoint();
-        lock(&self.writer).closed = true;
+        self.checkpointer.stop();
+        // Closed under the write lock, after the checkpoint: a save either finished before
+        // (and the checkpoint covers it) or sees the store closed.
+        let mut w = lock(&self.writer);
+        let result = self.checkpoint_locked(&mut w).and_then(|()| {
+            self.t.meta.insert(META_CLEAN, b"1")?;
+            self.t.db.flush()?;
+            Ok(())
+        });
+        w.closed = true;
+        drop(w);
+        self.log.stop();
         result
     }
 
-    /// Flush sled, sync its files, and record the checkpoint in the log header. Holds the
-    /// write lock, so the checkpoint covers every save returned so far.
-    fn checkpoint(&self) -> Result<()> {
-        let writer = lock(&self.writer);
+    /// Make everything written durable (waiting for group commits in flight), then record
+    /// the high-water mark. Holds the write lock, so it covers every save returned so far.
+    fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
         self.check_failure()?;
         if self.durability == Durability::Durable {
             self.wait_durable(self.commit.last_ticket())?;
         }
-        let mut wal = lock(&self.wal);
-        self.checkpoint_wal(&mut wal, writer.last_sequence, writer.last_crc)?;
-        wal.last_sequence = writer.last_sequence;
-        wal.last_crc = writer.last_crc;
-        self.commit.raise_visible(writer.last_sequence);
+        self.log
+            .sync()
+            .map_err(|e| self.fail(Error::storage_unknown("syncing the log", e)))?;
+        let (segment, end, _) = self.log.head();
+        let hwm = Hwm {
+            sequence: w.next_sequence - 1,
+            segment,
+            end,
+        };
+        self.record_hwm(w, hwm)?;
+        self.commit.raise_visible(w.next_sequence - 1);
+        w.dirty = false;
         Ok(())
     }
 
-    fn checkpoint_wal(&self, wal: &mut WalState, sequence: u64, crc: u32) -> Result<()> {
-        self.db.flush()?;
-        sync_tree_files(&self.sled_dir).map_err(|e| Error::storage("syncing sled's files", e))?;
-        wal.wal
-            .checkpoint(sequence, crc)
-            .map_err(|e| Error::storage("writing the log checkpoint", e))
+    /// Record the index's high-water mark, held back before a snapshot that is logged but
+    /// not yet in the index.
+    fn record_hwm(&self, w: &Writer, hwm: Hwm) -> Result<()> {
+        let hwm = match w.pending_snapshot {
+            Some(p) if (p.segment, p.end) < (hwm.segment, hwm.end) => p,
+            _ => hwm,
+        };
+        self.t.meta.insert(META_HWM, &hwm.encode())?;
+        Ok(())
+    }
+
+    fn fail(&self, e: Error) -> Error {
+        lock(&self.failure).get_or_insert_with(|| format!("{e}; reopen the store"));
+        e
     }
 
     fn check_failure(&self) -> Result<()> {
@@ -512,136 +685,182 @@ impl SledStore {
         self.commit.visible()
     }
 
-    /// Latest stored version of `actor_id` among records with sequence <= `visible`.
-    fn latest_version(&self, actor_id: &str, visible: u64) -> Result<i64> {
-        let prefix = actor_key(actor_id.as_bytes());
-        let mut bound = event_key(actor_id.as_bytes(), u64::MAX);
+    /// The actor's number, if it has one.
+    fn actor_number(&self, actor_id: &[u8]) -> Result<Option<u64>> {
+        Ok(self
+            .t
+            .actors
+            .get(actor_id)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// The actor's state for the writer: cached, or read from sled (unknown actors get a
+    /// number when they first save).
+    fn writer_actor(&self, w: &mut Writer, actor_id: &str) -> Result<ActorState> {
+        if let Some(s) = w.actors.get(actor_id) {
+            return Ok(*s);
+        }
+        let state = match self.actor_number(actor_id.as_bytes())? {
+            Some(number) => ActorState {
+                number,
+                latest: self.latest_indexed(number, u64::MAX)?,
+                ticket: 0,
+            },
+            None => ActorState {
+                number: 0,
+                latest: 0,
+                ticket: 0,
+            },
+        };
+        if w.actors.len() >= ACTOR_CACHE {
+            w.actors.clear();
+        }
+        w.actors.insert(actor_id.to_owned(), state);
+        Ok(state)
+    }
+
+    /// Give a new actor its number (under the write lock).
+    fn intern(&self, w: &mut Writer, actor_id: &str) -> Result<u64> {
+        let number = self.t.db.generate_id()? + 1;
+        self.t.actors.insert(actor_id.as_bytes(), &number.to_be_bytes())?;
+        if let Some(s) = w.actors.get_mut(actor_id) {
+            s.number = number;
+        }
+        Ok(number)
+    }
+
+    /// Latest version of actor `number` among records with first sequence <= `visible`.
+    fn latest_indexed(&self, number: u64, visible: u64) -> Result<i64> {
+        let mut bound = index_key(number, u64::MAX);
         loop {
-            let Some((key, value)) = self.events.get_lt(&bound)? else {
+            let Some((key, value)) = self.t.index.get_lt(bound)? else {
                 return Ok(0);
             };
-            if key.len() != prefix.len() + 8 || !key.starts_with(&prefix) {
+            let Some((actor, version)) = split_key(&key) else {
+                return Err(corrupt(0, "the index".into(), "malformed index key"));
+            };
+            if actor != number {
                 return Ok(0);
             }
-            let version = u64::from_be_bytes(key[prefix.len()..].try_into().expect("8 bytes"));
-            match decode_event_record(&value) {
-                Ok(rec) if rec.sequence > visible => bound = key.to_vec(),
-                _ => return Ok(version as i64),
+            let entry = Entry::decode(&value)
+                .ok_or_else(|| corrupt(0, "the index".into(), "malformed index entry"))?;
+            if entry.first_sequence > visible {
+                bound = index_key(number, version);
+                continue;
             }
+            return Ok(version as i64);
         }
     }
 
     fn append(&self, events: &[Event]) -> Result<u64> {
         self.limits.check_batch(events)?;
-        let mut records = Vec::with_capacity(events.len());
+        let actor_id = &events[0].actor_id;
+        let mut builder = EventsRecordBuilder::new(FRAME_HEADER_LEN, events.len() * 400);
+        builder.group(actor_id.as_bytes());
         let mut total = 0;
         for event in events {
-            // Encode straight after the header: the JSON is never copied again.
-            let mut record = event_record_header(384);
-            event.write_json(&mut record);
-            let json_len = record.len() - EVENT_HEADER_LEN;
-            self.limits.check_record_len("event", json_len)?;
-            total += record.len();
-            records.push(record);
+            let len = builder.event(event.version, |out| event.write_json(out));
+            self.limits.check_record_len("event", len)?;
+            total += len;
         }
         self.limits.check_batch_bytes(total)?;
+        let (mut buf, count) = builder.finish();
         let in_flight = self.commit.enter();
-        let result = self.append_locked(events, records);
+        let result = self.append_locked(events, &mut buf, count);
         drop(in_flight);
-        let (last_sequence, ticket) = result?;
-        if self.durability == Durability::Durable {
+        let (last, ticket) = match result {
+            Ok(r) => r,
+            Err(Conflict { error, ticket }) => {
+                if ticket > 0 {
+                    // The version the conflict names must be durable before it is named.
+                    self.wait_durable(ticket)?;
+                }
+                return Err(error);
+            }
+        };
+        if ticket > 0 {
             self.wait_durable(ticket)?;
         }
-        Ok(last_sequence)
+        Ok(last)
     }
 
-    fn append_locked(&self, events: &[Event], mut records: Vec<Vec<u8>>) -> Result<(u64, u64)> {
+    fn append_locked(
+        &self,
+        events: &[Event],
+        buf: &mut Vec<u8>,
+        count: u32,
+    ) -> std::result::Result<(u64, u64), Conflict> {
         let actor_id = &events[0].actor_id;
-        let mut writer = lock(&self.writer);
-        if writer.closed {
-            return Err(Error::Closed("the store was closed".into()));
+        let mut w = lock(&self.writer);
+        if w.closed {
+            return Err(Error::Closed("the store was closed".into()).into());
         }
         self.check_failure()?;
-        let current = match writer.latest.get(actor_id.as_str()) {
-            Some(&v) => v,
-            None => self.latest_version(actor_id, u64::MAX)?,
-        };
-        if events[0].version <= current {
+        let state = self.writer_actor(&mut w, actor_id)?;
+        if events[0].version <= state.latest {
             self.notifier.metrics().add_conflict();
-            return Err(Error::VersionConflict {
-                actor_id: actor_id.clone(),
-                attempted_version: events[0].version,
-                current_version: current,
+            return Err(Conflict {
+                error: Error::VersionConflict {
+                    actor_id: actor_id.clone(),
+                    attempted_version: events[0].version,
+                    current_version: state.latest,
+                },
+                ticket: state.ticket,
             });
         }
-        let first = writer.last_sequence + 1;
-        let last = writer.last_sequence + events.len() as u64;
-        let keys: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| event_key(actor_id.as_bytes(), e.version as u64))
-            .collect();
-        let mut last_crc = 0;
-        for (i, record) in records.iter_mut().enumerate() {
-            last_crc = seal_event_record(record, first + i as u64);
-        }
-        let entries: Vec<Vec<u8>> = keys
-            .iter()
-            .map(|k| encode_sequence_entry(first, last, k))
-            .collect();
-        let durable = self.durability == Durability::Durable;
-        let payload = durable.then(|| {
-            let size = records.iter().map(Vec::len).sum::<usize>() * 2;
-            let mut p = PayloadBuilder::new(first, last, size);
-            for (i, entry) in entries.iter().enumerate() {
-                p.put(TreeId::Sequence, &sequence_key(first + i as u64), entry);
+        let first = w.next_sequence;
+        let last = first + count as u64 - 1;
+        record::set_first_sequence(&mut buf[FRAME_HEADER_LEN..], first);
+        let written = self.log.append(buf, count).map_err(|e| {
+            self.fail(Error::storage_unknown("writing the log", e))
+        })?;
+        w.next_sequence = last + 1;
+        w.dirty = true;
+        // From here the record is in the log: an index failure leaves it to recovery.
+        let indexed = (|| -> Result<()> {
+            if let Some(sealed) = written.rolled {
+                self.t.segments.insert(
+                    segment_key(sealed.id),
+                    &encode_sealed(sealed.len, sealed.next_base),
+                )?;
             }
-            for (key, record) in keys.iter().zip(&records) {
-                p.put(TreeId::Events, key, record);
+            let number = match state.number {
+                0 => self.intern(&mut w, actor_id)?,
+                n => n,
+            };
+            let newest = events[events.len() - 1].version;
+            let entry = Entry {
+                first_sequence: first,
+                offset: written.offset as u32,
+            };
+            self.t
+                .index
+                .insert(index_key(number, newest as u64), &entry.encode())?;
+            if w.last_sparse.0 != written.segment
+                || written.offset >= w.last_sparse.1 + SPARSE_EVERY
+            {
+                self.t
+                    .positions
+                    .insert(first.to_be_bytes(), &(written.offset as u32).to_be_bytes())?;
+                w.last_sparse = (written.segment, written.offset);
             }
-            p.finish()
-        });
-
-        // Index entries first, then records: a crash leaves at worst a batch whose last
-        // record is missing, which recovery rolls back.
-        let mut written: Vec<(&sled::Tree, Vec<u8>)> = Vec::with_capacity(events.len() * 2);
-        let outcome = (|| -> Result<()> {
-            for (i, entry) in entries.into_iter().enumerate() {
-                let key = sequence_key(first + i as u64);
-                self.sequence.insert(key, entry)?;
-                written.push((&self.sequence, key.to_vec()));
-            }
-            for (key, record) in keys.iter().zip(records) {
-                self.events.insert(key.as_slice(), record)?;
-                written.push((&self.events, key.clone()));
+            if let Some(hwm) = self.checkpointer.take_synced() {
+                // After this save's index entry: sled keeps a prefix of its writes, so a
+                // high-water mark it kept never covers a record it lost the entry of.
+                self.record_hwm(&w, hwm)?;
             }
             Ok(())
         })();
-        if let Err(e) = outcome {
-            for (tree, key) in written.iter().rev() {
-                if tree.remove(key).is_err() {
-                    *lock(&self.failure) = Some(format!(
-                        "a failed save could not be rolled back ({e}); reopen the store to recover"
-                    ));
-                    break;
-                }
-            }
-            return Err(e);
+        if let Err(e) = indexed {
+            return Err(self
+                .fail(Error::storage_unknown(
+                    "indexing a save",
+                    std::io::Error::other(e.to_string()),
+                ))
+                .into());
         }
-        writer.last_sequence = last;
-        writer.last_crc = last_crc;
-        let newest = events[events.len() - 1].version;
-        match writer.latest.get_mut(actor_id.as_str()) {
-            Some(v) => *v = newest,
-            None => {
-                if writer.latest.len() >= LATEST_CACHE_ACTORS {
-                    writer.latest.clear();
-                }
-                writer.latest.insert(actor_id.clone(), newest);
-            }
-        }
-        self.notifier
-            .metrics()
-            .add_events_saved(events.len() as u64);
+        self.notifier.metrics().add_events_saved(count as u64);
         let now = Timestamp::now();
         let notes = events.iter().enumerate().map(|(i, e)| EventStored {
             event_id: e.id.clone(),
@@ -650,105 +869,286 @@ impl SledStore {
             timestamp: now,
             sequence: first + i as u64,
         });
-        match payload {
-            Some(payload) => {
-                let position = Position {
+        let newest = events[events.len() - 1].version;
+        let ticket = match self.durability {
+            Durability::Durable => self.commit.submit(
+                Vec::new(),
+                notes,
+                Some(Position {
                     sequence: last,
-                    crc: last_crc,
-                };
-                Ok((last, self.commit.submit(payload, notes, Some(position))))
-            }
-            None => {
-                // Buffered: visible and announced now, in commit order (under the lock).
+                    crc: 0,
+                }),
+            ),
+            Durability::Buffered => {
+                // Visible and announced now, in commit order (under the lock).
                 self.commit.set_visible(last);
                 for n in notes {
                     self.notifier.publish(n);
                 }
-                Ok((last, 0))
+                0
             }
+        };
+        if let Some(s) = w.actors.get_mut(actor_id.as_str()) {
+            s.latest = newest;
+            s.ticket = ticket;
         }
+        Ok((last, ticket))
     }
 
     /// Block until commit ticket `ticket` is durable, leading a group commit if no one is.
     fn wait_durable(&self, ticket: u64) -> Result<()> {
         self.commit.wait_durable(ticket, self).map_err(|failed| {
-            Error::storage(
+            Error::storage_unknown(
                 "group commit",
-                std::io::Error::other(log_failure_message(&failed.0)),
+                std::io::Error::other(format!(
+                    "syncing the log failed ({}); reopen the store",
+                    failed.0
+                )),
             )
         })
     }
 
-    /// Write and sync one group to the log, checkpointing first if it would not fit.
-    fn write_group(&self, group: &Group<EventStored>) -> Result<()> {
-        let mut wal = lock(&self.wal);
-        if wal.wal.needs_checkpoint(group.bytes, group.payloads.len()) {
-            let (seq, crc) = (wal.last_sequence, wal.last_crc);
-            self.checkpoint_wal(&mut wal, seq, crc)?;
-        }
-        wal.wal
-            .append(group.payloads.iter().map(Vec::as_slice))
-            .map_err(|e| Error::storage("writing the write-ahead log", e))?;
-        if group.last.sequence > wal.last_sequence {
-            wal.last_sequence = group.last.sequence;
-            wal.last_crc = group.last.crc;
+    /// Each record of `number` whose last version is >= `from`, in order, with its first
+    /// sequence and segment; stops at records past `visible`.
+    fn actor_records(
+        &self,
+        number: u64,
+        from_version: i64,
+        visible: u64,
+        mut each: impl FnMut(u64, Result<(Arc<Segment>, usize)>) -> Result<bool>,
+    ) -> Result<()> {
+        let start = index_key(number, from_version.max(0) as u64);
+        let end = index_key(number, u64::MAX);
+        for item in self.t.index.range(start..=end) {
+            let (_, value) = item?;
+            let Some(entry) = Entry::decode(&value) else {
+                each(0, Err(corrupt(0, "the index".into(), "malformed index entry")))?;
+                continue;
+            };
+            if entry.first_sequence > visible {
+                break;
+            }
+            let found = self
+                .log
+                .segment_for(entry.first_sequence)
+                .map(|s| (s, entry.offset as usize))
+                .ok_or_else(|| {
+                    corrupt(
+                        entry.first_sequence,
+                        "the index".into(),
+                        "no log segment holds this sequence",
+                    )
+                });
+            if !each(entry.first_sequence, found)? {
+                break;
+            }
         }
         Ok(())
     }
 
+    /// Visit the actor's events with version >= `from_version` (visible ones), each as
+    /// (sequence, version, JSON) or a damaged record (sequence, raw bytes, cause).
     fn scan_actor(
         &self,
         actor_id: &str,
         from_version: i64,
-        mut each: impl FnMut(
-            &[u8],
-            u64,
-            std::result::Result<EventRecord<'_>, LayoutError>,
-            &[u8],
-        ) -> Result<()>,
+        mut good: impl FnMut(u64, i64, &[u8]) -> Result<()>,
+        mut bad: impl FnMut(u64, &[u8], String) -> Result<()>,
     ) -> Result<()> {
-        let start = event_key(actor_id.as_bytes(), from_version.max(0) as u64);
-        let end = event_key(actor_id.as_bytes(), u64::MAX);
+        let Some(number) = self.actor_number(actor_id.as_bytes())? else {
+            return Ok(());
+        };
         let visible = self.visible();
-        for item in self.events.range(start.as_slice()..=end.as_slice()) {
-            let (key, value) = item?;
-            let version = u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8 bytes"));
-            let record = decode_event_record(&value);
-            if let Ok(r) = &record {
-                // Versions grow with sequence within an actor: the rest is newer still.
-                if r.sequence > visible {
-                    break;
+        let actor = actor_id.as_bytes();
+        self.actor_records(number, from_version, visible, |first, found| {
+            let (seg, at) = match found {
+                Ok(f) => f,
+                Err(e) => {
+                    bad(first, &[], e.to_string())?;
+                    return Ok(true);
+                }
+            };
+            let payload = match seg.payload_at(at) {
+                Ok(p) => p,
+                Err(cause) => {
+                    let data = seg.bytes();
+                    let raw = &data[at.min(data.len())..(at + 4096).min(data.len())];
+                    bad(first, raw, cause)?;
+                    return Ok(true);
+                }
+            };
+            let record = match record::parse(payload) {
+                Ok(r) => r,
+                Err(cause) => {
+                    bad(first, payload, cause.to_string())?;
+                    return Ok(true);
+                }
+            };
+            if let Record::Events { first_sequence, .. } = record {
+                if first_sequence != first {
+                    bad(
+                        first,
+                        payload,
+                        format!("the index points to the record of sequence {first_sequence}"),
+                    )?;
+                    return Ok(true);
                 }
             }
-            each(actor_id.as_bytes(), version, record, &value)?;
+            for e in record.events() {
+                let e = e.map_err(|c| corrupt(first, location(actor, 0), c))?;
+                if e.actor_id == actor && e.version >= from_version {
+                    good(e.sequence, e.version, e.json)?;
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    /// Events of the log from sequence `from` on, in order, through `visible`, each handed
+    /// to `each` (sequence, actor, version, JSON) until it returns `false`.
+    fn scan_log(
+        &self,
+        from: u64,
+        mut each: impl FnMut(u64, &[u8], i64, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let visible = self.visible();
+        let from = from.max(1);
+        if from > visible {
+            return Ok(());
+        }
+        let mut expected: Option<u64> = None;
+        for seg in self.log.segments_from(from) {
+            let data = seg.bytes();
+            let mut at = SEGMENT_HEADER_LEN as usize;
+            if seg.id.base <= from {
+                if let Some((k, v)) = self
+                    .t
+                    .positions
+                    .range(seg.id.base.to_be_bytes()..=from.to_be_bytes())
+                    .next_back()
+                    .transpose()?
+                {
+                    if let (Ok(_), Ok(off)) = (
+                        <[u8; 8]>::try_from(k.as_ref()),
+                        <[u8; 4]>::try_from(v.as_ref()),
+                    ) {
+                        at = u32::from_be_bytes(off) as usize;
+                    }
+                }
+            }
+            let salt = seg.id.salt();
+            loop {
+                let payload = match frame::frame_at(data, at, salt) {
+                    frame::FrameAt::Intact(p, next) => {
+                        at = next;
+                        p
+                    }
+                    frame::FrameAt::End => break,
+                    frame::FrameAt::Damaged => {
+                        return Err(corrupt(
+                            expected.unwrap_or(from),
+                            format!("offset {at} of {}", seg.path.display()),
+                            "damaged frame",
+                        ))
+                    }
+                };
+                let record = record::parse(payload).map_err(|e| {
+                    corrupt(
+                        expected.unwrap_or(from),
+                        format!("offset {at} of {}", seg.path.display()),
+                        e,
+                    )
+                })?;
+                let Record::Events {
+                    first_sequence,
+                    count,
+                    ..
+                } = record
+                else {
+                    continue;
+                };
+                if let Some(exp) = expected {
+                    if first_sequence != exp {
+                        return Err(data_loss(format!(
+                            "the log jumps from sequence {} to {first_sequence} at {}",
+                            exp - 1,
+                            seg.path.display()
+                        )));
+                    }
+                }
+                expected = Some(first_sequence + count as u64);
+                if first_sequence + (count as u64) <= from {
+                    continue;
+                }
+                for e in record.events() {
+                    let e = e.map_err(|c| corrupt(first_sequence, "the log".into(), c))?;
+                    if e.sequence < from {
+                        continue;
+                    }
+                    if e.sequence > visible || !each(e.sequence, e.actor_id, e.version, e.json)? {
+                        return Ok(());
+                    }
+                }
+            }
         }
         Ok(())
     }
 
-    fn location(actor_id: &[u8], version: u64) -> String {
-        format!(
-            "actor {:?} version {version}",
-            String::from_utf8_lossy(actor_id)
-        )
+    /// Up to `limit` events from sequence `from_sequence` on, as one JSON array of the
+    /// stored encodings (no decoding), and the sequence of the last one (0 if none).
+    pub fn read_all_json(&self, from_sequence: u64, limit: usize) -> Result<(Vec<u8>, u64)> {
+        let mut out = Vec::with_capacity(limit.min(4096) * 320 + 2);
+        out.push(b'[');
+        let mut n = 0;
+        let mut last = 0;
+        if limit > 0 {
+            self.scan_log(from_sequence, |seq, _, _, json| {
+                if n > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(json);
+                n += 1;
+                last = seq;
+                Ok(n < limit)
+            })?;
+        }
+        out.push(b']');
+        Ok((out, last))
     }
 }
 
-fn log_failure_message(cause: &str) -> String {
-    format!("a write to the log failed ({cause}); reopen the store")
+/// A failed append: the error, and for a version conflict the ticket of the save that
+/// set the version it names.
+struct Conflict {
+    error: Error,
+    ticket: u64,
 }
 
-/// The durable mode's group commit writes through the store's log and announces through
-/// its notifier.
+impl From<Error> for Conflict {
+    fn from(error: Error) -> Self {
+        Conflict { error, ticket: 0 }
+    }
+}
+
+/// The durable mode's group commit: one `fdatasync` of the log per group (the records are
+/// already in the file), and announcements through the store's notifier.
 impl GroupLog<EventStored> for SledStore {
     type Error = Error;
 
     fn write_and_sync(&self, group: &Group<EventStored>) -> Result<()> {
-        let result = self.write_group(group);
-        if let Err(e) = &result {
-            // Before any waiter learns of the failure, so no save slips in after it.
-            lock(&self.failure).get_or_insert_with(|| log_failure_message(&e.to_string()));
+        let result = self.log.sync();
+        match result {
+            Ok(()) => {
+                self.notifier
+                    .metrics()
+                    .add_sync(group.payloads.len() as u64);
+                Ok(())
+            }
+            Err(e) => {
+                // Before any waiter learns of the failure, so no save slips in after it.
+                Err(self.fail(Error::storage_unknown("syncing the log", e)))
+            }
         }
-        result
     }
 
     fn publish(&self, note: EventStored) {
@@ -756,53 +1156,298 @@ impl GroupLog<EventStored> for SledStore {
     }
 }
 
-/// The CRC of the record at `sequence`, `None` if the index or record is missing.
-fn record_crc_at(
-    sequence: &sled::Tree,
-    events: &sled::Tree,
-    seq: u64,
-) -> std::result::Result<Option<u32>, String> {
-    let Some(entry) = sequence.get(sequence_key(seq)).map_err(|e| e.to_string())? else {
-        return Ok(None);
+/// Read the log against the index: check the sealed segments, index what lies past the
+/// high-water mark, cut a torn tail, and drop index entries past the log's end.
+fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
+    let log_dir = path.join(segment::LOG_DIR);
+    let segments = segment::list(&log_dir).map_err(|e| Error::storage("listing the log", e))?;
+    let mut report = OpenReport::default();
+    let hwm = match t.meta.get(META_HWM)? {
+        Some(v) => Some(Hwm::decode(&v).ok_or_else(|| {
+            corrupt(0, "the index's high-water mark".into(), "malformed")
+        })?),
+        None => None,
     };
-    let entry = decode_sequence_entry(&entry).map_err(|e| e.to_string())?;
-    let Some(record) = events.get(entry.event_key).map_err(|e| e.to_string())? else {
-        return Ok(None);
+    let clean = t.meta.get(META_CLEAN)?.is_some();
+    let Some(last_file) = segments.last() else {
+        if let Some(h) = hwm.filter(|h| h.sequence > 0) {
+            return Err(data_loss(format!(
+                "the index covers sequences through {} but the log in {} has no segments",
+                h.sequence,
+                log_dir.display()
+            )));
+        }
+        return Ok(Recovery {
+            segments,
+            end: SEGMENT_HEADER_LEN,
+            next_sequence: 1,
+            report,
+        });
     };
-    let record = decode_event_record(&record).map_err(|e| e.to_string())?;
-    Ok((record.sequence == seq).then_some(record.crc))
-}
-
-/// Roll back the last batch if a crash cut it short. sled recovers a prefix of its log
-/// and a batch writes all its index entries before its records, so the batch is complete
-/// exactly when its last index entry exists and its record carries that sequence.
-fn recover_tail(sequence: &sled::Tree, events: &sled::Tree) -> Result<()> {
-    let Some((key, value)) = sequence.last()? else {
-        return Ok(());
-    };
-    let last = parse_sequence_key(&key).map_err(|e| corrupt(0, "sequence index".into(), e))?;
-    let entry =
-        decode_sequence_entry(&value).map_err(|e| corrupt(last, "sequence index".into(), e))?;
-    let complete = last == entry.batch_last
-        && record_crc_at(sequence, events, last)
-            .map_err(|e| corrupt(last, "sequence index".into(), e))?
-            .is_some();
-    if complete {
-        return Ok(());
+    if segments[0].id.base != 1 {
+        return Err(data_loss(format!(
+            "the log in {} starts at sequence {}: the segments before it, with sequences 1..{}, are missing",
+            log_dir.display(),
+            segments[0].id.base,
+            segments[0].id.base
+        )));
     }
-    for seq in entry.batch_first..=last {
-        let Some(value) = sequence.remove(sequence_key(seq))? else {
-            continue;
-        };
-        if let Ok(entry) = decode_sequence_entry(&value) {
-            if let Some(record) = events.get(entry.event_key)? {
-                if decode_event_record(&record).map(|r| r.sequence) == Ok(seq) {
-                    events.remove(entry.event_key)?;
-                }
+    // Where indexing resumes: the high-water mark's segment and offset, if that segment is
+    // still there; a store whose index is new starts from the first segment.
+    let (mut start_idx, mut start_at, mut next_sequence) = (0, SEGMENT_HEADER_LEN as usize, 1);
+    if let Some(h) = hwm {
+        match segments.iter().position(|s| s.id == h.segment) {
+            Some(i) => {
+                start_idx = i;
+                start_at = h.end as usize;
+                next_sequence = h.sequence + 1;
+            }
+            None => {
+                return Err(data_loss(format!(
+                    "the index covers sequences through {} in segment {}, which is missing from {}",
+                    h.sequence,
+                    h.segment.file_name(),
+                    log_dir.display()
+                )))
             }
         }
     }
+    // Sealed segments before the resume point: their recorded lengths and chaining.
+    for (i, pair) in segments.windows(2).enumerate() {
+        let (s, next) = (&pair[0], &pair[1]);
+        let sealed = t.segments.get(segment_key(s.id))?.and_then(|v| decode_sealed(&v));
+        match sealed {
+            Some((len, next_base)) => {
+                if s.len != len {
+                    return Err(data_loss(format!(
+                        "segment {} is {} bytes but was sealed at {len}: acknowledged records are missing from it",
+                        s.path.display(),
+                        s.len
+                    )));
+                }
+                if next.id.base != next_base {
+                    return Err(data_loss(format!(
+                        "the log continues at sequence {} after {}, which ends before sequence {next_base}: segments holding sequences {next_base}..{} are missing",
+                        next.id.base,
+                        s.path.display(),
+                        next.id.base
+                    )));
+                }
+            }
+            None if i < start_idx => {
+                // Sealed but not recorded (the index was rebuilt from scratch, or a crash
+                // came between the roll and the index): it is read below.
+                start_idx = start_idx.min(i);
+            }
+            None => {}
+        }
+    }
+    let mut last_end = start_at as u64;
+    let mut records = 0u64;
+    for (i, s) in segments.iter().enumerate().skip(start_idx) {
+        let is_last = i + 1 == segments.len();
+        let file = fs::File::open(&s.path).map_err(|e| Error::storage("reading the log", e))?;
+        // SAFETY: read-only map of a file only this process writes, and not now.
+        let map = if s.len == 0 {
+            None
+        } else {
+            Some(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::storage("mapping the log", e))?)
+        };
+        let data: &[u8] = map.as_deref().unwrap_or(&[]);
+        segment::check_header(data, s.id)
+            .map_err(|why| data_loss(format!("segment {} {why}", s.path.display())))?;
+        let from = if i == start_idx { start_at } else { SEGMENT_HEADER_LEN as usize };
+        if from > data.len() {
+            return Err(data_loss(format!(
+                "segment {} is {} bytes, shorter than the {from} bytes the index covers",
+                s.path.display(),
+                data.len()
+            )));
+        }
+        if i > start_idx && s.id.base != next_sequence && !(s.id.gen > 0 && s.id.base == next_sequence) {
+            return Err(data_loss(format!(
+                "the log continues at sequence {} in {}, after sequence {}: sequences {next_sequence}..{} are missing",
+                s.id.base,
+                s.path.display(),
+                next_sequence - 1,
+                s.id.base
+            )));
+        }
+        let scan = segment::scan(data, s.id, from);
+        let mut last_sparse: Option<usize> = None;
+        for f in &scan.frames {
+            let payload = f.payload(data);
+            match record::parse(payload).expect("scan parsed it") {
+                r @ Record::Events {
+                    first_sequence,
+                    count,
+                    ..
+                } => {
+                    if first_sequence != next_sequence {
+                        return Err(data_loss(format!(
+                            "the log holds sequence {first_sequence} at offset {} of {} where {next_sequence} was due",
+                            f.at,
+                            s.path.display()
+                        )));
+                    }
+                    index_record(t, &r, f.at as u32)?;
+                    if last_sparse.is_none_or(|l| f.at >= l + SPARSE_EVERY as usize) {
+                        t.positions
+                            .insert(first_sequence.to_be_bytes(), &(f.at as u32).to_be_bytes())?;
+                        last_sparse = Some(f.at);
+                    }
+                    next_sequence = first_sequence + count as u64;
+                }
+                Record::Snapshot {
+                    actor_id,
+                    version,
+                    json,
+                } => apply_snapshot(t, actor_id, version, json)?,
+            }
+            records += 1;
+        }
+        match scan.ending {
+            frame::Ending::Damaged(d) => {
+                return Err(data_loss(format!(
+                    "{}: {d}; acknowledged saves after it cannot be recovered",
+                    s.path.display()
+                )))
+            }
+            frame::Ending::CutShort { .. } if !is_last => {
+                return Err(data_loss(format!(
+                    "sealed segment {} has a damaged record at offset {}",
+                    s.path.display(),
+                    scan.end
+                )))
+            }
+            frame::Ending::CutShort { .. } => {
+                let dirty = data.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+                report.torn_bytes_cut = dirty.saturating_sub(scan.end) as u64;
+            }
+            frame::Ending::End => {}
+        }
+        if !is_last {
+            if scan.end as u64 != s.len {
+                return Err(data_loss(format!(
+                    "sealed segment {} ends at offset {} but is {} bytes",
+                    s.path.display(),
+                    scan.end,
+                    s.len
+                )));
+            }
+            t.segments.insert(
+                segment_key(s.id),
+                &encode_sealed(s.len, next_sequence),
+            )?;
+        }
+        last_end = scan.end as u64;
+    }
+    report.records_indexed = records;
+    if let Some(h) = hwm {
+        if h.sequence >= next_sequence {
+            return Err(data_loss(format!(
+                "the index covers sequences through {} but the log in {} ends at sequence {}",
+                h.sequence,
+                log_dir.display(),
+                next_sequence - 1
+            )));
+        }
+    }
+    if !clean && !rebuilding {
+        report.stale_entries_removed = remove_stale(t, next_sequence)?;
+    }
+    let _ = last_file;
+    Ok(Recovery {
+        segments,
+        end: last_end,
+        next_sequence,
+        report,
+    })
+}
+
+/// Index one events record found at `offset` (idempotent).
+fn index_record(t: &Trees, r: &Record<'_>, offset: u32) -> Result<()> {
+    let Record::Events { first_sequence, .. } = *r else {
+        return Ok(());
+    };
+    // The last version of each actor's group in the record.
+    let mut lasts: Vec<(&[u8], i64)> = Vec::with_capacity(1);
+    for e in r.events() {
+        let e = e.map_err(|c| corrupt(first_sequence, "the log".into(), c))?;
+        match lasts.iter_mut().find(|(a, _)| *a == e.actor_id) {
+            Some(l) => l.1 = e.version,
+            None => lasts.push((e.actor_id, e.version)),
+        }
+    }
+    for (actor, version) in lasts {
+        let number = intern_recovering(t, actor)?;
+        let entry = Entry {
+            first_sequence,
+            offset,
+        };
+        t.index
+            .insert(index_key(number, version as u64), &entry.encode())?;
+    }
     Ok(())
+}
+
+fn intern_recovering(t: &Trees, actor: &[u8]) -> Result<u64> {
+    if let Some(v) = t.actors.get(actor)? {
+        if let Ok(b) = <[u8; 8]>::try_from(v.as_ref()) {
+            return Ok(u64::from_be_bytes(b));
+        }
+    }
+    let number = t.db.generate_id()? + 1;
+    t.actors.insert(actor, &number.to_be_bytes())?;
+    Ok(number)
+}
+
+/// Keep a snapshot found in the log if it is not older than the actor's stored one.
+fn apply_snapshot(t: &Trees, actor: &[u8], version: i64, json: &[u8]) -> Result<()> {
+    let number = intern_recovering(t, actor)?;
+    let current = latest_snapshot_key(t, number)?;
+    if current.as_ref().is_some_and(|(v, _)| (*v as i64) > version) {
+        return Ok(());
+    }
+    t.snapshots
+        .insert(index_key(number, version as u64), encode_snapshot(json))?;
+    if let Some((v, key)) = current {
+        if v as i64 != version {
+            t.snapshots.remove(key)?;
+        }
+    }
+    Ok(())
+}
+
+fn latest_snapshot_key(t: &Trees, number: u64) -> Result<Option<(u64, sled::IVec)>> {
+    let Some((key, _)) = t.snapshots.get_lt(index_key(number, u64::MAX))? else {
+        return Ok(None);
+    };
+    Ok(match split_key(&key) {
+        Some((n, v)) if n == number => Some((v, key)),
+        _ => None,
+    })
+}
+
+/// Remove index and position entries for records at or past `next_sequence`: they were
+/// indexed before their record reached the disk (never acknowledged, or buffered saves
+/// an OS crash lost). Only after an unclean shutdown; reads the whole index.
+fn remove_stale(t: &Trees, next_sequence: u64) -> Result<u64> {
+    let mut stale = Vec::new();
+    for item in t.index.iter() {
+        let (k, v) = item?;
+        if Entry::decode(&v).is_some_and(|e| e.first_sequence >= next_sequence) {
+            stale.push(k);
+        }
+    }
+    for k in &stale {
+        t.index.remove(k)?;
+    }
+    for item in t.positions.range(next_sequence.to_be_bytes()..) {
+        let (k, _) = item?;
+        t.positions.remove(k)?;
+    }
+    Ok(stale.len() as u64)
 }
 
 impl Drop for SledStore {
@@ -823,35 +1468,50 @@ impl EventStore for SledStore {
 
     fn get_events(&self, actor_id: &str, from_version: i64) -> Result<Vec<Event>> {
         let mut out = Vec::new();
-        self.scan_actor(actor_id, from_version, |actor, version, record, raw| {
-            let rec = record
-                .map_err(|e| corrupt(claimed_sequence(raw), Self::location(actor, version), e))?;
-            let event = decode_event(rec.json, actor, version)
-                .map_err(|e| corrupt(rec.sequence, Self::location(actor, version), e))?;
-            out.push(event);
-            Ok(())
-        })?;
+        let actor = actor_id.as_bytes();
+        self.scan_actor(
+            actor_id,
+            from_version,
+            |seq, version, json| {
+                out.push(
+                    decode_event(json, actor, version)
+                        .map_err(|e| corrupt(seq, location(actor, version), e))?,
+                );
+                Ok(())
+            },
+            |seq, _, cause| Err(corrupt(seq, format!("actor {actor_id:?}"), cause)),
+        )?;
         Ok(out)
     }
 
     fn get_events_with_errors(&self, actor_id: &str, from_version: i64) -> Result<ReplayResult> {
         let mut result = ReplayResult::default();
-        self.scan_actor(actor_id, from_version, |actor, version, record, raw| {
-            let decoded = record
-                .map_err(|e| (claimed_sequence(raw), e.to_string()))
-                .and_then(|rec| {
-                    decode_event(rec.json, actor, version).map_err(|e| (rec.sequence, e))
-                });
-            match decoded {
-                Ok(event) => result.events.push(event),
-                Err((sequence, cause)) => result.errors.push(ReplayError {
-                    sequence,
+        let actor = actor_id.as_bytes();
+        let errors = std::cell::RefCell::new(Vec::new());
+        self.scan_actor(
+            actor_id,
+            from_version,
+            |seq, version, json| {
+                match decode_event(json, actor, version) {
+                    Ok(e) => result.events.push(e),
+                    Err(cause) => errors.borrow_mut().push(ReplayError {
+                        sequence: seq,
+                        raw: json.to_vec(),
+                        cause: format!("{}: {cause}", location(actor, version)),
+                    }),
+                }
+                Ok(())
+            },
+            |seq, raw, cause| {
+                errors.borrow_mut().push(ReplayError {
+                    sequence: seq,
                     raw: raw.to_vec(),
-                    cause: format!("{}: {cause}", Self::location(actor, version)),
-                }),
-            }
-            Ok(())
-        })?;
+                    cause: format!("actor {actor_id:?}: {cause}"),
+                });
+                Ok(())
+            },
+        )?;
+        result.errors = errors.into_inner();
         self.notifier
             .metrics()
             .add_replay_errors(result.errors.len() as u64);
@@ -861,67 +1521,44 @@ impl EventStore for SledStore {
     fn get_events_json(&self, actor_id: &str, from_version: i64) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(4096);
         out.push(b'[');
-        self.scan_actor(actor_id, from_version, |actor, version, record, raw| {
-            // The CRC proves these are the bytes we encoded: no need to decode them.
-            let rec = record
-                .map_err(|e| corrupt(claimed_sequence(raw), Self::location(actor, version), e))?;
-            if out.len() > 1 {
-                out.push(b',');
-            }
-            out.extend_from_slice(rec.json);
-            Ok(())
-        })?;
+        self.scan_actor(
+            actor_id,
+            from_version,
+            |_, _, json| {
+                // The frame's CRC proves these are the bytes we encoded.
+                if out.len() > 1 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(json);
+                Ok(())
+            },
+            |seq, _, cause| Err(corrupt(seq, format!("actor {actor_id:?}"), cause)),
+        )?;
         out.push(b']');
         Ok(out)
     }
 
     fn get_latest_version(&self, actor_id: &str) -> Result<i64> {
-        self.latest_version(actor_id, self.visible())
+        match self.actor_number(actor_id.as_bytes())? {
+            Some(n) => self.latest_indexed(n, self.visible()),
+            None => Ok(0),
+        }
     }
 
     fn read_all(&self, from_sequence: u64, limit: usize) -> Result<Vec<SequencedEvent>> {
-        let visible = self.visible();
         let mut out = Vec::with_capacity(limit.min(4096));
         if limit == 0 {
             return Ok(out);
         }
-        for item in self.sequence.range(sequence_key(from_sequence.max(1))..) {
-            let (key, value) = item?;
-            let seq =
-                parse_sequence_key(&key).map_err(|e| corrupt(0, "sequence index".into(), e))?;
-            if seq > visible {
-                break;
-            }
-            let entry = decode_sequence_entry(&value)
-                .map_err(|e| corrupt(seq, "sequence index".into(), e))?;
-            let (actor, version) = split_event_key(entry.event_key)
-                .map_err(|e| corrupt(seq, "sequence index".into(), e))?;
-            let location = Self::location(actor, version);
-            let Some(raw) = self.events.get(entry.event_key)? else {
-                return Err(corrupt(
-                    seq,
-                    location,
-                    "index entry points to a missing record",
-                ));
-            };
-            let rec = decode_event_record(&raw).map_err(|e| corrupt(seq, location.clone(), e))?;
-            if rec.sequence != seq {
-                return Err(corrupt(
-                    seq,
-                    location,
-                    format!("record carries sequence {}", rec.sequence),
-                ));
-            }
-            let event =
-                decode_event(rec.json, actor, version).map_err(|e| corrupt(seq, location, e))?;
+        self.scan_log(from_sequence, |seq, actor, version, json| {
+            let event = decode_event(json, actor, version)
+                .map_err(|e| corrupt(seq, location(actor, version), e))?;
             out.push(SequencedEvent {
                 sequence: seq,
                 event,
             });
-            if out.len() >= limit {
-                break;
-            }
-        }
+            Ok(out.len() < limit)
+        })?;
         Ok(out)
     }
 
@@ -930,13 +1567,13 @@ impl EventStore for SledStore {
     }
 
     fn flush(&self) -> Result<()> {
-        match self.durability {
-            Durability::Durable => {
-                // Every save returned so far has its ticket by now.
-                self.wait_durable(self.commit.last_ticket())
-            }
-            Durability::Buffered => self.checkpoint(),
+        let mut w = lock(&self.writer);
+        if w.closed {
+            return Ok(());
         }
+        self.checkpoint_locked(&mut w)?;
+        self.t.db.flush()?;
+        Ok(())
     }
 
     /// Checkpoint and refuse further writes. Saves still waiting for their group commit
@@ -959,51 +1596,91 @@ impl SnapshotStore for SledStore {
         self.limits.check_actor_id(&snapshot.actor_id)?;
         let json = snapshot.to_json();
         self.limits.check_record_len("snapshot", json.len())?;
-        let record = encode_snapshot_record(snapshot.version, &json);
-        let key = actor_key(snapshot.actor_id.as_bytes());
-        let ticket = {
-            let writer = lock(&self.writer);
-            if writer.closed {
+        let mut buf = record::snapshot_payload(
+            FRAME_HEADER_LEN,
+            snapshot.actor_id.as_bytes(),
+            snapshot.version,
+            &json,
+        );
+        let _one_at_a_time = lock(&self.snapshot_lock);
+        let (number, ticket) = {
+            let mut w = lock(&self.writer);
+            if w.closed {
                 return Err(Error::Closed("the store was closed".into()));
             }
             self.check_failure()?;
-            if let Some(existing) = self.snapshots.get(&key)? {
-                // A damaged stored snapshot is replaced rather than blocking new ones.
-                if let Ok((current, _)) = decode_snapshot_record(&existing) {
-                    if snapshot.version < current {
-                        return Err(Error::StaleSnapshot {
-                            actor_id: snapshot.actor_id.clone(),
-                            attempted_version: snapshot.version,
-                            current_version: current,
-                        });
-                    }
+            let state = self.writer_actor(&mut w, &snapshot.actor_id)?;
+            let number = match state.number {
+                0 => self.intern(&mut w, &snapshot.actor_id)?,
+                n => n,
+            };
+            if let Some((current, _)) = latest_snapshot_key(&self.t, number)? {
+                if snapshot.version < current as i64 {
+                    return Err(Error::StaleSnapshot {
+                        actor_id: snapshot.actor_id.clone(),
+                        attempted_version: snapshot.version,
+                        current_version: current as i64,
+                    });
                 }
             }
-            let payload = (self.durability == Durability::Durable).then(|| {
-                let mut p = PayloadBuilder::new(0, 0, key.len() + record.len());
-                p.put(TreeId::Snapshots, &key, &record);
-                p.finish()
+            let (segment, end, next) = self.log.head();
+            w.pending_snapshot = Some(Hwm {
+                sequence: next - 1,
+                segment,
+                end,
             });
-            self.snapshots.insert(key, record)?;
-            self.notifier.metrics().add_snapshot();
-            match payload {
-                Some(payload) => self.commit.submit(payload, [], None),
-                None => 0,
+            let written = self
+                .log
+                .append(&mut buf, 0)
+                .map_err(|e| self.fail(Error::storage_unknown("writing the log", e)))?;
+            if let Some(sealed) = written.rolled {
+                self.t.segments.insert(
+                    segment_key(sealed.id),
+                    &encode_sealed(sealed.len, sealed.next_base),
+                )?;
             }
+            w.dirty = true;
+            let ticket = match self.durability {
+                Durability::Durable => self.commit.submit(Vec::new(), [], None),
+                Durability::Buffered => 0,
+            };
+            (number, ticket)
         };
         if ticket > 0 {
             self.wait_durable(ticket)?;
         }
+        // Visible only now that it is as durable as the mode promises.
+        apply_snapshot(
+            &self.t,
+            snapshot.actor_id.as_bytes(),
+            snapshot.version,
+            &json,
+        )
+        .map_err(|e| {
+            self.fail(Error::storage_unknown(
+                "indexing a snapshot",
+                std::io::Error::other(e.to_string()),
+            ))
+        })?;
+        let _ = number;
+        lock(&self.writer).pending_snapshot = None;
+        self.notifier.metrics().add_snapshot();
         Ok(())
     }
 
     fn get_latest_snapshot(&self, actor_id: &str) -> Result<Option<ActorSnapshot>> {
-        let Some(raw) = self.snapshots.get(actor_key(actor_id.as_bytes()))? else {
+        let Some(number) = self.actor_number(actor_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let Some((_, key)) = latest_snapshot_key(&self.t, number)? else {
             return Ok(None);
         };
         let location = format!("snapshot of actor {actor_id:?}");
-        let (_, json) =
-            decode_snapshot_record(&raw).map_err(|e| corrupt(0, location.clone(), e))?;
+        let Some(raw) = self.t.snapshots.get(&key)? else {
+            return Ok(None);
+        };
+        let json = decode_snapshot(&raw)
+            .ok_or_else(|| corrupt(0, location.clone(), "snapshot checksum mismatch"))?;
         let snapshot: ActorSnapshot =
             serde_json::from_slice(json).map_err(|e| corrupt(0, location, e))?;
         Ok(Some(snapshot))

@@ -1,0 +1,806 @@
+//! The segment log: the store's events (and snapshots) as CRC-framed commit records in
+//! append-only files. The log is the truth; sled only indexes it.
+//!
+//! # Files (`<store>/log/`)
+//! - `<base:020>.seg`, or `<base:020>.<gen>.seg` for a later segment that starts at the
+//!   same sequence (one that holds only snapshots came before it): named by the first
+//!   sequence its events take, like Kafka's segments by their base offset. Each begins with
+//!   a 512-byte header (`AETHSEG2 ‖ base u64 ‖ gen u32 ‖ crc u32`, zeros after), then
+//!   frames (see `frame.rs`) whose salt is [`salt`]`(base, gen)`.
+//! - Segments roll at `segment_size` (a record never spans two; a record larger than a
+//!   whole segment gets a segment of its own). A sealed segment is truncated to its last
+//!   frame and never written again.
+//! - `spare`: the next segment, zero-filled ahead of time and renamed into place at a roll.
+//!
+//! # Writing
+//! One writer (the store's, under its write lock) appends each record with one
+//! `pwrite(2)`, so a returned save is in the OS's page cache and survives the process
+//! being killed. The space ahead of the writer is zero-filled (and synced, in durable
+//! mode) by a background thread, in chunks, before the writer reaches it: a durable
+//! commit's `fdatasync` then writes data only, never file-size metadata, and a write cut
+//! short by a crash leaves zeros where it did not reach — which is how recovery tells a
+//! torn tail (dropped: never acknowledged) from damage to an acknowledged record
+//! (refused). [`Log::sync`] is the group commit's one `fdatasync`.
+//!
+//! # Reading
+//! Every segment is mapped (`mmap`) once; readers copy frames straight out of the page
+//! cache, with no system call per record.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+
+use super::frame::{self, FRAME_HEADER_LEN};
+
+/// The log's folder in a store directory.
+pub const LOG_DIR: &str = "log";
+/// Bytes before a segment's first frame.
+pub const SEGMENT_HEADER_LEN: u64 = 512;
+const SEGMENT_MAGIC: &[u8; 8] = b"AETHSEG2";
+const SPARE_NAME: &str = "spare";
+
+/// A segment's identity: the first sequence its events take, and which segment of that
+/// base it is (0 for the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentId {
+    pub base: u64,
+    pub gen: u32,
+}
+
+impl SegmentId {
+    /// The file name of the segment.
+    pub fn file_name(self) -> String {
+        if self.gen == 0 {
+            format!("{:020}.seg", self.base)
+        } else {
+            format!("{:020}.{}.seg", self.base, self.gen)
+        }
+    }
+
+    /// Parse a segment file name; `None` for other files.
+    pub fn parse(name: &str) -> Option<SegmentId> {
+        let stem = name.strip_suffix(".seg")?;
+        let (base, gen) = match stem.split_once('.') {
+            Some((b, g)) => (b, g.parse().ok().filter(|&g: &u32| g > 0)?),
+            None => (stem, 0),
+        };
+        if base.len() != 20 || !base.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(SegmentId {
+            base: base.parse().ok()?,
+            gen,
+        })
+    }
+
+    /// The salt of this segment's frames: ties a frame to its segment.
+    pub fn salt(self) -> u64 {
+        self.base ^ ((self.gen as u64) << 48) ^ 0x5345_4700_0000_0000
+    }
+}
+
+/// A segment header sector.
+pub fn header_bytes(id: SegmentId) -> [u8; SEGMENT_HEADER_LEN as usize] {
+    let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
+    h[0..8].copy_from_slice(SEGMENT_MAGIC);
+    h[8..16].copy_from_slice(&id.base.to_be_bytes());
+    h[16..20].copy_from_slice(&id.gen.to_be_bytes());
+    let crc = crc32fast::hash(&h[0..20]);
+    h[20..24].copy_from_slice(&crc.to_be_bytes());
+    h
+}
+
+/// Check a segment's header against the identity its file name gives.
+pub fn check_header(data: &[u8], id: SegmentId) -> Result<(), String> {
+    let Some(h) = data.get(..SEGMENT_HEADER_LEN as usize) else {
+        return Err(format!(
+            "is {} bytes, shorter than its header",
+            data.len()
+        ));
+    };
+    if h != header_bytes(id) {
+        return Err("has a damaged header or one that does not match its name".into());
+    }
+    Ok(())
+}
+
+/// One intact frame found by [`scan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScannedFrame {
+    pub at: usize,
+    pub payload_len: usize,
+    pub next: usize,
+    /// First and last sequence of its events; (0, 0) for a snapshot.
+    pub sequences: (u64, u64),
+}
+
+impl ScannedFrame {
+    pub fn payload<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        let body = self.at + FRAME_HEADER_LEN;
+        &data[body..body + self.payload_len]
+    }
+}
+
+/// What reading a segment's frames found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentScan {
+    pub frames: Vec<ScannedFrame>,
+    /// Offset after the last intact frame.
+    pub end: usize,
+    /// What is at `end`.
+    pub ending: frame::Ending,
+}
+
+/// Read the frames of a segment's bytes from offset `from` (a frame boundary) as recovery
+/// and `aether verify` do: a pure function of the bytes.
+pub fn scan(data: &[u8], id: SegmentId, from: usize) -> SegmentScan {
+    let salt = id.salt();
+    let parse = super::record::payload_sequences;
+    let mut frames = Vec::new();
+    let mut at = from;
+    let ending = loop {
+        match frame::frame_at(data, at, salt) {
+            frame::FrameAt::End => break frame::Ending::End,
+            frame::FrameAt::Intact(payload, next) => match parse(payload) {
+                Some(sequences) => {
+                    frames.push(ScannedFrame {
+                        at,
+                        payload_len: payload.len(),
+                        next,
+                        sequences,
+                    });
+                    at = next;
+                }
+                None => {
+                    break frame::Ending::Damaged(
+                        match frame::intact_frame_after(data, at, salt) {
+                            Some(intact_at) => frame::Damage::BeforeIntact { at, intact_at },
+                            None => frame::Damage::Unparseable { at },
+                        },
+                    )
+                }
+            },
+            frame::FrameAt::Damaged => break frame::classify_damaged(data, at, salt, parse),
+        }
+    };
+    SegmentScan {
+        frames,
+        end: at,
+        ending,
+    }
+}
+
+/// Fill in a frame's header in `buf[..FRAME_HEADER_LEN]` (the payload follows it) and pad
+/// the buffer to 8 bytes.
+pub fn seal_frame(buf: &mut Vec<u8>, salt: u64) {
+    let payload_len = buf.len() - FRAME_HEADER_LEN;
+    let crc = frame::frame_crc(salt, &buf[FRAME_HEADER_LEN..]);
+    buf[0..4].copy_from_slice(&(payload_len as u32).to_be_bytes());
+    buf[4..8].copy_from_slice(&crc.to_be_bytes());
+    buf[8..16].copy_from_slice(&salt.to_be_bytes());
+    let padded = frame::padded(buf.len());
+    buf.resize(padded, 0);
+}
+
+/// A segment file, mapped.
+pub struct Segment {
+    pub id: SegmentId,
+    pub path: PathBuf,
+    file: File,
+    map: memmap2::Mmap,
+    /// Bytes of the file that may be read through the map (written or zero-filled).
+    readable: AtomicU64,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("id", &self.id)
+            .field("readable", &self.readable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Segment {
+    fn open(dir: &Path, id: SegmentId, map_len: u64, write: bool) -> io::Result<Segment> {
+        let path = dir.join(id.file_name());
+        let file = OpenOptions::new().read(true).write(write).open(&path)?;
+        let len = file.metadata()?.len();
+        let map_len = map_len.max(len).max(SEGMENT_HEADER_LEN);
+        // SAFETY: the mapping is read only; bytes are read only below `readable`, which
+        // stays within the file's length (a sealed segment is never written again; the
+        // active segment is only appended to past what readers may see). Pages past the
+        // file's end are never touched.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(map_len as usize)
+                .map(&file)?
+        };
+        Ok(Segment {
+            id,
+            path,
+            file,
+            map,
+            readable: AtomicU64::new(len),
+        })
+    }
+
+    /// The segment's readable bytes.
+    pub fn bytes(&self) -> &[u8] {
+        let n = (self.readable.load(Ordering::Acquire) as usize).min(self.map.len());
+        &self.map[..n]
+    }
+
+    /// The intact frame's payload at `at`, or why there is none.
+    pub fn payload_at(&self, at: usize) -> Result<&[u8], String> {
+        match frame::frame_at(self.bytes(), at, self.id.salt()) {
+            frame::FrameAt::Intact(p, _) => Ok(p),
+            frame::FrameAt::Damaged => Err(format!(
+                "the frame at offset {at} of {} is damaged",
+                self.path.display()
+            )),
+            frame::FrameAt::End => Err(format!(
+                "no frame at offset {at} of {}",
+                self.path.display()
+            )),
+        }
+    }
+}
+
+/// How the log is written.
+#[derive(Debug, Clone, Copy)]
+pub struct LogOptions {
+    /// Size at which a segment is sealed and the next begins.
+    pub segment_size: u64,
+    /// Durable mode: zero fill and seals are synced, and [`Log::sync`] is called.
+    pub sync: bool,
+}
+
+impl LogOptions {
+    /// Zero-fill this far ahead of the writer.
+    fn chunk(&self) -> u64 {
+        (self.segment_size / 8).clamp(64 * 1024, 4 << 20) & !4095
+    }
+}
+
+#[derive(Debug)]
+struct ZeroState {
+    target: Option<Arc<Segment>>,
+    /// The target is zero-filled (and synced when durable) up to here.
+    zeroed_to: u64,
+    want: u64,
+    spare_ready: bool,
+    stop: bool,
+    error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Zeroer {
+    state: Mutex<ZeroState>,
+    changed: Condvar,
+    dir: PathBuf,
+    opts: LogOptions,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Zeroer {
+    fn run(&self) {
+        let mut st = lock(&self.state);
+        loop {
+            while !st.stop && st.error.is_none() && st.want <= st.zeroed_to && st.spare_ready {
+                st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            if st.stop || st.error.is_some() {
+                return;
+            }
+            if st.want > st.zeroed_to {
+                let Some(target) = st.target.clone() else {
+                    st.want = 0;
+                    continue;
+                };
+                let from = st.zeroed_to;
+                let to = st.want;
+                drop(st);
+                let result = extend_with_zeros(&target.file, from, to, self.opts.sync);
+                st = lock(&self.state);
+                match result {
+                    Ok(()) => {
+                        if st.target.as_ref().is_some_and(|t| Arc::ptr_eq(t, &target)) {
+                            st.zeroed_to = st.zeroed_to.max(to);
+                            target.readable.fetch_max(to, Ordering::AcqRel);
+                        }
+                    }
+                    Err(e) => st.error = Some(format!("zero-filling {}: {e}", target.path.display())),
+                }
+                self.changed.notify_all();
+            } else {
+                drop(st);
+                let result = prepare_spare(&self.dir, self.opts);
+                st = lock(&self.state);
+                match result {
+                    Ok(()) => st.spare_ready = true,
+                    Err(e) => st.error = Some(format!("preparing the next segment: {e}")),
+                }
+                self.changed.notify_all();
+            }
+        }
+    }
+}
+
+/// Zero-fill `from..to` of `file` (extending it), synced when `sync`.
+fn extend_with_zeros(file: &File, from: u64, to: u64, sync: bool) -> io::Result<()> {
+    frame::write_zeros(file, from, to)?;
+    if sync {
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+/// Create `spare`: the next segment's first chunk, zero-filled and synced.
+fn prepare_spare(dir: &Path, opts: LogOptions) -> io::Result<()> {
+    let path = dir.join(SPARE_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    extend_with_zeros(&file, 0, opts.chunk(), opts.sync)?;
+    if opts.sync {
+        frame::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct Active {
+    seg: Arc<Segment>,
+    /// Where the next frame goes.
+    pos: u64,
+    /// The sequence the next events record starts at.
+    next_sequence: u64,
+    /// Set when a write failed: the file's state past `pos` is unknown, so nothing more
+    /// is written until the store is reopened (recovery reads what is there).
+    broken: Option<String>,
+}
+
+/// Where a record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub segment: SegmentId,
+    pub offset: u64,
+    /// Set when the record started a new segment.
+    pub rolled: Option<Sealed>,
+}
+
+/// A segment that was sealed: its identity, length and last sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sealed {
+    pub id: SegmentId,
+    pub len: u64,
+    /// The sequence the next segment starts at (one past this one's last event).
+    pub next_base: u64,
+}
+
+/// The open log.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    opts: LogOptions,
+    segments: RwLock<BTreeMap<SegmentId, Arc<Segment>>>,
+    active: Mutex<Active>,
+    zeroer: Arc<Zeroer>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A segment file found in the log folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentFile {
+    pub id: SegmentId,
+    pub path: PathBuf,
+    pub len: u64,
+}
+
+/// The segment files in `dir`, in log order. Other files are ignored (`spare`).
+pub fn list(dir: &Path) -> io::Result<Vec<SegmentFile>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        if let Some(id) = name.to_str().and_then(SegmentId::parse) {
+            out.push(SegmentFile {
+                id,
+                path: entry.path(),
+                len: entry.metadata()?.len(),
+            });
+        }
+    }
+    out.sort_by_key(|s| s.id);
+    Ok(out)
+}
+
+impl Log {
+    /// Open the log for writing after recovery: `segments` are the log's files in order
+    /// (none for a new store), and the last one continues at `end` with the sequence
+    /// `next_sequence`. Bytes past `end` (a write cut short) are zeroed first.
+    pub fn resume(
+        store_dir: &Path,
+        segments: &[SegmentFile],
+        end: u64,
+        next_sequence: u64,
+        opts: LogOptions,
+    ) -> io::Result<Log> {
+        let dir = store_dir.join(LOG_DIR);
+        fs::create_dir_all(&dir)?;
+        let mut map = BTreeMap::new();
+        for (i, s) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            let seg = Segment::open(&dir, s.id, opts.segment_size, last)?;
+            map.insert(s.id, Arc::new(seg));
+        }
+        let (active, pos) = match segments.last() {
+            Some(s) => {
+                let seg = map[&s.id].clone();
+                // Whatever a crash left past the end is zeroed before anything is written
+                // there, so the forensics of the next recovery hold.
+                let data = seg.bytes();
+                let dirty_end = data[..]
+                    .iter()
+                    .rposition(|&b| b != 0)
+                    .map_or(0, |i| i as u64 + 1);
+                if dirty_end > end {
+                    frame::write_zeros(&seg.file, end, dirty_end)?;
+                    if opts.sync {
+                        seg.file.sync_data()?;
+                    }
+                }
+                (seg, end.max(SEGMENT_HEADER_LEN))
+            }
+            None => {
+                let id = SegmentId {
+                    base: next_sequence,
+                    gen: 0,
+                };
+                let seg = create_segment(&dir, id, opts, None)?;
+                let seg = Arc::new(seg);
+                map.insert(id, seg.clone());
+                (seg, SEGMENT_HEADER_LEN)
+            }
+        };
+        let zeroed_to = active.file.metadata()?.len();
+        active.readable.store(zeroed_to, Ordering::Release);
+        let spare_ready = dir.join(SPARE_NAME).exists()
+            && fs::metadata(dir.join(SPARE_NAME))?.len() >= opts.chunk();
+        let zeroer = Arc::new(Zeroer {
+            state: Mutex::new(ZeroState {
+                target: Some(active.clone()),
+                zeroed_to,
+                want: (pos + opts.chunk()).min(active.map.len() as u64),
+                spare_ready,
+                stop: false,
+                error: None,
+            }),
+            changed: Condvar::new(),
+            dir: dir.clone(),
+            opts,
+        });
+        let z = zeroer.clone();
+        let thread = std::thread::Builder::new()
+            .name("aether-zeroer".into())
+            .spawn(move || z.run())?;
+        Ok(Log {
+            dir,
+            opts,
+            segments: RwLock::new(map),
+            active: Mutex::new(Active {
+                seg: active,
+                pos,
+                next_sequence,
+                broken: None,
+            }),
+            zeroer,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The log's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Append one frame. `buf` holds `FRAME_HEADER_LEN` bytes of room and then the
+    /// payload; `events` is the number of events it holds (their sequences start at the
+    /// log's next sequence, which the payload already carries). The frame reaches the file
+    /// with one `pwrite` before this returns; it is durable after the next [`Log::sync`].
+    pub fn append(&self, buf: &mut Vec<u8>, events: u32) -> io::Result<Written> {
+        let mut active = lock(&self.active);
+        if let Some(b) = &active.broken {
+            return Err(io::Error::other(b.clone()));
+        }
+        let frame_len = frame::padded(buf.len()) as u64;
+        let mut rolled = None;
+        if active.pos > SEGMENT_HEADER_LEN
+            && active.pos + frame_len > active.seg.map.len() as u64
+        {
+            rolled = Some(self.roll(&mut active, frame_len)?);
+        }
+        let salt = active.seg.id.salt();
+        seal_frame(buf, salt);
+        let at = active.pos;
+        self.ensure_zeroed(&active, at + buf.len() as u64)?;
+        if let Err(e) = active.seg.file.write_all_at(buf, at) {
+            // Part of it may be in the file: refuse further writes (see `broken`).
+            active.broken = Some(format!(
+                "a write to {} failed ({e}); reopen the store",
+                active.seg.path.display()
+            ));
+            return Err(e);
+        }
+        active.pos = at + buf.len() as u64;
+        active.next_sequence += events as u64;
+        Ok(Written {
+            segment: active.seg.id,
+            offset: at,
+            rolled,
+        })
+    }
+
+    /// Wait until the active segment is zero-filled through `end` (normally long done),
+    /// and ask for the next chunk once the writer is within half a chunk of the fill.
+    fn ensure_zeroed(&self, active: &Active, end: u64) -> io::Result<()> {
+        let chunk = self.opts.chunk();
+        let limit = active.seg.map.len() as u64;
+        let mut st = lock(&self.zeroer.state);
+        if st.zeroed_to < limit && st.want <= st.zeroed_to && st.zeroed_to < end + chunk / 2 {
+            st.want = (st.zeroed_to + chunk).min(limit);
+            self.zeroer.changed.notify_all();
+        }
+        while st.zeroed_to < end {
+            if let Some(e) = &st.error {
+                return Err(io::Error::other(e.clone()));
+            }
+            if st.want < end {
+                st.want = (end + chunk).min(limit).max(end);
+                self.zeroer.changed.notify_all();
+            }
+            st = self
+                .zeroer
+                .changed
+                .wait(st)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        Ok(())
+    }
+
+    /// Seal the active segment and start the next with `frame_len` bytes of room.
+    fn roll(&self, active: &mut Active, frame_len: u64) -> io::Result<Sealed> {
+        let old = active.seg.clone();
+        let sealed_len = active.pos;
+        let fail = |active: &mut Active, e: io::Error| {
+            active.broken = Some(format!("rolling the log failed ({e}); reopen the store"));
+            e
+        };
+        // The old segment's tail is made durable here (a group commit may already be
+        // syncing the new one), then cut to its last frame: it is sealed.
+        if let Err(e) = (|| {
+            if self.opts.sync {
+                old.file.sync_data()?;
+            }
+            old.file.set_len(sealed_len)?;
+            if self.opts.sync {
+                old.file.sync_all()?;
+            }
+            Ok(())
+        })() {
+            return Err(fail(active, e));
+        }
+        let id = if active.next_sequence == old.id.base {
+            // Only snapshots so far: the next segment starts at the same sequence.
+            SegmentId {
+                base: old.id.base,
+                gen: old.id.gen + 1,
+            }
+        } else {
+            SegmentId {
+                base: active.next_sequence,
+                gen: 0,
+            }
+        };
+        let spare = {
+            let mut st = lock(&self.zeroer.state);
+            while !st.spare_ready && st.error.is_none() {
+                st = self
+                    .zeroer
+                    .changed
+                    .wait(st)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            if let Some(e) = st.error.clone() {
+                return Err(fail(active, io::Error::other(e)));
+            }
+            st.spare_ready = false;
+            self.dir.join(SPARE_NAME)
+        };
+        let seg = match create_segment(&self.dir, id, self.opts, Some((&spare, frame_len))) {
+            Ok(s) => Arc::new(s),
+            Err(e) => return Err(fail(active, e)),
+        };
+        old.readable.store(sealed_len, Ordering::Release);
+        self.segments
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, seg.clone());
+        {
+            let mut st = lock(&self.zeroer.state);
+            let len = seg.readable.load(Ordering::Acquire);
+            st.target = Some(seg.clone());
+            st.zeroed_to = len;
+            st.want = len + self.opts.chunk();
+            self.zeroer.changed.notify_all();
+        }
+        active.seg = seg;
+        active.pos = SEGMENT_HEADER_LEN;
+        Ok(Sealed {
+            id: old.id,
+            len: sealed_len,
+            next_base: active.next_sequence,
+        })
+    }
+
+    /// `fdatasync` the active segment: every frame appended before this call is durable
+    /// when it returns `Ok` (a roll syncs the segment it seals).
+    pub fn sync(&self) -> io::Result<()> {
+        let seg = lock(&self.active).seg.clone();
+        seg.file.sync_data()
+    }
+
+    /// The segment holding sequence `sequence`'s record start, if any.
+    pub fn segment_for(&self, sequence: u64) -> Option<Arc<Segment>> {
+        let map = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        map.range(
+            ..=SegmentId {
+                base: sequence,
+                gen: u32::MAX,
+            },
+        )
+        .next_back()
+        .map(|(_, s)| s.clone())
+    }
+
+    /// The segment with identity `id`.
+    pub fn segment(&self, id: SegmentId) -> Option<Arc<Segment>> {
+        let map = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&id).cloned()
+    }
+
+    /// The segments from the one holding `sequence` on, in log order.
+    pub fn segments_from(&self, sequence: u64) -> Vec<Arc<Segment>> {
+        let map = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        let start = map
+            .range(
+                ..=SegmentId {
+                    base: sequence,
+                    gen: u32::MAX,
+                },
+            )
+            .next_back()
+            .map(|(id, _)| *id)
+            .unwrap_or(SegmentId { base: 0, gen: 0 });
+        map.range(start..).map(|(_, s)| s.clone()).collect()
+    }
+
+    /// The active segment, the offset of its next frame, and the next sequence.
+    pub fn head(&self) -> (SegmentId, u64, u64) {
+        let a = lock(&self.active);
+        (a.seg.id, a.pos, a.next_sequence)
+    }
+
+    /// Bytes the log's files take on disk (sealed segments, the active one with its zero
+    /// fill, and the spare).
+    pub fn disk_bytes(&self) -> u64 {
+        dir_disk_bytes(&self.dir)
+    }
+
+    /// Stop the zero-filling thread.
+    pub fn stop(&self) {
+        lock(&self.zeroer.state).stop = true;
+        self.zeroer.changed.notify_all();
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Bytes allocated on disk under `dir` (recursively), as `du` counts them.
+pub fn dir_disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut total = 0;
+    for e in entries.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            total += dir_disk_bytes(&e.path());
+        } else {
+            total += m.blocks() * 512;
+        }
+    }
+    total
+}
+
+/// Create segment `id` in `dir` (from the zero-filled `spare` when given, renamed into
+/// place), write its header, and map it with room for at least `frame_len` bytes of frame.
+fn create_segment(
+    dir: &Path,
+    id: SegmentId,
+    opts: LogOptions,
+    spare: Option<(&Path, u64)>,
+) -> io::Result<Segment> {
+    let path = dir.join(id.file_name());
+    let frame_len = spare.map_or(0, |(_, n)| n);
+    match spare {
+        Some((spare, _)) => fs::rename(spare, &path)?,
+        None => {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            extend_with_zeros(&f, 0, opts.chunk(), false)?;
+        }
+    }
+    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    file.write_all_at(&header_bytes(id), 0)?;
+    if opts.sync {
+        file.sync_data()?;
+        frame::sync_dir(dir)?;
+    }
+    drop(file);
+    Segment::open(
+        dir,
+        id,
+        opts.segment_size.max(SEGMENT_HEADER_LEN + frame_len),
+        true,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_order() {
+        let a = SegmentId { base: 1, gen: 0 };
+        let b = SegmentId { base: 1, gen: 2 };
+        let c = SegmentId { base: 17, gen: 0 };
+        for id in [a, b, c] {
+            assert_eq!(SegmentId::parse(&id.file_name()), Some(id));
+        }
+        assert_eq!(a.file_name(), "00000000000000000001.seg");
+        assert!(a < b && b < c);
+        assert_eq!(SegmentId::parse("spare"), None);
+        assert_eq!(SegmentId::parse("1.seg"), None);
+        assert_eq!(SegmentId::parse("00000000000000000001.0.seg"), None);
+        assert_ne!(a.salt(), b.salt());
+    }
+}
