@@ -419,6 +419,141 @@ pub fn is_format1(path: &Path) -> bool {
         && (path.join(legacy::wal::FILE_NAME).exists() || path.join(SLED_DIR).join("db").exists())
 }
 
+/// Rebuild the index of the store at `path` from its log (`aether reindex`). The old index
+/// is moved aside to `sled.old` until the new one is complete, then removed.
+pub fn reindex(path: impl AsRef<Path>, options: Options) -> Result<OpenReport> {
+    options.validate()?;
+    let path = path.as_ref().to_path_buf();
+    let held = dirlock::lock_store(&path, options.lock_timeout)?;
+    if !path.join(FORMAT_FILE).exists() {
+        return Err(Error::invalid(
+            "path",
+            format!("{} holds no store of format 2", path.display()),
+        ));
+    }
+    let old = path.join("sled.old");
+    let io = |e| Error::storage("moving the old index aside", e);
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(io)?;
+    }
+    if path.join(SLED_DIR).exists() {
+        fs::rename(path.join(SLED_DIR), &old).map_err(io)?;
+    }
+    let store = SledStore::open_locked(held, path, options, Some("aether reindex".into()))?;
+    let report = store.open_report().clone();
+    store.close()?;
+    drop(store);
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(io)?;
+    }
+    Ok(report)
+}
+
+/// What [`migrate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateReport {
+    /// Events copied (each keeps its sequence).
+    pub events: u64,
+    /// Snapshots copied.
+    pub snapshots: u64,
+    /// Where the format-1 files were kept.
+    pub old_kept_at: PathBuf,
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Convert the format-1 store at `path` to format 2 (`aether migrate`), crash-safely: the
+/// new store is built beside it (`<path>.migrating`), checked event by event against the
+/// old one, and only then swapped in; the old store is kept at `<path>.format1`. Rerun
+/// after a crash, it finishes or starts over.
+pub fn migrate(path: impl AsRef<Path>) -> Result<MigrateReport> {
+    let path = path.as_ref().to_path_buf();
+    let new_path = sibling(&path, ".migrating");
+    let old_kept = sibling(&path, ".format1");
+    let io = |what: &str, e: std::io::Error| Error::storage(what.to_owned(), e);
+    if !path.exists() && old_kept.exists() && new_path.join(FORMAT_FILE).exists() {
+        // A crash between the two renames: the new store was complete.
+        fs::rename(&new_path, &path).map_err(|e| io("moving the new store into place", e))?;
+        return Ok(MigrateReport {
+            events: 0,
+            snapshots: 0,
+            old_kept_at: old_kept,
+        });
+    }
+    if !is_format1(&path) {
+        return Err(Error::invalid(
+            "path",
+            format!("{} holds no store of format 1", path.display()),
+        ));
+    }
+    if old_kept.exists() {
+        return Err(Error::invalid(
+            "path",
+            format!("{} is in the way; move it first", old_kept.display()),
+        ));
+    }
+    if new_path.exists() {
+        fs::remove_dir_all(&new_path).map_err(|e| io("removing an unfinished migration", e))?;
+    }
+    let mut report = MigrateReport {
+        events: 0,
+        snapshots: 0,
+        old_kept_at: old_kept.clone(),
+    };
+    {
+        let held = dirlock::lock_store(&path, Duration::from_secs(2))?;
+        let old = legacy::LegacyStore::open_with(&held, &path, legacy::LegacyOptions::default())?;
+        let new = SledStore::open_with(&new_path, Options::with_durability(Durability::Buffered))?;
+        old.for_each_batch(|first, batch| {
+            let last = new.save_events(&batch)?;
+            if last != first + batch.len() as u64 - 1 {
+                return Err(data_loss(format!(
+                    "migrating: the batch at sequence {first} took sequences up to {last}"
+                )));
+            }
+            report.events += batch.len() as u64;
+            Ok(())
+        })?;
+        old.for_each_snapshot(|s| {
+            new.save_snapshot(&s)?;
+            report.snapshots += 1;
+            Ok(())
+        })?;
+        // Check every event against the old store before anything is swapped.
+        let mut from = 1;
+        loop {
+            let a = old.read_all(from, 10_000)?;
+            let b = new.read_all(from, 10_000)?;
+            if a != b {
+                return Err(data_loss(format!(
+                    "migrating: the new store differs from the old one from sequence {from}"
+                )));
+            }
+            match a.last() {
+                Some(l) => from = l.sequence + 1,
+                None => break,
+            }
+        }
+        new.close()?;
+        old.close()?;
+        drop(old);
+        drop(held);
+    }
+    fs::rename(&path, &old_kept).map_err(|e| io("keeping the old store", e))?;
+    if let Some(parent) = path.parent() {
+        let _ = frame::sync_dir(parent);
+    }
+    fs::rename(&new_path, &path).map_err(|e| io("moving the new store into place", e))?;
+    if let Some(parent) = path.parent() {
+        let _ = frame::sync_dir(parent);
+    }
+    Ok(report)
+}
+
 /// What recovery hands the log writer: where the log continues.
 struct Recovery {
     segments: Vec<SegmentFile>,
@@ -442,6 +577,15 @@ impl SledStore {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
         let held = dirlock::lock_store(&path, options.lock_timeout)?;
+        SledStore::open_locked(held, path, options, None)
+    }
+
+    fn open_locked(
+        held: DirLock,
+        path: PathBuf,
+        options: Options,
+        mut rebuilt: Option<String>,
+    ) -> Result<SledStore> {
         if is_format1(&path) {
             return Err(Error::invalid(
                 "path",
@@ -490,7 +634,12 @@ impl SledStore {
                 .mode(sled::Mode::HighThroughput)
                 .flush_every_ms(Some(500))
         };
-        let mut rebuilt = None;
+        let has_segments = !segment::list(&path.join(segment::LOG_DIR))
+            .map_err(|e| Error::storage("listing the log", e))?
+            .is_empty();
+        if rebuilt.is_none() && has_segments && !sled_dir.join("db").exists() {
+            rebuilt = Some(format!("{} was missing", sled_dir.display()));
+        }
         let t = match dirlock::open_sled(&held, &sled_dir, configure, options.lock_timeout)
             .and_then(Trees::open)
         {

@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
@@ -126,70 +126,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn open_sled(dir: &Path, opts: &LegacyOptions) -> Result<sled::Db> {
-    let deadline = Instant::now() + opts.lock_timeout;
-    let mut backoff = Duration::from_millis(1);
-    loop {
-        let config = sled::Config::new()
-            .path(dir)
-            .cache_capacity(opts.cache_capacity)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(match opts.durability {
-                // The write-ahead log makes saves durable; sled is synced at checkpoints.
-                Durability::Durable => None,
-                Durability::Buffered => Some(500),
-            });
-        match config.open() {
-            Ok(db) => return Ok(db),
-            // sled 0.34 writes a snapshot to `snap.<lsn>.generating`, fsyncs it, renames it
-            // to `snap.<lsn>`, then deletes the older snapshots; but at open it reads the
-            // newest `snap.*` file, `.generating` included. A process killed while writing
-            // one leaves a store sled refuses as corrupt (spacejam/sled#1527, #1533; our
-            // crash harness hit it). Such a file is an unfinished snapshot by construction
-            // and the complete one before it is still there: remove it and open again.
-            // Whatever sled then recovers is checked against our own checkpoint, so a
-            // sled that came back with less than was acknowledged is still refused.
-            Err(sled::Error::Corruption { at: None, .. })
-                if remove_unfinished_snapshots(dir)? > 0 =>
-            {
-                continue;
-            }
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if Instant::now() >= deadline {
-                    return Err(Error::Locked {
-                        path: dir.parent().unwrap_or(dir).to_path_buf(),
-                    });
-                }
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_millis(50));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Delete sled's `snap.*.generating` files (see `open_sled`); returns how many there were.
-fn remove_unfinished_snapshots(dir: &Path) -> Result<usize> {
-    let context = |e| {
-        Error::storage(
-            format!("removing an unfinished sled snapshot in {}", dir.display()),
-            e,
-        )
-    };
-    let mut removed = 0;
-    for entry in fs::read_dir(dir).map_err(context)? {
-        let entry = entry.map_err(context)?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("snap.") && name.ends_with(".generating") {
-            fs::remove_file(entry.path()).map_err(context)?;
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        wal::sync_dir(dir).map_err(context)?;
-    }
-    Ok(removed)
+fn open_sled(held: &super::dirlock::DirLock, dir: &Path, opts: &LegacyOptions) -> Result<sled::Db> {
+    let durability = opts.durability;
+    let cache = opts.cache_capacity;
+    super::dirlock::open_sled(
+        held,
+        dir,
+        |c| {
+            c.cache_capacity(cache)
+                .mode(sled::Mode::HighThroughput)
+                .flush_every_ms(match durability {
+                    // The write-ahead log makes saves durable; sled is synced at checkpoints.
+                    Durability::Durable => None,
+                    Durability::Buffered => Some(500),
+                })
+        },
+        opts.lock_timeout,
+    )
 }
 
 /// `fsync` every file and directory under sled's folder (after `Db::flush`): sled's own
@@ -235,12 +188,16 @@ impl LegacyStore {
     /// a crash is rolled back, and a sled that lost acknowledged data is refused with
     /// [`Error::DataLoss`]. If another handle holds the store, retries for
     /// `options.lock_timeout` and then fails with [`Error::Locked`].
-    pub fn open_with(path: impl AsRef<Path>, options: LegacyOptions) -> Result<LegacyStore> {
+    pub fn open_with(
+        held: &super::dirlock::DirLock,
+        path: impl AsRef<Path>,
+        options: LegacyOptions,
+    ) -> Result<LegacyStore> {
         let path = path.as_ref().to_path_buf();
         fs::create_dir_all(&path)
             .map_err(|e| Error::storage(format!("creating {}", path.display()), e))?;
         let sled_dir = path.join("sled");
-        let db = open_sled(&sled_dir, &options)?;
+        let db = open_sled(held, &sled_dir, &options)?;
         let events = db.open_tree(TREE_EVENTS)?;
         let sequence = db.open_tree(TREE_SEQUENCE)?;
         let snapshots = db.open_tree(TREE_SNAPSHOTS)?;
@@ -935,5 +892,62 @@ impl SnapshotStore for LegacyStore {
         let snapshot: ActorSnapshot =
             serde_json::from_slice(json).map_err(|e| corrupt(0, location, e))?;
         Ok(Some(snapshot))
+    }
+}
+
+impl LegacyStore {
+    /// Hand each stored batch, in sequence order, to `each` with its first sequence:
+    /// the batches as they were saved, so a migrated store gives every event the same
+    /// sequence.
+    pub(crate) fn for_each_batch(
+        &self,
+        mut each: impl FnMut(u64, Vec<Event>) -> Result<()>,
+    ) -> Result<()> {
+        let mut batch: Vec<Event> = Vec::new();
+        let mut batch_first = 0;
+        for item in self.sequence.iter() {
+            let (key, value) = item?;
+            let seq =
+                parse_sequence_key(&key).map_err(|e| corrupt(0, "sequence index".into(), e))?;
+            let entry = decode_sequence_entry(&value)
+                .map_err(|e| corrupt(seq, "sequence index".into(), e))?;
+            let (actor, version) = split_event_key(entry.event_key)
+                .map_err(|e| corrupt(seq, "sequence index".into(), e))?;
+            let location = Self::location(actor, version);
+            let raw = self
+                .events
+                .get(entry.event_key)?
+                .ok_or_else(|| corrupt(seq, location.clone(), "record missing"))?;
+            let rec = decode_event_record(&raw).map_err(|e| corrupt(seq, location.clone(), e))?;
+            let event =
+                decode_event(rec.json, actor, version).map_err(|e| corrupt(seq, location, e))?;
+            if batch.is_empty() {
+                batch_first = entry.batch_first;
+            }
+            batch.push(event);
+            if seq == entry.batch_last {
+                each(batch_first, std::mem::take(&mut batch))?;
+            }
+        }
+        if !batch.is_empty() {
+            each(batch_first, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Every stored snapshot.
+    pub(crate) fn for_each_snapshot(
+        &self,
+        mut each: impl FnMut(ActorSnapshot) -> Result<()>,
+    ) -> Result<()> {
+        for item in self.snapshots.iter() {
+            let (_, raw) = item?;
+            let (_, json) =
+                decode_snapshot_record(&raw).map_err(|e| corrupt(0, "a snapshot".into(), e))?;
+            let snapshot: ActorSnapshot =
+                serde_json::from_slice(json).map_err(|e| corrupt(0, "a snapshot".into(), e))?;
+            each(snapshot)?;
+        }
+        Ok(())
     }
 }
