@@ -120,7 +120,7 @@ impl Subject {
 
 fn options(durability: Durability) -> Options {
     let mut o = Options::with_durability(durability);
-    o.wal_capacity = 64 * 1024;
+    o.segment_size = 64 * 1024; // many rolls per case
     o
 }
 

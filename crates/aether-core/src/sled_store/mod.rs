@@ -625,7 +625,12 @@ impl SledStore {
                     .and_then(|()| frame::sync_dir(&path))
                     .map_err(|e| Error::storage("creating the store", e))?;
             }
-            Err(e) => return Err(Error::storage(format!("reading {}", format_path.display()), e)),
+            Err(e) => {
+                return Err(Error::storage(
+                    format!("reading {}", format_path.display()),
+                    e,
+                ))
+            }
         }
 
         let sled_dir = path.join(SLED_DIR);
@@ -872,7 +877,9 @@ impl SledStore {
     /// Give a new actor its number (under the write lock).
     fn intern(&self, w: &mut Writer, actor_id: &str) -> Result<u64> {
         let number = self.t.db.generate_id()? + 1;
-        self.t.actors.insert(actor_id.as_bytes(), &number.to_be_bytes())?;
+        self.t
+            .actors
+            .insert(actor_id.as_bytes(), &number.to_be_bytes())?;
         if let Some(s) = w.actors.get_mut(actor_id) {
             s.number = number;
         }
@@ -961,9 +968,10 @@ impl SledStore {
         let first = w.next_sequence;
         let last = first + count as u64 - 1;
         record::set_first_sequence(&mut buf[FRAME_HEADER_LEN..], first);
-        let written = self.log.append(buf, count).map_err(|e| {
-            self.fail(Error::storage_unknown("writing the log", e))
-        })?;
+        let written = self
+            .log
+            .append(buf, count)
+            .map_err(|e| self.fail(Error::storage_unknown("writing the log", e)))?;
         w.next_sequence = last + 1;
         w.dirty = true;
         // From here the record is in the log: an index failure leaves it to recovery.
@@ -1071,7 +1079,10 @@ impl SledStore {
         for item in self.t.index.range(start..=end) {
             let (_, value) = item?;
             let Some(entry) = Entry::decode(&value) else {
-                each(0, Err(corrupt(0, "the index".into(), "malformed index entry")))?;
+                each(
+                    0,
+                    Err(corrupt(0, "the index".into(), "malformed index entry")),
+                )?;
                 continue;
             };
             if entry.first_sequence > visible {
@@ -1310,11 +1321,17 @@ impl GroupLog<EventStored> for SledStore {
 fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
     let log_dir = path.join(segment::LOG_DIR);
     let segments = segment::list(&log_dir).map_err(|e| Error::storage("listing the log", e))?;
+    // The active segment is never sealed: a record of it left by a roll whose new segment
+    // a crash lost (buffered mode) no longer applies.
+    if let Some(last) = segments.last() {
+        t.segments.remove(segment_key(last.id))?;
+    }
     let mut report = OpenReport::default();
     let hwm = match t.meta.get(META_HWM)? {
-        Some(v) => Some(Hwm::decode(&v).ok_or_else(|| {
-            corrupt(0, "the index's high-water mark".into(), "malformed")
-        })?),
+        Some(v) => Some(
+            Hwm::decode(&v)
+                .ok_or_else(|| corrupt(0, "the index's high-water mark".into(), "malformed"))?,
+        ),
         None => None,
     };
     let clean = t.meta.get(META_CLEAN)?.is_some();
@@ -1364,7 +1381,10 @@ fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
     // Sealed segments before the resume point: their recorded lengths and chaining.
     for (i, pair) in segments.windows(2).enumerate() {
         let (s, next) = (&pair[0], &pair[1]);
-        let sealed = t.segments.get(segment_key(s.id))?.and_then(|v| decode_sealed(&v));
+        let sealed = t
+            .segments
+            .get(segment_key(s.id))?
+            .and_then(|v| decode_sealed(&v));
         match sealed {
             Some((len, next_base)) => {
                 if s.len != len {
@@ -1400,12 +1420,19 @@ fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
         let map = if s.len == 0 {
             None
         } else {
-            Some(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::storage("mapping the log", e))?)
+            Some(
+                unsafe { memmap2::Mmap::map(&file) }
+                    .map_err(|e| Error::storage("mapping the log", e))?,
+            )
         };
         let data: &[u8] = map.as_deref().unwrap_or(&[]);
         segment::check_header(data, s.id)
             .map_err(|why| data_loss(format!("segment {} {why}", s.path.display())))?;
-        let from = if i == start_idx { start_at } else { SEGMENT_HEADER_LEN as usize };
+        let from = if i == start_idx {
+            start_at
+        } else {
+            SEGMENT_HEADER_LEN as usize
+        };
         if from > data.len() {
             return Err(data_loss(format!(
                 "segment {} is {} bytes, shorter than the {from} bytes the index covers",
@@ -1413,7 +1440,10 @@ fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
                 data.len()
             )));
         }
-        if i > start_idx && s.id.base != next_sequence && !(s.id.gen > 0 && s.id.base == next_sequence) {
+        if i > start_idx
+            && s.id.base != next_sequence
+            && !(s.id.gen > 0 && s.id.base == next_sequence)
+        {
             return Err(data_loss(format!(
                 "the log continues at sequence {} in {}, after sequence {}: sequences {next_sequence}..{} are missing",
                 s.id.base,
@@ -1484,10 +1514,8 @@ fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
                     s.len
                 )));
             }
-            t.segments.insert(
-                segment_key(s.id),
-                &encode_sealed(s.len, next_sequence),
-            )?;
+            t.segments
+                .insert(segment_key(s.id), &encode_sealed(s.len, next_sequence))?;
         }
         last_end = scan.end as u64;
     }

@@ -98,10 +98,7 @@ pub fn header_bytes(id: SegmentId) -> [u8; SEGMENT_HEADER_LEN as usize] {
 /// Check a segment's header against the identity its file name gives.
 pub fn check_header(data: &[u8], id: SegmentId) -> Result<(), String> {
     let Some(h) = data.get(..SEGMENT_HEADER_LEN as usize) else {
-        return Err(format!(
-            "is {} bytes, shorter than its header",
-            data.len()
-        ));
+        return Err(format!("is {} bytes, shorter than its header", data.len()));
     };
     if h != header_bytes(id) {
         return Err("has a damaged header or one that does not match its name".into());
@@ -157,12 +154,10 @@ pub fn scan(data: &[u8], id: SegmentId, from: usize) -> SegmentScan {
                     at = next;
                 }
                 None => {
-                    break frame::Ending::Damaged(
-                        match frame::intact_frame_after(data, at, salt) {
-                            Some(intact_at) => frame::Damage::BeforeIntact { at, intact_at },
-                            None => frame::Damage::Unparseable { at },
-                        },
-                    )
+                    break frame::Ending::Damaged(match frame::intact_frame_after(data, at, salt) {
+                        Some(intact_at) => frame::Damage::BeforeIntact { at, intact_at },
+                        None => frame::Damage::Unparseable { at },
+                    })
                 }
             },
             frame::FrameAt::Damaged => break frame::classify_damaged(data, at, salt, parse),
@@ -275,6 +270,9 @@ struct ZeroState {
     zeroed_to: u64,
     want: u64,
     spare_ready: bool,
+    /// Set while the thread writes outside the lock: a roll waits for it to clear before
+    /// it cuts the sealed segment, so no zero fill lands past the cut.
+    busy: bool,
     stop: bool,
     error: Option<String>,
 }
@@ -308,9 +306,11 @@ impl Zeroer {
                 };
                 let from = st.zeroed_to;
                 let to = st.want;
+                st.busy = true;
                 drop(st);
                 let result = extend_with_zeros(&target.file, from, to, self.opts.sync);
                 st = lock(&self.state);
+                st.busy = false;
                 match result {
                     Ok(()) => {
                         if st.target.as_ref().is_some_and(|t| Arc::ptr_eq(t, &target)) {
@@ -318,13 +318,17 @@ impl Zeroer {
                             target.readable.fetch_max(to, Ordering::AcqRel);
                         }
                     }
-                    Err(e) => st.error = Some(format!("zero-filling {}: {e}", target.path.display())),
+                    Err(e) => {
+                        st.error = Some(format!("zero-filling {}: {e}", target.path.display()))
+                    }
                 }
                 self.changed.notify_all();
             } else {
+                st.busy = true;
                 drop(st);
                 let result = prepare_spare(&self.dir, self.opts);
                 st = lock(&self.state);
+                st.busy = false;
                 match result {
                     Ok(()) => st.spare_ready = true,
                     Err(e) => st.error = Some(format!("preparing the next segment: {e}")),
@@ -490,6 +494,7 @@ impl Log {
                 zeroed_to,
                 want: (pos + opts.chunk()).min(active.map.len() as u64),
                 spare_ready,
+                busy: false,
                 stop: false,
                 error: None,
             }),
@@ -532,9 +537,7 @@ impl Log {
         }
         let frame_len = frame::padded(buf.len()) as u64;
         let mut rolled = None;
-        if active.pos > SEGMENT_HEADER_LEN
-            && active.pos + frame_len > active.seg.map.len() as u64
-        {
+        if active.pos > SEGMENT_HEADER_LEN && active.pos + frame_len > active.seg.map.len() as u64 {
             rolled = Some(self.roll(&mut active, frame_len)?);
         }
         let salt = active.seg.id.salt();
@@ -593,6 +596,20 @@ impl Log {
             active.broken = Some(format!("rolling the log failed ({e}); reopen the store"));
             e
         };
+        // No more zero fill for the old segment, and none in flight past the cut.
+        {
+            let mut st = lock(&self.zeroer.state);
+            st.target = None;
+            st.want = 0;
+            st.zeroed_to = 0;
+            while st.busy {
+                st = self
+                    .zeroer
+                    .changed
+                    .wait(st)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        }
         // The old segment's tail is made durable here (a group commit may already be
         // syncing the new one), then cut to its last frame: it is sealed.
         if let Err(e) = (|| {
@@ -758,24 +775,32 @@ fn create_segment(
 ) -> io::Result<Segment> {
     let path = dir.join(id.file_name());
     let frame_len = spare.map_or(0, |(_, n)| n);
-    match spare {
-        Some((spare, _)) => fs::rename(spare, &path)?,
+    // The header goes in before the file takes the segment's name, so a crash leaves
+    // either a spare or a segment with its header, never a nameless one.
+    let staged = match spare {
+        Some((spare, _)) => spare.to_path_buf(),
         None => {
+            let staged = dir.join(format!("{SPARE_NAME}.new"));
             let f = OpenOptions::new()
                 .read(true)
                 .write(true)
-                .create_new(true)
-                .open(&path)?;
+                .create(true)
+                .truncate(true)
+                .open(&staged)?;
             extend_with_zeros(&f, 0, opts.chunk(), false)?;
+            staged
         }
-    }
-    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    };
+    let file = OpenOptions::new().read(true).write(true).open(&staged)?;
     file.write_all_at(&header_bytes(id), 0)?;
     if opts.sync {
         file.sync_data()?;
-        frame::sync_dir(dir)?;
     }
     drop(file);
+    fs::rename(&staged, &path)?;
+    if opts.sync {
+        frame::sync_dir(dir)?;
+    }
     Segment::open(
         dir,
         id,
