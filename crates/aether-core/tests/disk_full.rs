@@ -51,7 +51,7 @@ fn a_full_disk_fails_saves_cleanly_and_loses_nothing_acknowledged() {
     std::fs::write(&filler, vec![1u8; 3 << 20]).unwrap();
     let path = dir.path().join("store");
     let mut options = Options::with_durability(Durability::Durable);
-    options.wal_capacity = 512 * 1024;
+    options.segment_size = 512 * 1024;
     options.cache_capacity = 8 << 20;
     let mut acknowledged = 0;
     let failure;
