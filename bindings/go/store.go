@@ -228,8 +228,10 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// acquire returns the open handle with mu held for reading; release it with
-// s.mu.RUnlock().
+// acquire returns the open handle with mu held for reading. Callers release it with
+// `defer s.mu.RUnlock()` right after: a panic while the lock is held (in the library's
+// wrapper, or while decoding what it lent) must not leave it held, or Close would wait
+// for it forever.
 func (s *Store) acquire() (backend, error) {
 	s.mu.RLock()
 	if s.h == nil {
@@ -259,8 +261,8 @@ func (s *Store) SaveEvent(event *Event) error {
 	if err != nil {
 		return err
 	}
+	defer s.mu.RUnlock()
 	_, f := h.SaveEvent(json)
-	s.mu.RUnlock()
 	return errorOf(f)
 }
 
@@ -296,8 +298,8 @@ func (s *Store) SaveEvents(events []*Event) error {
 	if err != nil {
 		return err
 	}
+	defer s.mu.RUnlock()
 	_, f := h.SaveEvents(b)
-	s.mu.RUnlock()
 	return errorOf(f)
 }
 
@@ -313,10 +315,10 @@ func (s *Store) GetEvents(actorID string, fromVersion int64) ([]*Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	t := getDecodeTarget()
 	defer putDecodeTarget(t)
 	f := h.GetEvents(actorID, fromVersion, t.decodeEvents)
-	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
@@ -337,10 +339,10 @@ func (s *Store) GetEventsWithErrors(actorID string, fromVersion int64) (*ReplayR
 	if err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	t := getDecodeTarget()
 	defer putDecodeTarget(t)
 	f := h.GetEventsWithErrors(actorID, fromVersion, t.decodeReplayResult)
-	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
@@ -356,8 +358,8 @@ func (s *Store) GetLatestVersion(actorID string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	defer s.mu.RUnlock()
 	v, f := h.GetLatestVersion(actorID)
-	s.mu.RUnlock()
 	if f != nil {
 		return 0, errorOf(f)
 	}
@@ -379,8 +381,8 @@ func (s *Store) SaveSnapshot(snapshot *ActorSnapshot) error {
 	if err != nil {
 		return err
 	}
+	defer s.mu.RUnlock()
 	f := h.SaveSnapshot(json)
-	s.mu.RUnlock()
 	return errorOf(f)
 }
 
@@ -392,10 +394,10 @@ func (s *Store) GetLatestSnapshot(actorID string) (*ActorSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	t := getDecodeTarget()
 	defer putDecodeTarget(t)
 	f := h.GetLatestSnapshot(actorID, t.decodeSnapshot)
-	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
@@ -422,10 +424,10 @@ func (s *Store) ReadAll(fromSequence uint64, limit int) ([]SequencedEvent, error
 	if err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	t := getDecodeTarget()
 	defer putDecodeTarget(t)
 	f := h.ReadAll(fromSequence, uint64(limit), t.decodeSequenced)
-	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
@@ -442,8 +444,8 @@ func (s *Store) LastSequence() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	defer s.mu.RUnlock()
 	seq, f := h.LastSequence()
-	s.mu.RUnlock()
 	if f != nil {
 		return 0, errorOf(f)
 	}
@@ -456,8 +458,8 @@ func (s *Store) Flush() error {
 	if err != nil {
 		return err
 	}
+	defer s.mu.RUnlock()
 	f := h.Flush()
-	s.mu.RUnlock()
 	return errorOf(f)
 }
 
@@ -477,8 +479,8 @@ func (s *Store) Metrics() (Metrics, error) {
 	if err != nil {
 		return Metrics{}, err
 	}
+	defer s.mu.RUnlock()
 	m, f := h.Metrics()
-	s.mu.RUnlock()
 	if f != nil {
 		return Metrics{}, errorOf(f)
 	}
