@@ -1,7 +1,10 @@
 package aether
 
 import (
+	"context"
 	"errors"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,5 +87,73 @@ func closeWithin(t *testing.T, s *Store, d time.Duration) {
 	}
 	if _, err := s.LastSequence(); !errors.Is(err, ErrStoreClosed) {
 		t.Fatalf("after Close: %v, want ErrStoreClosed", err)
+	}
+}
+
+// slowFreeBackend is the fake backend whose Free blocks until released, like a library
+// free that checkpoints (fsyncs) a large store, and which records whether the Store
+// asked it to Close.
+type slowFreeBackend struct {
+	*fakeBackend
+	closed      atomic.Bool
+	freeStarted chan struct{}
+	release     chan struct{}
+}
+
+func (b *slowFreeBackend) Close() *capi.Failure {
+	b.closed.Store(true)
+	return b.fakeBackend.Close()
+}
+
+func (b *slowFreeBackend) Free() {
+	close(b.freeStarted)
+	<-b.release
+	b.fakeBackend.Free()
+}
+
+// The finalizer of an unclosed Store only releases its handle, and does so off the
+// runtime's single finalizer goroutine: a slow release (a checkpoint that syncs every
+// file) must not hold back the finalizers of everything else in the program.
+func TestFinalizerOnlyReleasesOffTheFinalizerGoroutine(t *testing.T) {
+	b := &slowFreeBackend{
+		fakeBackend: newFakeBackend(0),
+		freeStarted: make(chan struct{}),
+		release:     make(chan struct{}),
+	}
+	defer close(b.release)
+	func() {
+		s := newStore(b)
+		if err := s.SaveEvent(&Event{ID: "e", ActorID: "a", Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	waitFor(t, "the finalizer to release the unclosed store", b.freeStarted)
+	if b.closed.Load() {
+		t.Error("the finalizer closed the store (a full close with its checkpoint); it must only release the handle")
+	}
+
+	// The store's release is still blocked. Another object's finalizer must run anyway.
+	finalized := make(chan struct{})
+	func() {
+		marker := new([16]byte)
+		runtime.SetFinalizer(marker, func(*[16]byte) { close(finalized) })
+	}()
+	waitFor(t, "another object's finalizer while the store's release is in progress", finalized)
+}
+
+// waitFor runs the GC until done is closed, failing after 10 s.
+func waitFor(t *testing.T, what string, done <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		runtime.GC()
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }

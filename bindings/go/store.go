@@ -16,8 +16,8 @@ import (
 // called from any number of goroutines at once.
 //
 // Close it when done: a sled store holds its directory's lock until closed. A finalizer
-// closes a Store that becomes unreachable, but only as a backstop (it runs at the GC's
-// discretion, if at all).
+// releases a Store that becomes unreachable, but only as a backstop: it runs at the GC's
+// discretion, if at all, and reports no error.
 type Store struct {
 	// mu is held for reading by every call into the library and for writing by Close
 	// while it frees the handle, so the handle is never freed under a running call.
@@ -195,12 +195,21 @@ func newStore(h backend) *Store {
 }
 
 // finalizeStore is the backstop for a Store nobody closed. Unreachable means no call is
-// in progress, so freeing cannot race.
+// in progress, so releasing cannot race.
+//
+// It only releases the handle, as wasmtime-go's finalizers do, and does so on a
+// goroutine of its own: the runtime runs every finalizer of the program on one
+// goroutine, which a slow release must not hold up. It does not ask for a close
+// (aether_store_close, the checkpoint that syncs every file of a sled store) and reports
+// nothing: a finalizer has nobody to report to, and anything a close would have
+// checkpointed is recovered by the next open. aether_store_free releases the files and
+// the lock; note that today it still checkpoints a sled store on the way (the core's
+// SledStore checkpoints when dropped, and the C ABI has no release that skips it), which
+// is why the release runs off the finalizer goroutine.
 func finalizeStore(s *Store) {
-	if s.h != nil {
-		_ = s.h.Close()
-		s.h.Free()
+	if h := s.h; h != nil {
 		s.h = nil
+		go h.Free()
 	}
 }
 
