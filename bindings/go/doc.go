@@ -19,8 +19,8 @@
 // in the seed; every other failure is an *Error whose Code maps to one sentinel
 // (ErrInvalidEvent, ErrNotFound, ErrCorrupt, ErrStoreClosed, ...) for errors.Is.
 //
-// The store itself is Rust, reached through its C ABI (include/aether.h) with cgo; by
-// default the static libaether.a is linked, so binaries are self-contained. See
-// README.md for building, linking (-tags aether_shared for the installed shared
-// library) and what differs from the seed.
+// The store itself is the Rust library libaether, reached through its C ABI
+// (include/aether.h) with cgo. The build links the library installed by aether-rs's
+// `make install`, found through pkg-config (set PKG_CONFIG_PATH for a prefix it does not
+// search); README.md has the details.
 package aether

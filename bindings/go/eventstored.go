@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/aether-rs/aether-go/internal/capi"
+	"github.com/aether-rs/aether-rs/bindings/go/internal/capi"
 )
 
 // EventStored delivery. The store publishes one notification per stored event (never

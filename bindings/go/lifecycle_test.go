@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aether-rs/aether-go/internal/capi"
+	"github.com/aether-rs/aether-rs/bindings/go/internal/capi"
 )
 
 // panickingBackend is the fake backend with every call that a Store makes under its read

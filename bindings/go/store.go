@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aether-rs/aether-go/internal/capi"
+	"github.com/aether-rs/aether-rs/bindings/go/internal/capi"
 )
 
 // Store is an open aether store: in memory (OpenMemory), on disk (OpenSled) or on NATS
