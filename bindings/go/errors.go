@@ -79,7 +79,7 @@ var (
 //	var e *aether.Error; errors.As(err, &e) // the code and message
 //
 // both work. Version conflicts are reported as *VersionConflictError instead, as in
-// the seed.
+// the aether Go library.
 type Error struct {
 	Code    Code
 	Message string

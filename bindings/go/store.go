@@ -29,7 +29,7 @@ type Store struct {
 	closing   chan struct{} // closed when Close starts; stops EventStoredChan goroutines
 }
 
-// Compile-time checks that *Store is a drop-in for the seed's interfaces.
+// Compile-time checks that *Store is a drop-in for the aether Go library's interfaces.
 var (
 	_ EventStore           = (*Store)(nil)
 	_ EventStoreWithErrors = (*Store)(nil)
@@ -278,7 +278,7 @@ func (s *Store) SaveEvent(event *Event) error {
 // SaveEvents saves a batch of one actor's events atomically: all or none. Versions must
 // be strictly increasing, the first greater than the actor's latest (else a
 // *VersionConflictError); at most 10000 events. An empty batch, a nil event, mixed
-// actors or unordered versions are ErrInvalidEvent. Beyond the seed.
+// actors or unordered versions are ErrInvalidEvent. Not part of EventStore.
 func (s *Store) SaveEvents(events []*Event) error {
 	if len(events) == 0 {
 		return newError(CodeInvalidEvent, "the batch is empty")
@@ -314,11 +314,11 @@ func (s *Store) SaveEvents(events []*Event) error {
 
 // GetEvents returns the actor's events with Version >= fromVersion, in version order;
 // an empty (non-nil) slice for an unknown actor. A negative fromVersion means "from the
-// first event", as in the seed. A damaged stored record fails the call with an error
+// first event", as in the aether Go library. A damaged stored record fails the call with an error
 // matching ErrCorrupt; GetEventsWithErrors reads around it.
 func (s *Store) GetEvents(actorID string, fromVersion int64) ([]*Event, error) {
 	if fromVersion < 0 {
-		fromVersion = 0 // the C ABI refuses negative versions; the seed returns everything
+		fromVersion = 0 // the C ABI refuses negative versions; the aether Go library returns everything
 	}
 	h, err := s.acquire()
 	if err != nil {
@@ -397,7 +397,7 @@ func (s *Store) SaveSnapshot(snapshot *ActorSnapshot) error {
 
 // GetLatestSnapshot returns the actor's latest snapshot. When the actor has none it
 // returns (nil, err) with errors.Is(err, ErrNotFound) — an error, not (nil, nil), so
-// code written for the seed that only checks err never dereferences a nil snapshot.
+// code that only checks err never dereferences a nil snapshot.
 func (s *Store) GetLatestSnapshot(actorID string) (*ActorSnapshot, error) {
 	h, err := s.acquire()
 	if err != nil {
@@ -416,7 +416,7 @@ func (s *Store) GetLatestSnapshot(actorID string) (*ActorSnapshot, error) {
 	return t.snapshot, nil
 }
 
-// SequencedEvent is an event with its store-wide sequence (ReadAll). Beyond the seed.
+// SequencedEvent is an event with its store-wide sequence (ReadAll).
 type SequencedEvent struct {
 	Sequence uint64 `json:"sequence"`
 	Event    *Event `json:"event"`
@@ -424,7 +424,7 @@ type SequencedEvent struct {
 
 // ReadAll returns up to limit events with sequence >= fromSequence in commit order.
 // Sequences start at 1 and have no gaps (fromSequence 0 means 1); limit 0 gives an
-// empty slice, a negative limit is ErrInvalidArgument. Beyond the seed.
+// empty slice, a negative limit is ErrInvalidArgument. Not part of EventStore.
 func (s *Store) ReadAll(fromSequence uint64, limit int) ([]SequencedEvent, error) {
 	if limit < 0 {
 		return nil, newError(CodeInvalidArgument, "limit is %d; it must be >= 0", limit)
@@ -447,7 +447,7 @@ func (s *Store) ReadAll(fromSequence uint64, limit int) ([]SequencedEvent, error
 }
 
 // LastSequence returns the sequence of the last stored event (0 for an empty store).
-// Beyond the seed.
+// Not part of EventStore.
 func (s *Store) LastSequence() (uint64, error) {
 	h, err := s.acquire()
 	if err != nil {
@@ -472,7 +472,7 @@ func (s *Store) Flush() error {
 	return errorOf(f)
 }
 
-// Metrics is a point-in-time copy of a store's counters. Beyond the seed.
+// Metrics is a point-in-time copy of a store's counters.
 type Metrics struct {
 	EventsSaved          uint64 // events stored (each event of a batch counts)
 	VersionConflicts     uint64 // saves rejected with a version conflict
