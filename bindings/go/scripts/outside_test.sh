@@ -72,8 +72,11 @@ GO
 # The installed aether.pc names its final prefix (/usr); PKG_CONFIG_SYSROOT_DIR points
 # pkg-config's -I and -L at the staged copy, as for any DESTDIR-staged library. Nothing
 # else of the environment may supply flags or a build tag, and nothing may be fetched.
+# A build cache of its own, as on a user's machine: Go's cache does not notice that
+# pkg-config's answer changed (golang/go#24544), so a shared one would hand back the
+# flags of an earlier run's temporary prefix.
 export PKG_CONFIG_PATH="$stage/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$stage"
-export GOFLAGS= GOWORK=off GOPROXY=off CGO_ENABLED=1
+export GOFLAGS= GOWORK=off GOPROXY=off CGO_ENABLED=1 GOCACHE="$tmp/gocache"
 unset CGO_CFLAGS CGO_CPPFLAGS CGO_LDFLAGS LIBRARY_PATH C_INCLUDE_PATH CPATH
 
 echo "==> go build (in $app, no tags)"
