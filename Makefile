@@ -60,13 +60,17 @@ install:
 test-c:
 	bash tests/c/run.sh
 
-# The Go binding (bindings/go, cgo over the static libaether.a): vet, the race detector,
-# and cgo's strictest pointer checks. The CLI damages a store for the corruption test.
+# The Go binding (bindings/go): vet, the race detector and cgo's strictest pointer checks,
+# built with -tags aether_intree so they link this checkout's static libaether.a (the
+# default build links the installed library through pkg-config). The CLI damages a store
+# for the corruption test. Then the way a user outside the tree builds: outside_test.sh
+# installs into a temporary DESTDIR and builds a fresh module against it.
 test-go:
 	$(CARGO) build --release -p aether-ffi -p aether-cli
-	cd bindings/go && go vet ./...
-	cd bindings/go && AETHER_CLI="$(CURDIR)/target/release/aether" go test -race -count=1 ./...
-	cd bindings/go && AETHER_CLI="$(CURDIR)/target/release/aether" GOEXPERIMENT=cgocheck2 go test -count=1 ./...
+	cd bindings/go && go vet -tags aether_intree ./...
+	cd bindings/go && AETHER_CLI="$(CURDIR)/target/release/aether" go test -tags aether_intree -race -count=1 ./...
+	cd bindings/go && AETHER_CLI="$(CURDIR)/target/release/aether" GOEXPERIMENT=cgocheck2 go test -tags aether_intree -count=1 ./...
+	bash bindings/go/scripts/outside_test.sh
 
 # cargo-fuzz targets (fuzz/), each for FUZZ_SECONDS; FUZZ_ASAN=1 for AddressSanitizer.
 # Installs cargo-fuzz when missing. Not part of `make test`.

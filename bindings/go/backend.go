@@ -1,7 +1,7 @@
 package aether
 
 import (
-	"github.com/aether-rs/aether-go/internal/capi"
+	"github.com/aether-rs/aether-rs/bindings/go/internal/capi"
 )
 
 // backend is what a Store calls: the operations of the C library's store handle, which

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	aether "github.com/aether-rs/aether-go"
+	aether "github.com/aether-rs/aether-rs/bindings/go"
 )
 
 // The workload of the Rust benches (benches/src/lib.rs, make_event): ~300-byte order

@@ -10,10 +10,10 @@ import (
 	"unicode/utf8"
 )
 
-// Events and snapshots cross the C boundary as JSON in the seed's format: exactly what
-// encoding/json writes for the seed's structs (the store re-encodes byte-for-byte the
-// same way). encoding/json spends most of a save and nearly all of a replay in
-// reflection and allocation, so events take a hand-written path here:
+// Events and snapshots cross the C boundary as JSON: exactly what encoding/json writes
+// for Event and ActorSnapshot (the store re-encodes byte-for-byte the same way).
+// encoding/json spends most of a save and nearly all of a replay in reflection and
+// allocation, so events take a hand-written path here:
 //
 //   - appendEvent writes the bytes json.Marshal would write. Types it does not know
 //     (anything in Data but nil, bool, string, numbers, map[string]interface{} and

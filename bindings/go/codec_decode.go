@@ -367,11 +367,27 @@ func (d *decoder) value(depth int) (interface{}, bool) {
 // maxDecodeDepth keeps the fast path far from encoding/json's nesting limit (10000).
 const maxDecodeDepth = 512
 
+// object decodes an object of any JSON values (Event.Data and the objects in it).
 func (d *decoder) object(depth int) (map[string]interface{}, bool) {
+	return decodeObject(d, func() (interface{}, bool) { return d.value(depth) })
+}
+
+// stringMap decodes an object of strings (Event.Metadata).
+func (d *decoder) stringMap() (map[string]string, bool) {
+	return decodeObject(d, func() (string, bool) {
+		d.skipSpace()
+		return d.string()
+	})
+}
+
+// decodeObject decodes an object into a new map, as encoding/json does (keys unquoted,
+// a repeated key keeps its last value); member decodes each value, starting after the
+// colon.
+func decodeObject[V any](d *decoder, member func() (V, bool)) (map[string]V, bool) {
 	if !d.consume('{') {
 		return nil, false
 	}
-	m := make(map[string]interface{})
+	m := make(map[string]V)
 	if d.consume('}') {
 		return m, true
 	}
@@ -390,7 +406,7 @@ func (d *decoder) object(depth int) (map[string]interface{}, bool) {
 		if !d.consume(':') {
 			return nil, false
 		}
-		v, ok := d.value(depth)
+		v, ok := member()
 		if !ok {
 			return nil, false
 		}
@@ -424,46 +440,6 @@ func (d *decoder) array(depth int) ([]interface{}, bool) {
 		}
 		if d.consume(']') {
 			return a, true
-		}
-		return nil, false
-	}
-}
-
-// stringMap decodes an object of strings (Event.Metadata).
-func (d *decoder) stringMap() (map[string]string, bool) {
-	if !d.consume('{') {
-		return nil, false
-	}
-	m := make(map[string]string)
-	if d.consume('}') {
-		return m, true
-	}
-	for {
-		d.skipSpace()
-		raw, plain, ok := d.rawString()
-		if !ok {
-			return nil, false
-		}
-		var k string
-		if plain {
-			k = d.key(raw)
-		} else if k, ok = d.unquote(raw); !ok {
-			return nil, false
-		}
-		if !d.consume(':') {
-			return nil, false
-		}
-		d.skipSpace()
-		v, ok := d.string()
-		if !ok {
-			return nil, false
-		}
-		m[k] = v
-		if d.consume(',') {
-			continue
-		}
-		if d.consume('}') {
-			return m, true
 		}
 		return nil, false
 	}

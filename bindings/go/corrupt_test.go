@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	aether "github.com/aether-rs/aether-go"
+	aether "github.com/aether-rs/aether-rs/bindings/go"
 )
 
 // A record damaged on disk (by `aether debug corrupt-record` on the closed store) is

@@ -1,10 +1,13 @@
-// Package aether is the Go binding of aether-rs, an embedded event store: a drop-in for
-// the event store API of the Go library aether.
+// Package aether is an embedded event store for Go: events saved per actor with
+// optimistic concurrency, read back in version order or store-wide in commit order,
+// snapshots, and notifications of every stored event. It runs in memory, in a directory
+// on disk (sled), or on a NATS JetStream server.
 //
-// The types, JSON tags, error values and interfaces (Event, ActorSnapshot, EventStored,
-// ReplayError, ReplayResult, VersionConflictError, ErrVersionConflict, EventStore,
-// EventStoreWithErrors, SnapshotStore) are the seed's, so code written against it only
-// changes how it constructs the store:
+// It keeps the event store API of the Go library aether: the types, JSON tags, error
+// values and interfaces (Event, ActorSnapshot, EventStored, ReplayError, ReplayResult,
+// VersionConflictError, ErrVersionConflict, EventStore, EventStoreWithErrors,
+// SnapshotStore) are that library's, so code written against it only changes how it
+// opens the store:
 //
 //	store, err := aether.OpenSled("/var/lib/myapp/events") // or aether.OpenMemory()
 //	if err != nil { ... }
@@ -16,11 +19,11 @@
 // EventStored notifications (PollEventStored, EventStoredChan).
 //
 // Errors: a version conflict is a *VersionConflictError matching ErrVersionConflict, as
-// in the seed; every other failure is an *Error whose Code maps to one sentinel
+// in the aether Go library; every other failure is an *Error whose Code maps to one sentinel
 // (ErrInvalidEvent, ErrNotFound, ErrCorrupt, ErrStoreClosed, ...) for errors.Is.
 //
-// The store itself is Rust, reached through its C ABI (include/aether.h) with cgo; by
-// default the static libaether.a is linked, so binaries are self-contained. See
-// README.md for building, linking (-tags aether_shared for the installed shared
-// library) and what differs from the seed.
+// The store itself is the Rust library libaether, reached through its C ABI
+// (include/aether.h) with cgo. The build links the library installed by aether-rs's
+// `make install`, found through pkg-config (set PKG_CONFIG_PATH for a prefix it does not
+// search); README.md has the details.
 package aether

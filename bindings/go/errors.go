@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aether-rs/aether-go/internal/capi"
+	"github.com/aether-rs/aether-rs/bindings/go/internal/capi"
 )
 
 // Code is the kind of a failure: the C ABI's aether_status.
@@ -79,7 +79,7 @@ var (
 //	var e *aether.Error; errors.As(err, &e) // the code and message
 //
 // both work. Version conflicts are reported as *VersionConflictError instead, as in
-// the seed.
+// the aether Go library.
 type Error struct {
 	Code    Code
 	Message string

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// This file is the seed's Go API (aether/event.go), type for type, field for field and
-// tag for tag, so code written against the original compiles and behaves the same here.
-// Additions are marked as such.
+// This file is the event API of the Go library aether (its event.go), type for type,
+// field for field and tag for tag, so code written against that library compiles and
+// behaves the same here. Additions say so.
 
 // ErrVersionConflict is returned when attempting to save an event with a version
 // that is not strictly greater than the current latest version for an actor.
@@ -176,15 +176,16 @@ func (e *Event) WithMetadataFrom(source *Event) {
 // EventStored is an internal infrastructure event published after an event is successfully persisted.
 // It allows observability and trigger downstream workflows without coupling to application events.
 //
-// Beyond the seed: Sequence is the event's store-wide sequence. Notifications are dropped
-// (and counted in Metrics.EventStoredDropped) when nobody drains them in time; a consumer
-// that sees a gap in Sequence catches up with ReadAll.
+// Sequence, an addition to the aether Go library's EventStored, is the event's
+// store-wide sequence. Notifications are dropped (and counted in
+// Metrics.EventStoredDropped) when nobody drains them in time; a consumer that sees a gap
+// in Sequence catches up with ReadAll.
 type EventStored struct {
 	EventID   string    `json:"eventId"`   // ID of the event that was stored
 	ActorID   string    `json:"actorId"`   // Actor that owns the stored event
 	Version   int64     `json:"version"`   // Version of the stored event
 	Timestamp time.Time `json:"timestamp"` // When the event was stored
-	Sequence  uint64    `json:"sequence"`  // Store-wide sequence of the stored event (beyond the seed)
+	Sequence  uint64    `json:"sequence"`  // Store-wide sequence of the stored event (an addition)
 }
 
 // ActorSnapshot represents a point-in-time state snapshot

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/aether-rs/aether-go/internal/capi"
+	"github.com/aether-rs/aether-rs/bindings/go/internal/capi"
 )
 
 // EventStored delivery. The store publishes one notification per stored event (never
@@ -31,8 +31,8 @@ func (s *Store) PollEventStored(timeout time.Duration) (*EventStored, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	n, f := h.PollOne(ceilMillis(timeout))
-	s.mu.RUnlock()
 	if f != nil {
 		if f.Status == capi.StatusPollTimeout {
 			return nil, nil
@@ -65,6 +65,17 @@ func (s *Store) EventStoredChan(ctx context.Context) <-chan EventStored {
 	return ch
 }
 
+// pollBatch is one PollEventStored call of the library under the read lock.
+func (s *Store) pollBatch(timeoutMs int64, buf *capi.EventStoredBuffer, dst []capi.EventStored) ([]capi.EventStored, *capi.Failure, error) {
+	h, err := s.acquire()
+	if err != nil {
+		return dst, nil, err
+	}
+	defer s.mu.RUnlock()
+	batch, f := h.PollEventStored(timeoutMs, buf, dst)
+	return batch, f, nil
+}
+
 func (s *Store) deliverEventStored(ctx context.Context, ch chan<- EventStored) {
 	defer close(ch)
 	buf := capi.NewEventStoredBuffer(eventStoredBatch)
@@ -79,13 +90,12 @@ func (s *Store) deliverEventStored(ctx context.Context, ch chan<- EventStored) {
 			return
 		default:
 		}
-		h, err := s.acquire()
+		var f *capi.Failure
+		var err error
+		batch, f, err = s.pollBatch(timeoutMs, buf, batch[:0])
 		if err != nil {
 			return
 		}
-		var f *capi.Failure
-		batch, f = h.PollEventStored(timeoutMs, buf, batch[:0])
-		s.mu.RUnlock()
 		if f != nil {
 			if f.Status == capi.StatusPollTimeout {
 				continue

@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	aether "github.com/aether-rs/aether-go"
+	aether "github.com/aether-rs/aether-rs/bindings/go"
 )
 
 // Code written against the seed's EventStore interface runs unchanged: only the

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aether-rs/aether-go/internal/capi"
+	"github.com/aether-rs/aether-rs/bindings/go/internal/capi"
 )
 
 // The fake is faithful: a random script of operations (seeded, so a failure replays)

@@ -1,3 +1,3 @@
-module github.com/aether-rs/aether-go
+module github.com/aether-rs/aether-rs/bindings/go
 
 go 1.22

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	aether "github.com/aether-rs/aether-go"
+	aether "github.com/aether-rs/aether-rs/bindings/go"
 )
 
 // repoRoot is the aether-rs checkout this module lives in (bindings/go).

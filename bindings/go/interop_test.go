@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	aether "github.com/aether-rs/aether-go"
+	aether "github.com/aether-rs/aether-rs/bindings/go"
 )
 
 // Interop: what Go's encoding/json makes of an event survives the store unchanged, and a

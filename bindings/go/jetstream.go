@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aether-rs/aether-go/internal/capi"
+	"github.com/aether-rs/aether-rs/bindings/go/internal/capi"
 )
 
 // OpenJetStream opens a store on a NATS JetStream server or cluster: it connects to url

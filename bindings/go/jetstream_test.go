@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	aether "github.com/aether-rs/aether-go"
+	aether "github.com/aether-rs/aether-rs/bindings/go"
 )
 
 // freePort is a TCP port on 127.0.0.1 nobody listens on right now.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aether-rs/aether-go/internal/capi"
+	"github.com/aether-rs/aether-rs/bindings/go/internal/capi"
 )
 
 // Every buffer, error and notification string the library hands to Go is released:

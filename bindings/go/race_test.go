@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	aether "github.com/aether-rs/aether-go"
+	aether "github.com/aether-rs/aether-rs/bindings/go"
 )
 
 // 16 goroutines race to save every version of the same actors: for each (actor, version)

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aether-rs/aether-go/internal/capi"
+	"github.com/aether-rs/aether-rs/bindings/go/internal/capi"
 )
 
 // Store is an open aether store: in memory (OpenMemory), on disk (OpenSled) or on NATS
@@ -16,8 +16,8 @@ import (
 // called from any number of goroutines at once.
 //
 // Close it when done: a sled store holds its directory's lock until closed. A finalizer
-// closes a Store that becomes unreachable, but only as a backstop (it runs at the GC's
-// discretion, if at all).
+// releases a Store that becomes unreachable, but only as a backstop: it runs at the GC's
+// discretion, if at all, and reports no error.
 type Store struct {
 	// mu is held for reading by every call into the library and for writing by Close
 	// while it frees the handle, so the handle is never freed under a running call.
@@ -29,7 +29,7 @@ type Store struct {
 	closing   chan struct{} // closed when Close starts; stops EventStoredChan goroutines
 }
 
-// Compile-time checks that *Store is a drop-in for the seed's interfaces.
+// Compile-time checks that *Store is a drop-in for the aether Go library's interfaces.
 var (
 	_ EventStore           = (*Store)(nil)
 	_ EventStoreWithErrors = (*Store)(nil)
@@ -195,12 +195,21 @@ func newStore(h backend) *Store {
 }
 
 // finalizeStore is the backstop for a Store nobody closed. Unreachable means no call is
-// in progress, so freeing cannot race.
+// in progress, so releasing cannot race.
+//
+// It only releases the handle, as wasmtime-go's finalizers do, and does so on a
+// goroutine of its own: the runtime runs every finalizer of the program on one
+// goroutine, which a slow release must not hold up. It does not ask for a close
+// (aether_store_close, the checkpoint that syncs every file of a sled store) and reports
+// nothing: a finalizer has nobody to report to, and anything a close would have
+// checkpointed is recovered by the next open. aether_store_free releases the files and
+// the lock; note that today it still checkpoints a sled store on the way (the core's
+// SledStore checkpoints when dropped, and the C ABI has no release that skips it), which
+// is why the release runs off the finalizer goroutine.
 func finalizeStore(s *Store) {
-	if s.h != nil {
-		_ = s.h.Close()
-		s.h.Free()
+	if h := s.h; h != nil {
 		s.h = nil
+		go h.Free()
 	}
 }
 
@@ -228,8 +237,10 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// acquire returns the open handle with mu held for reading; release it with
-// s.mu.RUnlock().
+// acquire returns the open handle with mu held for reading. Callers release it with
+// `defer s.mu.RUnlock()` right after: a panic while the lock is held (in the library's
+// wrapper, or while decoding what it lent) must not leave it held, or Close would wait
+// for it forever.
 func (s *Store) acquire() (backend, error) {
 	s.mu.RLock()
 	if s.h == nil {
@@ -259,15 +270,15 @@ func (s *Store) SaveEvent(event *Event) error {
 	if err != nil {
 		return err
 	}
+	defer s.mu.RUnlock()
 	_, f := h.SaveEvent(json)
-	s.mu.RUnlock()
 	return errorOf(f)
 }
 
 // SaveEvents saves a batch of one actor's events atomically: all or none. Versions must
 // be strictly increasing, the first greater than the actor's latest (else a
 // *VersionConflictError); at most 10000 events. An empty batch, a nil event, mixed
-// actors or unordered versions are ErrInvalidEvent. Beyond the seed.
+// actors or unordered versions are ErrInvalidEvent. Not part of EventStore.
 func (s *Store) SaveEvents(events []*Event) error {
 	if len(events) == 0 {
 		return newError(CodeInvalidEvent, "the batch is empty")
@@ -296,27 +307,27 @@ func (s *Store) SaveEvents(events []*Event) error {
 	if err != nil {
 		return err
 	}
+	defer s.mu.RUnlock()
 	_, f := h.SaveEvents(b)
-	s.mu.RUnlock()
 	return errorOf(f)
 }
 
 // GetEvents returns the actor's events with Version >= fromVersion, in version order;
 // an empty (non-nil) slice for an unknown actor. A negative fromVersion means "from the
-// first event", as in the seed. A damaged stored record fails the call with an error
+// first event", as in the aether Go library. A damaged stored record fails the call with an error
 // matching ErrCorrupt; GetEventsWithErrors reads around it.
 func (s *Store) GetEvents(actorID string, fromVersion int64) ([]*Event, error) {
 	if fromVersion < 0 {
-		fromVersion = 0 // the C ABI refuses negative versions; the seed returns everything
+		fromVersion = 0 // the C ABI refuses negative versions; the aether Go library returns everything
 	}
 	h, err := s.acquire()
 	if err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	t := getDecodeTarget()
 	defer putDecodeTarget(t)
 	f := h.GetEvents(actorID, fromVersion, t.decodeEvents)
-	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
@@ -337,10 +348,10 @@ func (s *Store) GetEventsWithErrors(actorID string, fromVersion int64) (*ReplayR
 	if err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	t := getDecodeTarget()
 	defer putDecodeTarget(t)
 	f := h.GetEventsWithErrors(actorID, fromVersion, t.decodeReplayResult)
-	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
@@ -356,8 +367,8 @@ func (s *Store) GetLatestVersion(actorID string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	defer s.mu.RUnlock()
 	v, f := h.GetLatestVersion(actorID)
-	s.mu.RUnlock()
 	if f != nil {
 		return 0, errorOf(f)
 	}
@@ -379,23 +390,23 @@ func (s *Store) SaveSnapshot(snapshot *ActorSnapshot) error {
 	if err != nil {
 		return err
 	}
+	defer s.mu.RUnlock()
 	f := h.SaveSnapshot(json)
-	s.mu.RUnlock()
 	return errorOf(f)
 }
 
 // GetLatestSnapshot returns the actor's latest snapshot. When the actor has none it
 // returns (nil, err) with errors.Is(err, ErrNotFound) — an error, not (nil, nil), so
-// code written for the seed that only checks err never dereferences a nil snapshot.
+// code that only checks err never dereferences a nil snapshot.
 func (s *Store) GetLatestSnapshot(actorID string) (*ActorSnapshot, error) {
 	h, err := s.acquire()
 	if err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	t := getDecodeTarget()
 	defer putDecodeTarget(t)
 	f := h.GetLatestSnapshot(actorID, t.decodeSnapshot)
-	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
@@ -405,7 +416,7 @@ func (s *Store) GetLatestSnapshot(actorID string) (*ActorSnapshot, error) {
 	return t.snapshot, nil
 }
 
-// SequencedEvent is an event with its store-wide sequence (ReadAll). Beyond the seed.
+// SequencedEvent is an event with its store-wide sequence (ReadAll).
 type SequencedEvent struct {
 	Sequence uint64 `json:"sequence"`
 	Event    *Event `json:"event"`
@@ -413,7 +424,7 @@ type SequencedEvent struct {
 
 // ReadAll returns up to limit events with sequence >= fromSequence in commit order.
 // Sequences start at 1 and have no gaps (fromSequence 0 means 1); limit 0 gives an
-// empty slice, a negative limit is ErrInvalidArgument. Beyond the seed.
+// empty slice, a negative limit is ErrInvalidArgument. Not part of EventStore.
 func (s *Store) ReadAll(fromSequence uint64, limit int) ([]SequencedEvent, error) {
 	if limit < 0 {
 		return nil, newError(CodeInvalidArgument, "limit is %d; it must be >= 0", limit)
@@ -422,10 +433,10 @@ func (s *Store) ReadAll(fromSequence uint64, limit int) ([]SequencedEvent, error
 	if err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	t := getDecodeTarget()
 	defer putDecodeTarget(t)
 	f := h.ReadAll(fromSequence, uint64(limit), t.decodeSequenced)
-	s.mu.RUnlock()
 	if f != nil {
 		return nil, errorOf(f)
 	}
@@ -436,14 +447,14 @@ func (s *Store) ReadAll(fromSequence uint64, limit int) ([]SequencedEvent, error
 }
 
 // LastSequence returns the sequence of the last stored event (0 for an empty store).
-// Beyond the seed.
+// Not part of EventStore.
 func (s *Store) LastSequence() (uint64, error) {
 	h, err := s.acquire()
 	if err != nil {
 		return 0, err
 	}
+	defer s.mu.RUnlock()
 	seq, f := h.LastSequence()
-	s.mu.RUnlock()
 	if f != nil {
 		return 0, errorOf(f)
 	}
@@ -456,12 +467,12 @@ func (s *Store) Flush() error {
 	if err != nil {
 		return err
 	}
+	defer s.mu.RUnlock()
 	f := h.Flush()
-	s.mu.RUnlock()
 	return errorOf(f)
 }
 
-// Metrics is a point-in-time copy of a store's counters. Beyond the seed.
+// Metrics is a point-in-time copy of a store's counters.
 type Metrics struct {
 	EventsSaved          uint64 // events stored (each event of a batch counts)
 	VersionConflicts     uint64 // saves rejected with a version conflict
@@ -477,8 +488,8 @@ func (s *Store) Metrics() (Metrics, error) {
 	if err != nil {
 		return Metrics{}, err
 	}
+	defer s.mu.RUnlock()
 	m, f := h.Metrics()
-	s.mu.RUnlock()
 	if f != nil {
 		return Metrics{}, errorOf(f)
 	}

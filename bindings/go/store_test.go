@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	aether "github.com/aether-rs/aether-go"
+	aether "github.com/aether-rs/aether-rs/bindings/go"
 )
 
 // The seed's EventStore contract, end to end through the C ABI, on every backend.

@@ -20,27 +20,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"aether-rs/tests/golden"
 )
 
-// Event is the seed's aether.Event, field for field and tag for tag.
-type Event struct {
-	ID        string                 `json:"id"`
-	EventType string                 `json:"eventType"`
-	ActorID   string                 `json:"actorId"`
-	CommandID string                 `json:"commandId,omitempty"`
-	Version   int64                  `json:"version"`
-	Data      map[string]interface{} `json:"data"`
-	Metadata  map[string]string      `json:"metadata,omitempty"`
-	Timestamp time.Time              `json:"timestamp"`
-}
-
-// ActorSnapshot is the seed's aether.ActorSnapshot.
-type ActorSnapshot struct {
-	ActorID   string                 `json:"actorId"`
-	Version   int64                  `json:"version"`
-	State     map[string]interface{} `json:"state"`
-	Timestamp time.Time              `json:"timestamp"`
-}
+// The structs the goldens marshal, defined once in package golden.
+type (
+	Event         = golden.Event
+	ActorSnapshot = golden.ActorSnapshot
+)
 
 type goldenCase struct {
 	name  string // file name without the NN_ prefix and .json suffix
