@@ -35,6 +35,7 @@ pub mod notify;
 pub mod sled_store;
 pub mod store;
 pub mod timestamp;
+pub mod verify;
 
 pub use error::{Error, Outcome, Result};
 pub use event::{
