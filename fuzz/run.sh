@@ -20,7 +20,7 @@ cd "$root"
 CARGO=${CARGO:-cargo}
 seconds=${FUZZ_SECONDS:-60}
 asan=${FUZZ_ASAN:-0}
-targets=${FUZZ_TARGETS:-event_json ffi_entry_points stored_record write_ahead_log}
+targets=${FUZZ_TARGETS:-event_json ffi_entry_points segment_reader}
 read -r -a extra <<<"${FUZZ_ARGS:-}"
 
 if ! "$CARGO" fuzz --version >/dev/null 2>&1; then
