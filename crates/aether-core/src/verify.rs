@@ -589,16 +589,15 @@ impl Verifier<'_> {
                 );
             }
         }
-        match t.meta.get(META_HWM)? {
-            Some(v) => match Hwm::decode(&v) {
+        if let Some(v) = t.meta.get(META_HWM)? {
+            match Hwm::decode(&v) {
                 Some(h) => state.hwm = Some(h),
                 None => self.problem(
                     FindingKind::MalformedIndex,
                     "index meta",
                     "the high-water mark does not decode",
                 ),
-            },
-            None => {}
+            }
         }
         if !state.clean {
             self.found(
@@ -921,7 +920,7 @@ impl Verifier<'_> {
             });
         }
         if let Some(h) = state.hwm {
-            if !hwm_checked && !(h.sequence == 0 && log.segments.is_empty()) {
+            if !(hwm_checked || h.sequence == 0 && log.segments.is_empty()) {
                 self.problem(
                     FindingKind::MissingSegment,
                     segment::LOG_DIR,
@@ -1397,6 +1396,110 @@ impl Verifier<'_> {
         }
         Ok(())
     }
+}
+
+/// One item of the log, as [`walk_log`] hands it out.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum LogItem<'a> {
+    /// An event of an intact record.
+    Event {
+        sequence: u64,
+        actor_id: &'a [u8],
+        version: i64,
+        json: &'a [u8],
+    },
+    /// Part of the log that cannot be read: the segment and why (the events in it are
+    /// skipped).
+    Damaged { place: &'a str, detail: &'a str },
+}
+
+/// Hand the events of the log from sequence `from_sequence` on to `each`, in order, until
+/// it returns `false`: read-only, straight from the segments (the truth), past damage
+/// where an intact record follows it. A write cut short by a crash ends the log, as it
+/// does for the store. For `aether inspect`.
+#[doc(hidden)]
+pub fn walk_log(
+    path: &Path,
+    lock_timeout: Duration,
+    from_sequence: u64,
+    each: &mut dyn FnMut(LogItem<'_>) -> bool,
+) -> Result<()> {
+    require_store(path)?;
+    let _held = dirlock::lock_store(path, lock_timeout)?;
+    let segments = segment::list(&path.join(segment::LOG_DIR))
+        .map_err(|e| Error::storage("listing the log", e))?;
+    let start = segments
+        .partition_point(|s| {
+            s.id <= SegmentId {
+                base: from_sequence,
+                gen: u32::MAX,
+            }
+        })
+        .saturating_sub(1);
+    for s in &segments[start..] {
+        let place = segment_place(s.id);
+        let file = File::open(&s.path)
+            .map_err(|e| Error::storage(format!("opening {}", s.path.display()), e))?;
+        if s.len == 0 {
+            continue;
+        }
+        // SAFETY: a read-only map of a file no one writes while the store's lock is held.
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| Error::storage(format!("mapping {}", s.path.display()), e))?;
+        let data: &[u8] = &map;
+        if let Err(why) = segment::check_header(data, s.id) {
+            let detail = format!("the segment {why}; its events are skipped");
+            if !each(LogItem::Damaged {
+                place: &place,
+                detail: &detail,
+            }) {
+                return Ok(());
+            }
+            continue;
+        }
+        let mut at = SEGMENT_HEADER_LEN as usize;
+        loop {
+            let scan = segment::scan(data, s.id, at);
+            for f in &scan.frames {
+                if f.sequences.1 < from_sequence {
+                    continue;
+                }
+                let Ok(r) = record::parse(f.payload(data)) else {
+                    continue;
+                };
+                for e in r.events().flatten() {
+                    if e.sequence < from_sequence {
+                        continue;
+                    }
+                    let item = LogItem::Event {
+                        sequence: e.sequence,
+                        actor_id: e.actor_id,
+                        version: e.version,
+                        json: e.json,
+                    };
+                    if !each(item) {
+                        return Ok(());
+                    }
+                }
+            }
+            let frame::Ending::Damaged(d) = scan.ending else {
+                break;
+            };
+            let detail = format!("{d}; the events in it are skipped");
+            if !each(LogItem::Damaged {
+                place: &place,
+                detail: &detail,
+            }) {
+                return Ok(());
+            }
+            match d {
+                frame::Damage::BeforeIntact { intact_at, .. } => at = intact_at,
+                _ => break,
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
