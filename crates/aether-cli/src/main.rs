@@ -1,17 +1,16 @@
-//! `aether`: benchmark, inspect, verify, export and import aether event stores, and inject
-//! faults for recovery tests.
+//! `aether`: benchmark, inspect, verify, export and import aether event stores; rebuild a
+//! store's index and migrate a store of the previous format.
 //!
 //! Exit status: 0 on success; 1 when the command found problems (`verify`) or rejected part
 //! of its input (`import`, `inspect` skipping a malformed record); 2 on usage and I/O
 //! errors, including a store held by another process.
 
 mod bench;
-mod debug;
+mod maintain;
 mod stats;
 mod transfer;
 mod util;
 mod verify;
-mod walfile;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,11 +23,11 @@ use util::{Failure, EXIT_FAILURE};
 #[command(
     name = "aether",
     version,
-    about = "Benchmark, inspect, verify, export and import aether event stores",
-    long_about = "Benchmark, inspect, verify, export and import aether event stores.\n\n\
-        A store is a directory holding sled/ (sled's files) and aether.wal. Commands that read \
-        a store open it exclusively: if another process holds it, they say so and exit with \
-        status 2.\n\nExit status: 0 success; 1 problems found or input rejected; 2 usage or I/O error."
+    about = "Benchmark, inspect, verify, export, import, reindex and migrate aether event stores",
+    long_about = "Benchmark, inspect, verify, export, import, reindex and migrate aether event stores.\n\n\
+        A store is a directory holding FORMAT, LOCK, log/ (the events, in segment files: the \
+        truth) and sled/ (the index, derived from the log). Commands open a store exclusively: \
+        if another process holds it, they say so and exit with status 2.\n\nExit status: 0 success; 1 problems found or input rejected; 2 usage or I/O error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,14 +48,17 @@ enum Command {
     Export(ExportArgs),
     /// Append events from JSON lines with the normal version rule.
     Import(ImportArgs),
-    /// Fault injection for recovery tests (the store must be closed).
-    #[command(subcommand)]
-    Debug(DebugCommand),
+    /// Rebuild a store's index (sled/) from its log; the old index is replaced once the new
+    /// one is complete.
+    Reindex(ReindexArgs),
+    /// Convert a store of format 1 (events in sled) to format 2, in place; the old files are
+    /// kept beside it at PATH.format1.
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// The store directory (holding sled/ and aether.wal).
+    /// The store directory (holding FORMAT, log/ and sled/).
     pub path: PathBuf,
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -104,7 +106,8 @@ pub struct ExportArgs {
 pub enum DurabilityArg {
     /// Every returned save is fdatasynced (group commit).
     Durable,
-    /// Saves sit in sled's buffers until it writes them (about every 500 ms) or a flush.
+    /// Every returned save is in the log file: it survives the process being killed, and
+    /// an OS crash or power loss once synced (about every 500 ms, or a flush).
     Buffered,
 }
 
@@ -132,40 +135,16 @@ pub struct ImportArgs {
     pub durability: Option<DurabilityArg>,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum DebugCommand {
-    /// Overwrite one stored event record (store must be closed).
-    CorruptRecord(CorruptRecordArgs),
-    /// Delete one sequence index entry, leaving its record orphaned (store must be closed).
-    RemoveIndexEntry(RemoveIndexEntryArgs),
+#[derive(Debug, Args)]
+pub struct ReindexArgs {
+    /// The store directory (closed).
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("damage").required(true).args(["garbage", "flip_bit"])))]
-pub struct CorruptRecordArgs {
-    /// The store directory.
+pub struct MigrateArgs {
+    /// The directory of the format-1 store (closed).
     pub path: PathBuf,
-    /// The actor whose record to damage.
-    #[arg(long, value_name = "ID")]
-    pub actor: String,
-    /// The version of the record to damage.
-    #[arg(long, value_name = "V")]
-    pub version: i64,
-    /// Replace the record with bytes of the same length that are not a record.
-    #[arg(long)]
-    pub garbage: bool,
-    /// Flip bit N of the stored value (bit N % 8 of byte N / 8).
-    #[arg(long, value_name = "N")]
-    pub flip_bit: Option<u64>,
-}
-
-#[derive(Debug, Args)]
-pub struct RemoveIndexEntryArgs {
-    /// The store directory.
-    pub path: PathBuf,
-    /// The sequence whose index entry to delete.
-    #[arg(long, value_name = "S")]
-    pub sequence: u64,
 }
 
 fn main() -> ExitCode {
@@ -177,7 +156,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Export(args) => transfer::export(&args),
         Command::Import(args) => transfer::import(&args),
-        Command::Debug(cmd) => debug::run(cmd),
+        Command::Reindex(args) => maintain::reindex(&args),
+        Command::Migrate(args) => maintain::migrate(&args),
     };
     match result {
         Ok(code) => code,

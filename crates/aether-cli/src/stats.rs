@@ -1,106 +1,80 @@
-//! `aether stats`: what a store holds, read from sled directly through the public layout.
+//! `aether stats`: what a store holds, read through the store (which runs recovery at open
+//! and says so on stderr) and its index.
 
 use std::process::ExitCode;
 
-use aether_core::sled_store::layout;
+use aether_core::sled_store::{index, segment};
+use aether_core::EventStore;
 use serde::Serialize;
 
 use crate::util::{self, CmdResult};
-use crate::walfile::{self, WalState};
 use crate::StatsArgs;
 
 #[derive(Debug, Serialize)]
 struct Stats {
     path: String,
-    format: Option<String>,
-    durability: Option<String>,
+    format: String,
+    durability: String,
     actors: u64,
     events: u64,
     snapshots: u64,
     last_sequence: u64,
+    segments: u64,
+    /// Bytes allocated on disk (`du`): the log, its zero fill ahead of the writer and the
+    /// spare segment, and the index.
     size_on_disk_bytes: u64,
+    /// The files' lengths added up.
     apparent_size_bytes: u64,
-    wal: String,
-    /// Saves in the write-ahead log that the next open replays into sled (an unclean close).
-    wal_pending_saves: u64,
+    /// Of the log's bytes, zero-filled space not yet written: the rest of the active
+    /// segment and the spare segment.
+    preallocated_bytes: u64,
+    /// What opening the store found and did (empty after a clean close).
+    open_report: Vec<String>,
 }
 
 pub fn run(args: &StatsArgs) -> CmdResult<ExitCode> {
-    let db = util::open_sled_direct(&args.path)?;
-    let events = db.open_tree(layout::TREE_EVENTS)?;
-    let sequence = db.open_tree(layout::TREE_SEQUENCE)?;
-    let snapshots = db.open_tree(layout::TREE_SNAPSHOTS)?;
-    let meta = db.open_tree(layout::TREE_META)?;
+    util::require_store(&args.path)?;
+    let store = util::open_store(&args.path, None)?;
+    let db = store.sled();
+    let actors = db.open_tree(index::TREE_ACTORS)?.len() as u64;
+    let snapshots = db.open_tree(index::TREE_SNAPSHOTS)?.len() as u64;
+    // Sequences are gapless from 1: the last one is the number of events.
+    let last_sequence = store.last_sequence()?;
+    // Opening records the high-water mark at the log's head.
+    let hwm = db
+        .open_tree(index::TREE_META)?
+        .get(index::META_HWM)?
+        .and_then(|v| index::Hwm::decode(&v));
+    let open_report = store.open_report().lines();
+    let durability = store.durability().as_str().to_owned();
+    store.close()?;
+    drop(store);
 
-    // One actor's events are one key range, so actors are counted as changes of prefix.
-    let mut actors = 0u64;
-    let mut count = 0u64;
-    let mut previous_actor: Vec<u8> = Vec::new();
-    for key in events.iter().keys() {
-        let key = key?;
-        count += 1;
-        let actor = layout::split_event_key(&key)
-            .map(|(a, _)| a)
-            .unwrap_or(&key[..]);
-        if count == 1 || actor != previous_actor.as_slice() {
-            actors += 1;
-            previous_actor.clear();
-            previous_actor.extend_from_slice(actor);
+    let log_dir = args.path.join(segment::LOG_DIR);
+    let segments = segment::list(&log_dir).map_err(util::io_failure(format_args!(
+        "listing {}",
+        log_dir.display()
+    )))?;
+    let mut preallocated = std::fs::metadata(log_dir.join("spare")).map_or(0, |m| m.len());
+    if let (Some(active), Some(h)) = (segments.last(), hwm) {
+        if h.segment == active.id {
+            preallocated += active.len.saturating_sub(h.end);
         }
     }
-    let last_sequence = match sequence.last()? {
-        Some((k, _)) => layout::parse_sequence_key(&k).unwrap_or(0),
-        None => 0,
-    };
-    let text = |key: &[u8]| -> CmdResult<Option<String>> {
-        Ok(meta
-            .get(key)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
-    };
-    let (wal, pending) = match walfile::read(&args.path) {
-        Ok(WalState::Missing) => ("missing".to_owned(), 0),
-        Ok(WalState::Unreadable(why)) => (format!("unreadable: {why}"), 0),
-        Ok(WalState::Read(info)) => {
-            let ckpt = info.checkpoint.map_or(0, |c| c.sequence);
-            if info.pending_frames == 0 {
-                (
-                    format!("clean (checkpoint at sequence {})", util::thousands(ckpt)),
-                    0,
-                )
-            } else {
-                (
-                    format!(
-                        "{} saves not yet checkpointed into sled (sequences {}..={}); the next open replays them",
-                        util::thousands(info.pending_frames),
-                        util::thousands(info.pending_sequences.0),
-                        util::thousands(info.pending_sequences.1)
-                    ),
-                    info.pending_frames,
-                )
-            }
-        }
-        Err(e) => (format!("unreadable: {e}"), 0),
-    };
-    let stats = Stats {
-        path: args.path.display().to_string(),
-        format: text(layout::META_FORMAT)?,
-        durability: text(layout::META_DURABILITY)?,
-        actors,
-        events: count,
-        snapshots: snapshots.len() as u64,
-        last_sequence,
-        size_on_disk_bytes: 0,
-        apparent_size_bytes: 0,
-        wal,
-        wal_pending_saves: pending,
-    };
-    drop((events, sequence, snapshots, meta));
-    drop(db);
     let (allocated, apparent) = util::dir_size(&args.path);
     let stats = Stats {
+        path: args.path.display().to_string(),
+        format: String::from_utf8_lossy(index::FORMAT_VERSION).into_owned(),
+        durability,
+        actors,
+        events: last_sequence,
+        snapshots,
+        last_sequence,
+        segments: segments.len() as u64,
         size_on_disk_bytes: allocated,
         apparent_size_bytes: apparent,
-        ..stats
+        preallocated_bytes: preallocated,
+        open_report,
     };
 
     if args.json {
@@ -110,31 +84,27 @@ pub fn run(args: &StatsArgs) -> CmdResult<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let unknown = || "unknown".to_owned();
     let rows = [
         ("store", stats.path.clone()),
-        ("format", stats.format.clone().unwrap_or_else(unknown)),
+        ("format", stats.format.clone()),
         (
             "durability",
-            stats
-                .durability
-                .clone()
-                .map(|d| format!("{d} (the mode it was last opened with)"))
-                .unwrap_or_else(unknown),
+            format!("{} (the mode it was last opened with)", stats.durability),
         ),
         ("actors", util::thousands(stats.actors)),
         ("events", util::thousands(stats.events)),
         ("snapshots", util::thousands(stats.snapshots)),
         ("last sequence", util::thousands(stats.last_sequence)),
+        ("segments", util::thousands(stats.segments)),
         (
             "size on disk",
             format!(
-                "{} ({} apparent)",
+                "{} ({} apparent, of which {} preallocated zero fill)",
                 util::bytes(stats.size_on_disk_bytes),
-                util::bytes(stats.apparent_size_bytes)
+                util::bytes(stats.apparent_size_bytes),
+                util::bytes(stats.preallocated_bytes)
             ),
         ),
-        ("write-ahead log", stats.wal.clone()),
     ];
     for (name, value) in rows {
         println!("{name:<16} {value}");

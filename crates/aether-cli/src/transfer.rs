@@ -1,15 +1,14 @@
-//! Moving events in and out of a store as JSON lines: `inspect` (read from sled directly,
-//! for looking), `export` (through the store, for copying) and `import`.
+//! Moving events in and out of a store as JSON lines: `inspect` (read from the log
+//! directly, for looking), `export` (through the store, for copying) and `import`.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::process::ExitCode;
 
-use aether_core::sled_store::layout::{self, decode_event_record, decode_sequence_entry};
-use aether_core::{Durability, Error, Event, EventStore, Options, SledStore};
+use aether_core::verify::{self, LogItem};
+use aether_core::{Durability, Error, Event, EventStore, SledStore};
 
 use crate::util::{self, io_failure, CmdResult, Failure, EXIT_PROBLEMS};
-use crate::walfile::{self, WalState};
 use crate::{ExportArgs, ImportArgs, InspectArgs};
 
 /// Writes JSON lines to stdout; a closed pipe (`| head`) ends the output quietly.
@@ -55,105 +54,54 @@ impl<W: Write> Lines<W> {
     }
 }
 
-/// Tell the user when sled lacks saves the log still holds (an unclean close).
-fn note_unreplayed_log(path: &std::path::Path) {
-    if let Ok(WalState::Read(info)) = walfile::read(path) {
-        if info.pending_frames > 0 {
-            eprintln!(
-                "aether: note: the store was not closed cleanly; {} saves in aether.wal are not shown until the store is opened by the library (e.g. `aether export`)",
-                util::thousands(info.pending_frames)
-            );
-        }
-    }
-}
-
 pub fn inspect(args: &InspectArgs) -> CmdResult<ExitCode> {
-    let db = util::open_sled_direct(&args.path)?;
-    note_unreplayed_log(&args.path);
-    let events = db.open_tree(layout::TREE_EVENTS)?;
-    let sequence = db.open_tree(layout::TREE_SEQUENCE)?;
+    util::require_store(&args.path)?;
     let limit = args.limit.unwrap_or(u64::MAX);
-    let from_sequence = args.from_sequence.unwrap_or(0);
+    let from_sequence = args.from_sequence.unwrap_or(1).max(1);
+    let from_version = args.from_version.unwrap_or(0) as i64;
+    let actor = args.actor.as_ref().map(|a| a.as_bytes());
     let mut out = Lines::new(BufWriter::new(io::stdout().lock()));
     let mut printed = 0u64;
     let mut skipped = 0u64;
-    let mut skip = |sequence: u64, location: String, cause: String| {
-        skipped += 1;
-        eprintln!("aether: skipping malformed record at sequence {sequence} ({location}): {cause}");
-    };
-    let location = |actor: &[u8], version: u64| {
-        format!(
-            "actor {:?} version {version}",
-            String::from_utf8_lossy(actor)
-        )
-    };
-
+    let mut failure = None;
     if limit > 0 {
-        if let Some(actor) = &args.actor {
-            let start = layout::event_key(actor.as_bytes(), args.from_version.unwrap_or(0));
-            let end = layout::event_key(actor.as_bytes(), u64::MAX);
-            for item in events.range(start.as_slice()..=end.as_slice()) {
-                let (key, value) = item?;
-                let version = layout::split_event_key(&key).map_or(0, |(_, v)| v);
-                match decode_event_record(&value) {
-                    Ok(rec) if rec.sequence < from_sequence => continue,
-                    Ok(rec) => {
-                        if !out.line(rec.json)? {
-                            break;
+        // Straight from the log, read-only: nothing is recovered or rebuilt by looking.
+        verify::walk_log(
+            &args.path,
+            util::LOCK_TIMEOUT,
+            from_sequence,
+            &mut |item| match item {
+                LogItem::Event {
+                    actor_id,
+                    version,
+                    json,
+                    ..
+                } => {
+                    if actor.is_some_and(|a| a != actor_id) || version < from_version {
+                        return true;
+                    }
+                    match out.line(json) {
+                        Ok(true) => {
+                            printed += 1;
+                            printed < limit
                         }
-                        printed += 1;
-                    }
-                    Err(e) => skip(
-                        layout::claimed_sequence(&value),
-                        location(actor.as_bytes(), version),
-                        e.to_string(),
-                    ),
-                }
-                if printed >= limit {
-                    break;
-                }
-            }
-        } else {
-            let start = layout::sequence_key(from_sequence.max(1));
-            for item in sequence.range(start..) {
-                let (key, value) = item?;
-                let seq = layout::parse_sequence_key(&key).unwrap_or(0);
-                let entry = match decode_sequence_entry(&value) {
-                    Ok(entry) => entry,
-                    Err(e) => {
-                        skip(seq, "sequence index".into(), e.to_string());
-                        continue;
-                    }
-                };
-                let (actor, version) =
-                    layout::split_event_key(entry.event_key).unwrap_or((b"?", 0));
-                let Some(raw) = events.get(entry.event_key)? else {
-                    skip(
-                        seq,
-                        location(actor, version),
-                        "index entry points to a missing record".into(),
-                    );
-                    continue;
-                };
-                match decode_event_record(&raw) {
-                    Ok(rec) if rec.sequence != seq => skip(
-                        seq,
-                        location(actor, version),
-                        format!("record carries sequence {}", rec.sequence),
-                    ),
-                    Ok(rec) => {
-                        if !out.line(rec.json)? {
-                            break;
+                        Ok(false) => false,
+                        Err(e) => {
+                            failure = Some(e);
+                            false
                         }
-                        printed += 1;
                     }
-                    Err(e) => skip(seq, location(actor, version), e.to_string()),
                 }
-                if printed >= limit {
-                    break;
+                LogItem::Damaged { place, detail } => {
+                    skipped += 1;
+                    eprintln!("aether: skipping damaged records in {place}: {detail}");
+                    true
                 }
-            }
-        }
+            },
+        )?;
+    }
+    if let Some(e) = failure {
+        return Err(e);
     }
     out.finish()?;
     Ok(if skipped > 0 {
@@ -163,26 +111,9 @@ pub fn inspect(args: &InspectArgs) -> CmdResult<ExitCode> {
     })
 }
 
-/// Open a store through the library with the durability it was written with, so a tool
-/// that only reads does not change the mode recorded in its metadata.
-fn open_store(path: &std::path::Path, durability: Option<Durability>) -> CmdResult<SledStore> {
-    let recorded = if util::require_store(path).is_ok() {
-        let db = util::open_sled_direct(path)?;
-        let recorded = util::recorded_durability(&db)?;
-        drop(db);
-        recorded.and_then(|d| d.parse::<Durability>().ok())
-    } else {
-        None
-    };
-    let mut options = Options::with_durability(durability.or(recorded).unwrap_or_default());
-    // sled releases the lock of the handle just dropped lazily.
-    options.lock_timeout = util::LOCK_TIMEOUT * 2;
-    Ok(SledStore::open_with(path, options)?)
-}
-
 pub fn export(args: &ExportArgs) -> CmdResult<ExitCode> {
     util::require_store(&args.path)?;
-    let store = open_store(&args.path, None)?;
+    let store = util::open_store(&args.path, None)?;
     let mut out = Lines::new(BufWriter::new(io::stdout().lock()));
     let mut from = args.from_sequence.max(1);
     let mut json = Vec::with_capacity(1024);
@@ -265,7 +196,7 @@ pub fn import(args: &ImportArgs) -> CmdResult<ExitCode> {
             .map_err(io_failure(format_args!("opening {}", args.file.display())))?;
         Box::new(BufReader::with_capacity(1 << 16, file))
     };
-    let store = open_store(&args.path, args.durability.map(Durability::from))?;
+    let store = util::open_store(&args.path, args.durability.map(Durability::from))?;
     let mut importer = Importer {
         store,
         imported: 0,

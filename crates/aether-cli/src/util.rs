@@ -1,13 +1,13 @@
-//! Helpers shared by the subcommands: failures and exit codes, opening a store's sled
-//! database directly, sizes on disk, number formatting, progress reporting.
+//! Helpers shared by the subcommands: failures and exit codes, opening a store, sizes on
+//! disk, number formatting, progress reporting.
 
 use std::fmt;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aether_core::sled_store::layout;
-use aether_core::Error;
+use aether_core::sled_store::{self, dirlock, index};
+use aether_core::{Durability, Error, OpenReport, Options, SledStore};
 
 /// Exit status when the command found problems (verify) or rejected input (import, inspect).
 pub const EXIT_PROBLEMS: u8 = 1;
@@ -56,60 +56,65 @@ pub fn io_failure(context: impl fmt::Display) -> impl FnOnce(std::io::Error) -> 
 }
 
 /// How long to wait for another handle to release a store before reporting it locked.
-/// sled releases its lock lazily after a close, so an immediate failure would be wrong.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Refuse a path that holds no store, so read-only commands never create one.
-pub fn require_store(path: &Path) -> CmdResult<PathBuf> {
-    let sled_dir = path.join("sled");
-    if !sled_dir.is_dir() {
+/// Refuse a path that holds no store of format 2, so read-only commands never create one;
+/// a format-1 store is named as such, with the command that converts it.
+pub fn require_store(path: &Path) -> CmdResult<()> {
+    if sled_store::is_format1(path) {
         return Err(Failure(format!(
-            "{} is not an aether store (it has no sled/ folder)",
+            "{} holds a store in format 1 (events in sled); convert it with `aether migrate {}`",
+            path.display(),
             path.display()
         )));
     }
-    Ok(sled_dir)
-}
-
-/// Open a store's sled database directly, without the store's recovery (which would replay
-/// the log and roll back a cut-short batch). Retries while the lock is held, then fails
-/// with a clear message.
-pub fn open_sled_direct(path: &Path) -> CmdResult<sled::Db> {
-    let sled_dir = require_store(path)?;
-    let deadline = Instant::now() + LOCK_TIMEOUT;
-    loop {
-        match sled::Config::new()
-            .path(&sled_dir)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(64 << 20)
-            .open()
-        {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if Instant::now() >= deadline {
-                    return Err(Error::Locked {
-                        path: path.to_path_buf(),
-                    }
-                    .into());
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => {
-                return Err(Failure(format!(
-                    "cannot open sled database in {}: {e}",
-                    sled_dir.display()
-                )))
-            }
-        }
+    if !path.join(sled_store::FORMAT_FILE).is_file() {
+        return Err(Failure(format!(
+            "{} is not an aether store (it has no {} file)",
+            path.display(),
+            sled_store::FORMAT_FILE
+        )));
     }
+    Ok(())
 }
 
-/// The durability mode recorded in the store's `meta` tree, if any.
-pub fn recorded_durability(db: &sled::Db) -> CmdResult<Option<String>> {
-    let meta = db.open_tree(layout::TREE_META)?;
+/// The durability mode the store's index records (the mode it was last opened with), read
+/// through the store's own lock and sled routine; `None` when there is no readable index.
+pub fn recorded_durability(path: &Path) -> CmdResult<Option<Durability>> {
+    let sled_dir = path.join(sled_store::SLED_DIR);
+    if !path.join(sled_store::FORMAT_FILE).is_file() || !sled_dir.join("db").is_file() {
+        return Ok(None);
+    }
+    let held = dirlock::lock_store(path, LOCK_TIMEOUT)?;
+    let db = match dirlock::open_sled(&held, &sled_dir, |c| c.flush_every_ms(None), LOCK_TIMEOUT) {
+        Ok(db) => db,
+        Err(e @ Error::Locked { .. }) => return Err(e.into()),
+        // A damaged index: the store's open rebuilds it and says so.
+        Err(_) => return Ok(None),
+    };
+    let meta = db.open_tree(index::TREE_META)?;
     Ok(meta
-        .get(layout::META_DURABILITY)?
-        .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        .get(index::META_DURABILITY)?
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()))
+}
+
+/// Open a store through the library with the durability it was written with (so a tool
+/// that only reads does not change the mode its index records) unless `durability` is
+/// given, and print what opening found and did (recovery, an index rebuilt) to stderr.
+pub fn open_store(path: &Path, durability: Option<Durability>) -> CmdResult<SledStore> {
+    let recorded = recorded_durability(path)?;
+    let mut options = Options::with_durability(durability.or(recorded).unwrap_or_default());
+    options.lock_timeout = LOCK_TIMEOUT;
+    let store = SledStore::open_with(path, options)?;
+    print_open_report(store.open_report());
+    Ok(store)
+}
+
+/// What opening a store found and did, one line each on stderr.
+pub fn print_open_report(report: &OpenReport) {
+    for line in report.lines() {
+        eprintln!("aether: note: {line}");
+    }
 }
 
 /// Bytes a directory tree takes: (allocated on disk, apparent length).
@@ -134,7 +139,7 @@ pub fn dir_size(path: &Path) -> (u64, u64) {
     (allocated, apparent)
 }
 
-/// `1234567` → `1,234,567`, as `aether_core::verify` writes numbers in its findings.
+/// `1234567` → `1,234,567`, as `aether_core::verify` writes counts in its findings.
 pub use aether_core::verify::thousands;
 
 /// A rate with thousands separators and no decimals (`12,345`), or one decimal below 100.

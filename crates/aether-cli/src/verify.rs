@@ -1,29 +1,35 @@
-//! `aether verify`: print what [`aether_core::verify`] finds in a store — every malformed
-//! index entry, record and snapshot, and each inconsistency between them and the
-//! write-ahead log — with a progress bar for large stores. Exit 0 when sound, 1 when a
-//! problem was found (notes, e.g. saves still in the log after an unclean close, are fine).
+//! `aether verify`: print what [`aether_core::verify`] finds in a store — damage in the
+//! segment log, and every disagreement between the index and the log — with a progress bar
+//! for large stores. Exit 0 when sound, 1 when a problem was found (notes, e.g. records an
+//! unclean close left for the next open to index, are fine).
 
 use std::process::ExitCode;
 
-use aether_core::verify::{self, LogSummary, Severity, VerifyEvent, VerifyOptions};
+use aether_core::verify::{self, Severity, VerifyEvent, VerifyOptions};
 
 use crate::util::{self, CmdResult, Progress, EXIT_PROBLEMS};
 use crate::VerifyArgs;
 
-/// Stores with fewer events than this get no progress bar: they take well under a second.
-const PROGRESS_THRESHOLD: u64 = 20_000;
+/// Logs smaller than this get no progress bar: they take well under a second.
+const PROGRESS_THRESHOLD_BYTES: u64 = 16 << 20;
+const PROGRESS_THRESHOLD_ENTRIES: u64 = 20_000;
 
 pub fn run(args: &VerifyArgs) -> CmdResult<ExitCode> {
-    let db = util::open_sled_direct(&args.path)?;
+    util::require_store(&args.path)?;
     let mut options = VerifyOptions::default();
     // Findings are printed as they come; the report need not keep more than are listed.
     options.max_problems = args.max_listed;
+    options.lock_timeout = util::LOCK_TIMEOUT;
     let show_progress = util::stderr_is_terminal();
     let mut progress: Option<Progress> = None;
     let mut listed = 0usize;
-    let report = verify::verify_sled(&db, &args.path, &options, &mut |event| match event {
+    let report = verify::verify_with(&args.path, &options, &mut |event| match event {
         VerifyEvent::PassStarted { pass, total } => {
-            progress = (show_progress && total >= PROGRESS_THRESHOLD)
+            let threshold = match pass {
+                verify::Pass::Log => PROGRESS_THRESHOLD_BYTES,
+                _ => PROGRESS_THRESHOLD_ENTRIES,
+            };
+            progress = (show_progress && total >= threshold)
                 .then(|| Progress::new(pass.label(), total, true));
         }
         VerifyEvent::PassProgress { done, .. } => {
@@ -36,7 +42,7 @@ pub fn run(args: &VerifyArgs) -> CmdResult<ExitCode> {
                 p.finish();
             }
         }
-        VerifyEvent::Found(finding) => match finding.severity() {
+        VerifyEvent::Found(finding) => match finding.severity {
             Severity::Note => println!("{finding}"),
             Severity::Problem => {
                 if listed < args.max_listed {
@@ -50,15 +56,18 @@ pub fn run(args: &VerifyArgs) -> CmdResult<ExitCode> {
         },
     })?;
 
-    let wal_summary = match report.log {
-        LogSummary::Missing => "no write-ahead log",
-        LogSummary::Unreadable => "the write-ahead log (unreadable)",
-        LogSummary::Read => "the write-ahead log",
-    };
     println!(
-        "checked {} index entries, {} records, {} snapshots and {wal_summary}: {}",
-        util::thousands(report.index_entries),
+        "checked {} segments ({}), {} records holding {} events (last sequence {}), {} and {} snapshots: {}",
+        util::thousands(report.segments),
+        util::bytes(report.log_bytes),
         util::thousands(report.records),
+        util::thousands(report.events),
+        util::thousands(report.last_sequence),
+        if report.index_read {
+            format!("{} index entries", util::thousands(report.index_entries))
+        } else {
+            "no index".to_owned()
+        },
         util::thousands(report.snapshots),
         match report.problems {
             0 => "sound".to_owned(),

@@ -1,10 +1,11 @@
-//! The real `aether` binary against real sled stores in temporary folders.
+//! The real `aether` binary against real stores (format 2: a segment log and a sled index)
+//! in temporary folders.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use aether_core::sled_store::layout;
+use aether_core::sled_store::index;
 use aether_core::{
     ActorSnapshot, Durability, Event, EventStore, Options, SledStore, SnapshotStore, Timestamp,
 };
@@ -55,8 +56,7 @@ fn known_events() -> Vec<Event> {
 }
 
 /// A closed store holding `known_events()` and one snapshot of "a", written by a child
-/// process (this test binary re-run): sled frees a closed handle's file lock lazily, so a
-/// store closed in this process could still look held to the binary under test.
+/// process (this test binary re-run), so that nothing of this process holds its files.
 fn known_store(dir: &Path) -> PathBuf {
     let path = dir.join("store");
     let status = Command::new(std::env::current_exe().unwrap())
@@ -66,9 +66,12 @@ fn known_store(dir: &Path) -> PathBuf {
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(path.join("sled").is_dir());
+    assert!(path.join("sled").is_dir() && path.join(SEGMENT).is_file());
     path
 }
+
+/// The known store's one segment.
+const SEGMENT: &str = "log/00000000000000000001.seg";
 
 const KNOWN_STORE_ENV: &str = "AETHER_CLI_TEST_KNOWN_STORE";
 
@@ -101,6 +104,40 @@ fn json_lines(events: &[Event]) -> String {
         .collect()
 }
 
+/// Where `needle` first occurs in the store's segment.
+fn offset_in_segment(path: &Path, needle: &[u8]) -> usize {
+    let bytes = std::fs::read(path.join(SEGMENT)).unwrap();
+    bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("{needle:?} is not in the segment"))
+}
+
+fn flip_segment_byte(path: &Path, at: usize, mask: u8) {
+    let mut bytes = std::fs::read(path.join(SEGMENT)).unwrap();
+    bytes[at] ^= mask;
+    std::fs::write(path.join(SEGMENT), bytes).unwrap();
+}
+
+fn copy_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_files(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn stats_json(path: &Path) -> serde_json::Value {
+    let o = aether_path(&["stats", "--json"], path);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 #[test]
 fn help_works_for_every_subcommand() {
     for args in [
@@ -111,46 +148,60 @@ fn help_works_for_every_subcommand() {
         vec!["verify", "--help"],
         vec!["export", "--help"],
         vec!["import", "--help"],
-        vec!["debug", "--help"],
-        vec!["debug", "corrupt-record", "--help"],
-        vec!["debug", "remove-index-entry", "--help"],
+        vec!["reindex", "--help"],
+        vec!["migrate", "--help"],
     ] {
         let o = aether(&args);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
         assert!(stdout(&o).contains("Usage:"), "{args:?}: {}", stdout(&o));
     }
-    let o = aether(&["no-such-command"]);
-    assert_eq!(o.status.code(), Some(2));
+    for gone in ["no-such-command", "debug"] {
+        let o = aether(&[gone]);
+        assert_eq!(o.status.code(), Some(2), "{gone}");
+    }
 }
 
 #[test]
 fn stats_reports_a_known_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = known_store(dir.path());
-    let o = aether_path(&["stats", "--json"], &path);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stats = stats_json(&path);
     assert_eq!(stats["actors"], 2);
     assert_eq!(stats["events"], 5);
     assert_eq!(stats["snapshots"], 1);
     assert_eq!(stats["last_sequence"], 5);
+    assert_eq!(stats["segments"], 1);
     assert_eq!(stats["durability"], "buffered");
-    assert_eq!(stats["format"], "1");
-    assert_eq!(stats["wal_pending_saves"], 0);
-    assert!(stats["size_on_disk_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(stats["format"], "2");
+    // Closed cleanly: opening had nothing to recover.
+    assert_eq!(stats["open_report"], serde_json::json!([]), "{stats}");
+    let on_disk = stats["size_on_disk_bytes"].as_u64().unwrap();
+    let preallocated = stats["preallocated_bytes"].as_u64().unwrap();
+    // The active segment is zero-filled ahead of the writer.
+    assert!(preallocated > 0, "{stats}");
+    assert!(
+        stats["apparent_size_bytes"].as_u64().unwrap() >= preallocated,
+        "{stats}"
+    );
+    assert!(on_disk > 0, "{stats}");
 
     let o = aether_path(&["stats"], &path);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     for line in [
+        "format           2",
         "actors           2",
         "events           5",
         "snapshots        1",
         "last sequence    5",
+        "segments         1",
         "durability       buffered",
+        "preallocated zero fill",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
+    // Reading did not change the mode the store records.
+    assert_eq!(stats_json(&path)["durability"], "buffered");
 }
 
 #[test]
@@ -170,6 +221,9 @@ fn inspect_prints_the_stored_json() {
     let o = aether_path(&["inspect", "--from-sequence", "3", "--limit", "2"], &path);
     assert_eq!(stdout(&o), json_lines(&all[2..4]));
 
+    let o = aether_path(&["inspect", "--actor", "b", "--from-sequence", "3"], &path);
+    assert_eq!(stdout(&o), json_lines(&[event("b", 2)]));
+
     let o = aether_path(&["inspect", "--actor", "nobody"], &path);
     assert!(o.status.success());
     assert_eq!(stdout(&o), "");
@@ -177,6 +231,13 @@ fn inspect_prints_the_stored_json() {
     // --from-version needs --actor: a usage error.
     let o = aether_path(&["inspect", "--from-version", "2"], &path);
     assert_eq!(o.status.code(), Some(2));
+
+    // Inspecting reads the log and writes nothing: even a missing index stays missing.
+    std::fs::remove_dir_all(path.join("sled")).unwrap();
+    let o = aether_path(&["inspect"], &path);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), json_lines(&all));
+    assert!(!path.join("sled").exists());
 }
 
 #[test]
@@ -185,10 +246,13 @@ fn verify_passes_a_sound_store() {
     let path = known_store(dir.path());
     let o = aether_path(&["verify"], &path);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("sound"), "{}", stdout(&o));
-    // A durable store, closed cleanly, too (its log holds a checkpoint). It is written by
-    // a child process: sled frees a closed handle's lock lazily, so one closed here could
-    // still look held.
+    let out = stdout(&o);
+    assert!(
+        out.contains("checked 1 segments")
+            && out.contains("6 records holding 5 events (last sequence 5), 5 index entries and 1 snapshots: sound"),
+        "{out}"
+    );
+    // A durable store, written by the CLI.
     let durable = dir.path().join("durable");
     let file = dir.path().join("events.jsonl");
     std::fs::write(&file, json_lines(&known_events())).unwrap();
@@ -199,112 +263,221 @@ fn verify_passes_a_sound_store() {
 }
 
 #[test]
-fn verify_names_a_record_overwritten_with_garbage() {
+fn verify_names_a_damaged_byte_in_a_segment() {
     let dir = tempfile::tempdir().unwrap();
     let path = known_store(dir.path());
     let p = path.to_str().unwrap();
-    let o = aether(&[
-        "debug",
-        "corrupt-record",
-        p,
-        "--actor",
-        "a",
-        "--version",
-        "2",
-        "--garbage",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    // A byte of a2's JSON (sequence 3): a record with intact records after it.
+    flip_segment_byte(&path, offset_in_segment(&path, b"\"a-2\"") + 2, 0x01);
     let o = aether(&["verify", p]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let out = stdout(&o);
     assert!(
-        out.contains("problem: sequence 3, actor \"a\" version 2: malformed record"),
+        out.contains(&format!(
+            "problem: {SEGMENT}: damaged record: frame at offset "
+        )) && out.contains("is damaged and an intact frame follows at offset"),
         "{out}"
     );
-    assert!(out.contains("1 problem found"), "{out}");
+    assert!(
+        out.contains("sequences 3..3 are missing (they were in the damaged region before it)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("problem: sequence 3, actor \"a\" version 2: index entry points nowhere"),
+        "{out}"
+    );
+    assert!(out.contains("3 problems found"), "{out}");
+
     // inspect skips it, says so, and fails.
     let o = aether(&["inspect", p]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stdout(&o).lines().count(), 4);
-    assert!(stderr(&o).contains("sequence 3"), "{}", stderr(&o));
-}
-
-#[test]
-fn verify_names_a_flipped_bit() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = known_store(dir.path());
-    let p = path.to_str().unwrap();
-    // Bit 0 of byte 40: inside the JSON.
-    let o = aether(&[
-        "debug",
-        "corrupt-record",
-        p,
-        "--actor",
-        "b",
-        "--version",
-        "1",
-        "--flip-bit",
-        "320",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = aether(&["verify", p]);
-    assert_eq!(o.status.code(), Some(1));
-    let out = stdout(&o);
-    assert!(
-        out.contains(
-            "sequence 2, actor \"b\" version 1: malformed record: event record checksum mismatch"
-        ),
-        "{out}"
+    let all = known_events();
+    assert_eq!(
+        stdout(&o),
+        json_lines(&[
+            all[0].clone(),
+            all[1].clone(),
+            all[3].clone(),
+            all[4].clone()
+        ])
     );
-    // The library agrees.
+    assert!(
+        stderr(&o).contains(&format!("skipping damaged records in {SEGMENT}")),
+        "{}",
+        stderr(&o)
+    );
+    // The store refuses to hand out the damaged record.
+    let o = aether(&["export", p]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("export stops here"), "{}", stderr(&o));
     let store =
         SledStore::open_with(&path, Options::with_durability(Durability::Buffered)).unwrap();
     assert!(matches!(
-        store.get_events("b", 1),
-        Err(aether_core::Error::Corrupt { sequence: 2, .. })
+        store.get_events("a", 1),
+        Err(aether_core::Error::Corrupt { .. })
     ));
 }
 
 #[test]
-fn verify_names_a_deleted_index_entry() {
+fn verify_names_a_flipped_bit_in_the_last_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    // The last record is the snapshot: one flipped bit there is damage, not a write cut
+    // short, since the sector it is in was written.
+    let at = offset_in_segment(&path, b"\"count\"") + 1;
+    flip_segment_byte(&path, at, 0x08);
+    let o = aether_path(&["verify"], &path);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "problem: {SEGMENT}: damaged record: the last frame (offset "
+        )) && out.contains(&format!(
+            "a snapshot) differs from an intact frame by one bit at offset {at}"
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_deleted_index_is_named_by_verify_and_rebuilt_by_reindex_or_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    let copy = dir.path().join("copy");
+    copy_files(&path, &copy);
+    for p in [&path, &copy] {
+        std::fs::remove_dir_all(p.join("sled")).unwrap();
+    }
+    let o = aether_path(&["verify"], &path);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("problem: sled: index missing: the store has no index; the next open, or `aether reindex`, rebuilds it from the log"),
+        "{out}"
+    );
+    assert!(
+        out.contains("no index and 0 snapshots: 1 problem found"),
+        "{out}"
+    );
+    assert!(!path.join("sled").exists(), "verify created an index");
+
+    let o = aether_path(&["reindex"], &path);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("the index was rebuilt from the log: aether reindex"),
+        "{}",
+        stdout(&o)
+    );
+    let o = aether_path(&["verify"], &path);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let stats = stats_json(&path);
+    assert_eq!(
+        (stats["events"].as_u64(), stats["actors"].as_u64()),
+        (Some(5), Some(2))
+    );
+    assert_eq!(stats["snapshots"], 1);
+
+    // Opening rebuilds it too, and says so.
+    let o = aether_path(&["export"], &copy);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), json_lines(&known_events()));
+    assert!(
+        stderr(&o).contains("aether: note: the index was rebuilt from the log: ")
+            && stderr(&o).contains("was missing"),
+        "{}",
+        stderr(&o)
+    );
+    let o = aether_path(&["verify"], &copy);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+/// The actor number the index gave `actor`.
+fn actor_number(db: &sled::Db, actor: &str) -> u64 {
+    let v = db
+        .open_tree(index::TREE_ACTORS)
+        .unwrap()
+        .get(actor)
+        .unwrap()
+        .unwrap();
+    u64::from_be_bytes(v.as_ref().try_into().unwrap())
+}
+
+#[test]
+fn verify_names_a_deleted_index_entry_and_reindex_restores_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = known_store(dir.path());
     {
         let db = sled::open(path.join("sled")).unwrap();
-        let index = db.open_tree(layout::TREE_SEQUENCE).unwrap();
-        assert!(index.remove(layout::sequence_key(2)).unwrap().is_some());
+        let a = actor_number(&db, "a");
+        let entries = db.open_tree(index::TREE_INDEX).unwrap();
+        assert!(entries.remove(index::index_key(a, 2)).unwrap().is_some());
         db.flush().unwrap();
     }
     let o = aether_path(&["verify"], &path);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let out = stdout(&o);
     assert!(
-        out.contains("problem: sequence 2: sequence gap: sequence 2 has no index entry"),
+        out.contains(&format!(
+            "problem: sequence 3, actor \"a\" version 2: record with no index entry: the record at offset "
+        )) && out.contains(&format!("of {SEGMENT} has no index entry for this actor")),
         "{out}"
     );
-    assert!(
-        out.contains("sequence 2, actor \"b\" version 1: record with no index entry"),
-        "{out}"
-    );
+    assert!(out.contains("1 problem found"), "{out}");
+    let o = aether_path(&["reindex"], &path);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = aether_path(&["verify"], &path);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
 
 #[test]
 fn verify_names_an_index_entry_pointing_nowhere() {
     let dir = tempfile::tempdir().unwrap();
     let path = known_store(dir.path());
-    let p = path.to_str().unwrap();
-    let o = aether(&["debug", "remove-index-entry", p, "--sequence", "4"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    aether_core::sled_store::fault::remove_record(&path, "a", 2).unwrap();
-    let o = aether(&["verify", p]);
-    assert_eq!(o.status.code(), Some(1));
+    {
+        let db = sled::open(path.join("sled")).unwrap();
+        let b = actor_number(&db, "b");
+        let entries = db.open_tree(index::TREE_INDEX).unwrap();
+        let key = index::index_key(b, 1);
+        let mut entry = index::Entry::decode(&entries.get(key).unwrap().unwrap()).unwrap();
+        entry.offset += 8;
+        entries.insert(key, &entry.encode()).unwrap();
+        db.flush().unwrap();
+    }
+    let o = aether_path(&["verify"], &path);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let out = stdout(&o);
     assert!(
-        out.contains("sequence 3, actor \"a\" version 2: index entry points nowhere"),
+        out.contains("problem: sequence 2, actor \"b\" version 1: index entry points nowhere: the entry points to offset "),
         "{out}"
     );
     assert!(
-        out.contains("sequence gap: sequence 4 has no index entry"),
+        out.contains("problem: sequence 2, actor \"b\" version 1: record with no index entry"),
+        "{out}"
+    );
+}
+
+#[test]
+fn verify_names_a_damaged_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    {
+        let db = sled::open(path.join("sled")).unwrap();
+        let a = actor_number(&db, "a");
+        let snapshots = db.open_tree(index::TREE_SNAPSHOTS).unwrap();
+        let key = index::index_key(a, 2);
+        let mut value = snapshots.get(key).unwrap().unwrap().to_vec();
+        let last = value.len() - 2;
+        value[last] ^= 0x01;
+        snapshots.insert(key, value).unwrap();
+        db.flush().unwrap();
+    }
+    let o = aether_path(&["verify"], &path);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "problem: snapshot of actor \"a\" version 2: snapshot: its checksum does not match"
+        ),
         "{out}"
     );
 }
@@ -332,7 +505,7 @@ fn export_then_import_then_export_is_identical() {
     assert!(o.status.success(), "{}", stderr(&o));
     let first = aether_path(&["export"], &source);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert_eq!(stdout(&first).lines().count(), 19);
+    assert_eq!(stdout(&first), json_lines(&events));
     let file = dir.path().join("events.jsonl");
     std::fs::write(&file, &first.stdout).unwrap();
 
@@ -350,14 +523,14 @@ fn export_then_import_then_export_is_identical() {
         let second = aether_path(&["export"], &copy);
         assert!(second.status.success(), "{}", stderr(&second));
         assert_eq!(stdout(&second), stdout(&first));
+        let o = aether_path(&["verify"], &copy);
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     }
     // --from-sequence starts later.
     let tail = aether(&["export", source.to_str().unwrap(), "--from-sequence", "18"]);
-    assert_eq!(stdout(&tail).lines().count(), 2);
+    assert_eq!(stdout(&tail), json_lines(&events[17..]));
     // Exporting did not change the durability the store records.
-    let o = aether_path(&["stats", "--json"], &source);
-    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(stats["durability"], "durable");
+    assert_eq!(stats_json(&source)["durability"], "durable");
 }
 
 #[test]
@@ -425,6 +598,7 @@ fn import_reads_standard_input() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = aether_path(&["inspect"], &store);
     assert_eq!(stdout(&o), json_lines(&known_events()));
+    assert_eq!(stats_json(&store)["durability"], "buffered");
 }
 
 #[test]
@@ -433,21 +607,15 @@ fn a_locked_store_gives_a_clear_message_and_exit_2() {
     let path = known_store(dir.path());
     let _held = SledStore::open(&path).unwrap();
     let p = path.to_str().unwrap();
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, json_lines(&[event("c", 1)])).unwrap();
     for args in [
         vec!["stats", p],
         vec!["verify", p],
         vec!["inspect", p],
         vec!["export", p],
-        vec![
-            "debug",
-            "corrupt-record",
-            p,
-            "--actor",
-            "a",
-            "--version",
-            "1",
-            "--garbage",
-        ],
+        vec!["import", p, file.to_str().unwrap()],
+        vec!["reindex", p],
     ] {
         let started = Instant::now();
         let o = aether(&args);
@@ -460,31 +628,61 @@ fn a_locked_store_gives_a_clear_message_and_exit_2() {
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
         assert!(started.elapsed() < Duration::from_secs(10), "{args:?}");
     }
+    // Nothing was changed: the index is still there.
+    assert!(path.join("sled").join("db").is_file());
 }
 
 #[test]
 fn a_path_without_a_store_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nothing-here");
-    for cmd in ["stats", "verify", "inspect", "export"] {
+    for cmd in ["stats", "verify", "inspect", "export", "reindex"] {
         let o = aether_path(&[cmd], &missing);
         assert_eq!(o.status.code(), Some(2), "{cmd}");
         assert!(stderr(&o).contains("not an aether store"), "{}", stderr(&o));
     }
-    assert!(!missing.exists(), "a read-only command created a store");
-    let path = known_store(dir.path());
-    let o = aether(&[
-        "debug",
-        "corrupt-record",
-        path.to_str().unwrap(),
-        "--actor",
-        "a",
-        "--version",
-        "9",
-        "--garbage",
-    ]);
+    let o = aether_path(&["migrate"], &missing);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("no stored record"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("holds no store of format 1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!missing.exists(), "a command created a store");
+}
+
+#[test]
+fn migrate_refuses_a_store_that_is_not_format_1_and_others_name_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = known_store(dir.path());
+    let o = aether_path(&["migrate"], &path);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(&format!("{} holds no store of format 1", path.display())),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("store.format1").exists());
+    let o = aether_path(&["verify"], &path);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    // A format-1 store: every other command names the migration.
+    let old = dir.path().join("old");
+    std::fs::create_dir_all(old.join("sled")).unwrap();
+    std::fs::write(old.join("aether.wal"), [0u8; 4096]).unwrap();
+    for cmd in ["stats", "verify", "inspect", "export", "reindex"] {
+        let o = aether_path(&[cmd], &old);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        assert!(
+            stderr(&o).contains(&format!(
+                "convert it with `aether migrate {}`",
+                old.display()
+            )),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
+    assert!(!old.join("FORMAT").exists() && !old.join("log").exists());
 }
 
 fn bench_json(backend: &str) {
@@ -719,6 +917,8 @@ fn an_unclean_store_is_reported_as_such_and_repaired_by_the_next_open() {
             "100",
             "--lookups",
             "10",
+            "--durability",
+            "buffered",
         ])
         .arg("--path")
         .arg(&path)
@@ -726,12 +926,15 @@ fn an_unclean_store_is_reported_as_such_and_repaired_by_the_next_open() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the write-ahead log holds a frame past its header, then kill mid-write.
-    let wal = path.join("aether.wal");
+    // Wait until the log holds records well past its first, then kill mid-write.
+    let segment = path.join(SEGMENT);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let written = std::fs::read(&wal)
-            .map(|b| b.get(4096..4112).is_some_and(|f| f.iter().any(|&x| x != 0)))
+        let written = std::fs::read(&segment)
+            .map(|b| {
+                b.get(65536..65552)
+                    .is_some_and(|f| f.iter().any(|&x| x != 0))
+            })
             .unwrap_or(false);
         if written {
             std::thread::sleep(Duration::from_millis(200));
@@ -746,213 +949,31 @@ fn an_unclean_store_is_reported_as_such_and_repaired_by_the_next_open() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let o = aether_path(&["stats", "--json"], &path);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(stats["wal_pending_saves"].as_u64().unwrap() > 0, "{stats}");
+    // What a kill leaves is a note, not a problem.
     let o = aether_path(&["verify"], &path);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains("not closed cleanly"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("note: index: the store was not closed cleanly"),
+        "{}",
+        stdout(&o)
+    );
+    let last_sequence = stdout(&o)
+        .split("(last sequence ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .map(|s| s.replace(',', "").parse::<u64>().unwrap())
+        .unwrap();
+    assert!(last_sequence > 0);
 
-    // Opening through the library replays the log; afterwards sled holds everything.
+    // Opening through the library recovers; afterwards the store is clean, and every
+    // event the log held is there (buffered saves survive a killed process).
     let exported = aether_path(&["export"], &path);
     assert!(exported.status.success(), "{}", stderr(&exported));
-    let o = aether_path(&["stats", "--json"], &path);
-    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(stats["wal_pending_saves"], 0, "{stats}");
-    assert_eq!(
-        stats["events"].as_u64().unwrap(),
-        stdout(&exported).lines().count() as u64
-    );
+    assert_eq!(stdout(&exported).lines().count() as u64, last_sequence);
+    let stats = stats_json(&path);
+    assert_eq!(stats["events"].as_u64().unwrap(), last_sequence);
+    assert_eq!(stats["open_report"], serde_json::json!([]), "{stats}");
     let o = aether_path(&["verify"], &path);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(!stdout(&o).contains("not closed cleanly"), "{}", stdout(&o));
-}
-
-#[test]
-fn verify_names_a_damaged_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = known_store(dir.path());
-    {
-        let db = sled::open(path.join("sled")).unwrap();
-        let snapshots = db.open_tree(layout::TREE_SNAPSHOTS).unwrap();
-        let key = layout::actor_key(b"a");
-        let mut value = snapshots.get(&key).unwrap().unwrap().to_vec();
-        let last = value.len() - 2;
-        value[last] ^= 0x01;
-        snapshots.insert(key, value).unwrap();
-        db.flush().unwrap();
-    }
-    let o = aether_path(&["verify"], &path);
-    assert_eq!(o.status.code(), Some(1));
-    let out = stdout(&o);
-    assert!(
-        out.contains("problem: snapshot of actor \"a\": malformed snapshot: snapshot record checksum mismatch"),
-        "{out}"
-    );
-}
-
-const CRASHED_STORE_ENV: &str = "AETHER_CLI_TEST_CRASHED_STORE";
-
-/// The image of a durable store taken while it was still open: what a crash leaves (sled
-/// behind, the saves in the log). The store saved `known_events()` one by one, the first
-/// two before it was closed and reopened (so both header slots hold a checkpoint), the
-/// last three after (only in the log). Written by a child process, like `known_store`.
-fn crashed_store(dir: &Path) -> PathBuf {
-    let path = dir.join("crashed");
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args(["write_crashed_store", "--exact", "--ignored", "--quiet"])
-        .env(CRASHED_STORE_ENV, &path)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(path.join("aether.wal").is_file());
-    path
-}
-
-fn copy_files(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_files(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-#[test]
-#[ignore = "helper: run in a child process by crashed_store()"]
-fn write_crashed_store() {
-    let Some(path) = std::env::var_os(CRASHED_STORE_ENV) else {
-        return;
-    };
-    let path = PathBuf::from(path);
-    let live = path.with_extension("live");
-    let mut options = Options::with_durability(Durability::Durable);
-    options.wal_capacity = 64 * 1024;
-    let events = known_events();
-    let store = SledStore::open_with(&live, options.clone()).unwrap();
-    for e in &events[..2] {
-        store.save_event(e).unwrap();
-    }
-    store.close().unwrap();
-    drop(store);
-    let store = SledStore::open_with(&live, options).unwrap();
-    for e in &events[2..] {
-        store.save_event(e).unwrap();
-    }
-    copy_files(&live, &path);
-}
-
-/// Offsets of the log's frames (those of the generation of the first one).
-fn wal_frames(wal: &[u8]) -> Vec<usize> {
-    let u32_at = |at: usize| u32::from_be_bytes(wal[at..at + 4].try_into().unwrap());
-    let mut frames = Vec::new();
-    let mut at = 4096;
-    let generation = &wal[at + 8..at + 16];
-    while u32_at(at) != 0 && &wal[at + 8..at + 16] == generation {
-        frames.push(at);
-        at = (at + 16 + u32_at(at) as usize + 7) & !7;
-    }
-    frames
-}
-
-#[test]
-fn verify_names_damage_in_the_log_of_a_crashed_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let image = crashed_store(dir.path());
-    let wal = std::fs::read(image.join("aether.wal")).unwrap();
-    let frames = wal_frames(&wal);
-    assert_eq!(frames.len(), 3);
-    let damaged = |name: &str, damage: &dyn Fn(&mut Vec<u8>)| {
-        let path = dir.path().join(name);
-        copy_files(&image, &path);
-        let mut bytes = wal.clone();
-        damage(&mut bytes);
-        std::fs::write(path.join("aether.wal"), bytes).unwrap();
-        let o = aether_path(&["verify"], &path);
-        (o.status.code(), stdout(&o))
-    };
-
-    // Intact: the saves are only in the log, which the next open replays.
-    let (code, out) = damaged("intact", &|_| {});
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("not closed cleanly: 3 saves"), "{out}");
-
-    // A flipped bit in the last frame: the store would take it for a write cut short by
-    // the crash and drop an acknowledged save.
-    let last = frames[2];
-    let (code, out) = damaged("last", &|b| b[last + 60] ^= 0x08);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains(&format!(
-            "problem: aether.wal: damaged last frame: the last frame (offset {last}, sequence 5) differs from an intact frame by one bit at offset {}",
-            last + 60
-        )),
-        "{out}"
-    );
-    assert!(out.contains("not closed cleanly: 2 saves"), "{out}");
-    // ... and the store refuses to open rather than drop it.
-    let o = aether_path(&["export"], &dir.path().join("last"));
-    assert!(!o.status.success(), "{}", stdout(&o));
-    assert!(
-        stderr(&o).contains(&format!(
-            "data loss detected: the write-ahead log is damaged and acknowledged saves after the damage cannot be recovered: {}: the last frame (offset {last}, sequence 5) differs from an intact frame by one bit",
-            dir.path().join("last").join("aether.wal").display()
-        )),
-        "{}",
-        stderr(&o)
-    );
-
-    // The same in an earlier frame: the saves after it are lost (the store refuses to open).
-    let second = frames[1];
-    let (code, out) = damaged("second", &|b| b[second + 20] ^= 0x01);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains(&format!(
-            "problem: aether.wal: damaged log: frame at offset {second} is damaged and an intact frame follows at offset {}",
-            frames[2]
-        )),
-        "{out}"
-    );
-
-    // Truncated inside the last frame.
-    let (code, out) = damaged("truncated", &|b| b.truncate(last + 30));
-    assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains("damaged last frame: the file ends inside its last frame"),
-        "{out}"
-    );
-
-    // The newer header slot damaged: the frames written after the newer checkpoint show
-    // that the slot held it, so the next open reads them all the same (it used to fall
-    // back to the older checkpoint and not read them: 3 acknowledged saves lost).
-    let (code, out) = damaged("slot", &|b| b[512 + 17] ^= 0x40);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains(
-            "problem: aether.wal: damaged header: the header slot at offset 512 is damaged; the checkpoint comes from the other slot"
-        ),
-        "{out}"
-    );
-    assert!(
-        out.contains("; it held the newest checkpoint (generation "),
-        "{out}"
-    );
-    assert!(!out.contains("damaged log"), "{out}");
-    assert!(out.contains("not closed cleanly: 3 saves"), "{out}");
-    let o = aether_path(&["export"], &dir.path().join("slot"));
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), json_lines(&known_events()));
-
-    // A write cut short by the crash (the end of the last frame never reached the disk) is
-    // not damage: that save was never acknowledged.
-    let end = last + 16 + u32::from_be_bytes(wal[last..last + 4].try_into().unwrap()) as usize;
-    let (code, out) = damaged("torn", &|b| b[last + 64..end].fill(0));
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("not closed cleanly: 2 saves"), "{out}");
 }
