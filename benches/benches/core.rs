@@ -203,10 +203,16 @@ fn replay(c: &mut Criterion) {
     settle();
     let (_dir, store) = open_store("replay", Durability::Buffered);
     let sizes = [(1_000usize, "1k"), (100_000, "100k")];
+    // The raw sled peer: the same events' JSON in a tree of its own, keyed actor‖version.
+    let raw_dir = scratch_dir("raw-sled-replay");
+    let (_raw_db, tree) = raw_sled_open(&raw_dir.path().join("sled"));
     for (count, label) in sizes {
-        fill_actor(&store, &format!("replay-{label}"), count);
+        let actor = format!("replay-{label}");
+        let events = actor_events(&actor, count);
+        save_all(&store, &events, 1_000);
+        raw_sled_load(&tree, &events);
     }
-    let tree = events_tree(&store);
+    let mut scanned = Vec::new();
     let mut group = c.benchmark_group("replay");
     for (count, label) in sizes {
         let actor = format!("replay-{label}");
@@ -222,7 +228,7 @@ fn replay(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("raw_sled_scan", label),
             &actor,
-            |b, actor| b.iter(|| black_box(raw_scan(&tree, actor))),
+            |b, actor| b.iter(|| black_box(raw_scan(&tree, actor, &mut scanned))),
         );
     }
     group.finish();

@@ -6,14 +6,16 @@
 //! drift cancels, and the reported ratio is the median over the rounds (with its range).
 //!
 //! `cargo bench -p aether-benches --bench ratios [-- --rounds N --secs S]`
-//! (defaults: 10 rounds of 0.3 s per side; the whole run takes about a minute). Before
+//! (defaults: 10 rounds of 0.3 s per side; the whole run takes about two minutes). Before
 //! each comparison the page cache is written back (`sync`), so one comparison's delayed
 //! writeback does not slow the next one's `fdatasync`s.
 //!
 //! `-- --only SIDE [--secs S]` runs one side alone for S seconds (default 10), for a
 //! profiler: `perf record -g target/release/deps/ratios-* --only buffered-save`. Sides:
-//! buffered-save, raw-insert, durable-1, disk-append-sync, disk-overwrite-sync, durable-8,
-//! durable-8-nowindow, replay, parse, parse-drop, replay-json, raw-scan, latest-version.
+//! buffered-save, raw-insert, sqlite-normal, durable-1, sqlite-full, disk-append-sync,
+//! disk-overwrite-sync, durable-8, durable-8-window, durable-batch, sqlite-batch-full,
+//! replay, parse, parse-drop, replay-json, raw-scan, read-all-json, sqlite-scan,
+//! latest-version.
 //!
 //! Rows marked "context" have no target: they show a stricter or a looser baseline, or a
 //! configuration to compare with, next to the row above them.
@@ -23,7 +25,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use aether_benches::*;
-use aether_core::{Durability, Event, EventStore, MemoryStore, Options};
+use aether_core::{Durability, Event, EventStore, MemoryStore, Options, SledStore};
 
 /// One side of a comparison: does work for at least `budget` of timed work and returns
 /// (operations, timed duration). Setup it needs between timed stretches is not counted.
@@ -100,6 +102,9 @@ impl Comparison {
     fn ratio(&self) -> f64 {
         median(&self.ratios)
     }
+    fn a_rate(&self) -> f64 {
+        median(&self.a_rates)
+    }
     fn spread(&self) -> (f64, f64) {
         let min = self.ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let max = self.ratios.iter().copied().fold(0.0, f64::max);
@@ -127,7 +132,13 @@ struct Pair {
 
 /// Alternate A and B (ABBA order), after one short untimed warm-up of each, and add the
 /// row; or, with `--only`, run just the named side.
-fn measure<'a>(s: &Settings, rows: &mut Vec<Row>, pair: Pair, a: &mut Side<'a>, b: &mut Side<'a>) {
+fn measure<'a>(
+    s: &Settings,
+    rows: &mut Vec<Row>,
+    pair: Pair,
+    a: &mut Side<'a>,
+    b: &mut Side<'a>,
+) -> Option<Comparison> {
     if let Some(only) = &s.only {
         for (name, side) in [(pair.a, a), (pair.b, b)] {
             if name == only {
@@ -135,7 +146,7 @@ fn measure<'a>(s: &Settings, rows: &mut Vec<Row>, pair: Pair, a: &mut Side<'a>, 
                 eprintln!("{name}: {}", human(ops as f64 / took.as_secs_f64()));
             }
         }
-        return;
+        return None;
     }
     settle();
     eprint!("{}: per-round ratios", pair.row);
@@ -171,6 +182,7 @@ fn measure<'a>(s: &Settings, rows: &mut Vec<Row>, pair: Pair, a: &mut Side<'a>, 
         higher_is_better: true,
         unit: "",
     });
+    Some(c)
 }
 
 /// Save single events from `pool` until `budget` of saving time has passed.
@@ -322,6 +334,53 @@ fn print_table(rows: &[Row]) {
     }
 }
 
+/// `synced_commits / syncs` of a durable store: saves that shared one `fdatasync`.
+fn saves_per_sync(rows: &mut Vec<Row>, name: &'static str, store: &SledStore) {
+    let m = store.metrics();
+    let per = m.synced_commits as f64 / m.syncs.max(1) as f64;
+    eprintln!(
+        "{name}: {} commits over {} fdatasyncs",
+        m.synced_commits, m.syncs
+    );
+    rows.push(Row {
+        name,
+        a: format!("{} commits", m.synced_commits),
+        b: format!("{} syncs", m.syncs),
+        value: per,
+        spread: None,
+        target: None,
+        aim: None,
+        higher_is_better: true,
+        unit: "",
+    });
+}
+
+/// A side that saves from `pool` to SQLite, one transaction per save (the JSON prepared).
+fn sqlite_saves<'a>(
+    db: &'a mut Sqlite,
+    pool: &'a mut EventPool,
+    json: &'a [Vec<u8>],
+) -> impl FnMut(Duration) -> (u64, Duration) + 'a {
+    move |budget| {
+        let mut ops = 0u64;
+        let mut took = Duration::ZERO;
+        while took < budget {
+            let (first, chunk) = pool.take_at(16);
+            let start = Instant::now();
+            for (i, event) in chunk.iter().enumerate() {
+                assert!(db.save(event, &json[first + i]), "SQLite refused a save");
+            }
+            took += start.elapsed();
+            ops += chunk.len() as u64;
+        }
+        (ops, took)
+    }
+}
+
+fn pool_json(pool: &EventPool) -> Vec<Vec<u8>> {
+    pool.events().iter().map(Event::to_json).collect()
+}
+
 fn main() {
     let s = settings();
     let started = Instant::now();
@@ -339,46 +398,82 @@ fn main() {
         Some(only) => sides.contains(&only),
     };
 
-    // Buffered save vs raw sled insert of the same records under the same keys.
-    if wanted(&["buffered-save", "raw-insert"]) {
+    // Buffered save vs raw sled inserts of the same JSON, and vs SQLite NORMAL.
+    if wanted(&["buffered-save", "raw-insert", "sqlite-normal"]) {
         let mut pool = EventPool::round_robin(&actors, POOL_VERSIONS_PER_ACTOR);
         let mean = assert_event_size(&pool);
         eprintln!("workload: {ACTORS} actors round-robin, {mean}-byte events");
-        let mut raw = RawSled::new(&pool);
         let (_dir, store) = open_store("ratio-buffered", Durability::Buffered);
+        {
+            let mut raw = RawSled::new(&pool);
+            let mut a = saves(&store, &mut pool);
+            let mut b = |budget: Duration| {
+                let mut took = Duration::ZERO;
+                let mut ops = 0;
+                while took < budget {
+                    took += raw.insert_timed(16);
+                    ops += 16;
+                }
+                (ops, took)
+            };
+            let pair = Pair {
+                row: "buffered save / raw sled insert",
+                a: "buffered-save",
+                b: "raw-insert",
+                a_unit: "saves",
+                b_unit: "inserts",
+                target: Some(1.2),
+                aim: None,
+            };
+            measure(&s, &mut rows, pair, &mut a, &mut b);
+        }
+        let mut sqlite_pool = EventPool::round_robin(&actors, POOL_VERSIONS_PER_ACTOR);
+        let json = pool_json(&sqlite_pool);
+        let mut sqlite = Sqlite::new("sqlite-normal", "NORMAL");
         let mut a = saves(&store, &mut pool);
-        let mut b = |budget: Duration| {
-            let mut took = Duration::ZERO;
-            let mut ops = 0;
-            while took < budget {
-                took += raw.insert_timed(16);
-                ops += 16;
-            }
-            (ops, took)
-        };
+        let mut b = sqlite_saves(&mut sqlite, &mut sqlite_pool, &json);
         let pair = Pair {
-            row: "buffered save / raw sled insert",
+            row: "buffered save / SQLite NORMAL",
             a: "buffered-save",
-            b: "raw-insert",
+            b: "sqlite-normal",
             a_unit: "saves",
-            b_unit: "inserts",
-            target: Some(0.6),
-            aim: Some(0.7),
+            b_unit: "saves",
+            target: Some(3.0),
+            aim: None,
         };
         measure(&s, &mut rows, pair, &mut a, &mut b);
     }
 
-    // Durable save (1 writer) vs the disk's append + fdatasync; 8 writers vs 1.
+    // Durable save (1 writer) vs SQLite FULL and the disk's append + fdatasync; 8 writers
+    // vs 1; batches of 100 vs SQLite 100-row transactions.
     let durable_sides = [
         "durable-1",
+        "sqlite-full",
         "disk-append-sync",
         "disk-overwrite-sync",
         "durable-8",
-        "durable-8-nowindow",
+        "durable-8-window",
     ];
     if wanted(&durable_sides) {
         let mut pool = EventPool::round_robin(&actors, POOL_VERSIONS_PER_ACTOR);
         let (_dir1, durable1) = open_store("ratio-durable-1", Durability::Durable);
+        {
+            let mut sqlite_pool = EventPool::round_robin(&actors, POOL_VERSIONS_PER_ACTOR);
+            let json = pool_json(&sqlite_pool);
+            let mut sqlite = Sqlite::new("sqlite-full", "FULL");
+            let mut a = saves(&durable1, &mut pool);
+            let mut b = sqlite_saves(&mut sqlite, &mut sqlite_pool, &json);
+            let pair = Pair {
+                row: "durable save, 1 writer / SQLite FULL",
+                a: "durable-1",
+                b: "sqlite-full",
+                a_unit: "saves",
+                b_unit: "saves",
+                target: Some(1.2),
+                aim: None,
+            };
+            measure(&s, &mut rows, pair, &mut a, &mut b);
+        }
         {
             let mut disk = DiskAppender::new();
             let mut a = saves(&durable1, &mut pool);
@@ -389,14 +484,14 @@ fn main() {
                 b: "disk-append-sync",
                 a_unit: "saves",
                 b_unit: "syncs",
-                target: Some(0.75),
+                target: Some(1.0),
                 aim: None,
             };
             measure(&s, &mut rows, pair, &mut a, &mut b);
         }
         {
-            // Context: the log is preallocated and overwritten in place, so its syncs
-            // carry no file-size metadata; this is the stricter floor for that design.
+            // Context: the log's space is zero-filled and synced ahead of the writer, so
+            // its syncs carry no file-size metadata; this is the stricter floor for that.
             let mut disk = DiskOverwriter::new();
             let mut a = saves(&durable1, &mut pool);
             let mut b = repeat(1, || disk.write_sync());
@@ -425,25 +520,80 @@ fn main() {
                 b: "durable-1",
                 a_unit: "saves",
                 b_unit: "saves",
-                target: Some(3.0),
-                aim: Some(4.0),
+                target: Some(4.0),
+                aim: None,
             };
             measure(&s, &mut rows, pair, &mut a, &mut b);
         }
-        // Context: the same with the leader's wait for in-flight saves turned off, which
-        // shows what the group-commit window costs or gains on this machine.
+        if s.only.is_none() {
+            saves_per_sync(&mut rows, "  saves per fdatasync, 1 writer", &durable1);
+            saves_per_sync(&mut rows, "  saves per fdatasync, 8 writers", &durable8);
+        }
+        // Context: the same with a group-commit window (the leader waits 300 µs for saves
+        // in flight; the default is no window), to show what a window costs or gains here.
         let mut options = Options::with_durability(Durability::Durable);
         options.group_commit_window = Duration::from_micros(300);
-        let (_dir8n, durable8n) = open_store_with("ratio-durable-8-nowindow", options);
-        let mut a = concurrent_saves(&durable8n, &mut pools);
+        let (_dir8w, durable8w) = open_store_with("ratio-durable-8-window", options);
+        let mut a = concurrent_saves(&durable8w, &mut pools);
         let mut b = saves(&durable1, &mut pool);
         let pair = Pair {
-            row: "  context: same, group_commit_window 300 µs",
-            a: "durable-8-nowindow",
+            row: "  context: 8 writers, 300 µs window / 1 writer",
+            a: "durable-8-window",
             b: "durable-1",
             a_unit: "saves",
             b_unit: "saves",
             target: None,
+            aim: None,
+        };
+        measure(&s, &mut rows, pair, &mut a, &mut b);
+        if s.only.is_none() {
+            saves_per_sync(&mut rows, "  saves per fdatasync, 8 w., window", &durable8w);
+        }
+    }
+
+    if wanted(&["durable-batch", "sqlite-batch-full"]) {
+        const BATCH: usize = 100;
+        let batch_actors = actor_ids(100);
+        let (_dir, store) = open_store("ratio-batch", Durability::Durable);
+        let mut pool = EventPool::batches(&batch_actors, BATCH);
+        let mut sqlite_pool = EventPool::batches(&batch_actors, BATCH);
+        let json = pool_json(&sqlite_pool);
+        let mut sqlite = Sqlite::new("sqlite-batch", "FULL");
+        let mut a = |budget: Duration| {
+            let mut ops = 0u64;
+            let mut took = Duration::ZERO;
+            while took < budget {
+                let batch = pool.take(BATCH);
+                let start = Instant::now();
+                black_box(store.save_events(batch).expect("save_events"));
+                took += start.elapsed();
+                ops += batch.len() as u64;
+            }
+            (ops, took)
+        };
+        let mut b = |budget: Duration| {
+            let mut ops = 0u64;
+            let mut took = Duration::ZERO;
+            while took < budget {
+                let (first, batch) = sqlite_pool.take_at(BATCH);
+                let refs: Vec<&[u8]> = json[first..first + batch.len()]
+                    .iter()
+                    .map(Vec::as_slice)
+                    .collect();
+                let start = Instant::now();
+                assert!(sqlite.save_batch(batch, &refs), "SQLite refused a batch");
+                took += start.elapsed();
+                ops += batch.len() as u64;
+            }
+            (ops, took)
+        };
+        let pair = Pair {
+            row: "durable batch of 100 / SQLite 100-row tx FULL",
+            a: "durable-batch",
+            b: "sqlite-batch-full",
+            a_unit: "events",
+            b_unit: "events",
+            target: Some(2.0),
             aim: None,
         };
         measure(&s, &mut rows, pair, &mut a, &mut b);
@@ -453,14 +603,27 @@ fn main() {
     if wanted(&["replay", "parse", "parse-drop", "replay-json", "raw-scan"]) {
         let (_dir, store) = open_store("ratio-replay", Durability::Buffered);
         // The same store as the criterion `replay` group: a 1k-event actor (replayed here)
-        // beside a 100k-event one, so sled's cache and the heap are not toy-sized.
+        // beside a 100k-event one, so the cache and the heap are not toy-sized. The raw
+        // sled peer holds the same two actors.
         let actor = "replay-1k";
-        fill_actor(&store, actor, 1_000);
-        fill_actor(&store, "replay-100k", 100_000);
-        let tree = events_tree(&store);
-        let json = stored_json(&tree, actor);
-        assert_eq!(json.len(), 1_000);
+        let events = actor_events(actor, 1_000);
+        let big = actor_events("replay-100k", 100_000);
+        save_all(&store, &events, 1_000);
+        save_all(&store, &big, 1_000);
+        let raw_dir = scratch_dir("raw-sled-replay");
+        let (_raw_db, tree) = raw_sled_open(&raw_dir.path().join("sled"));
+        raw_sled_load(&tree, &events);
+        raw_sled_load(&tree, &big);
+        drop(big);
+        let json: Vec<Vec<u8>> = events.iter().map(Event::to_json).collect();
         let n = json.len() as u64;
+        // Both sides hand back the same bytes.
+        let mut scanned = Vec::new();
+        assert_eq!(raw_scan(&tree, actor, &mut scanned), 1_000);
+        assert!(
+            store.get_events_json(actor, 0).expect("replay") == scanned,
+            "the raw sled peer holds other bytes than the store"
+        );
 
         let mut a = repeat(n, || {
             black_box(store.get_events(actor, 0).expect("replay"));
@@ -479,7 +642,7 @@ fn main() {
             b: "parse",
             a_unit: "events",
             b_unit: "events",
-            target: Some(0.7),
+            target: Some(0.8),
             aim: None,
         };
         measure(&s, &mut rows, pair, &mut a, &mut b);
@@ -509,7 +672,7 @@ fn main() {
             black_box(store.get_events_json(actor, 0).expect("replay"));
         });
         let mut b = repeat(n, || {
-            black_box(raw_scan(&tree, actor));
+            black_box(raw_scan(&tree, actor, &mut scanned));
         });
         let pair = Pair {
             row: "replay get_events_json / raw sled scan",
@@ -517,50 +680,137 @@ fn main() {
             b: "raw-scan",
             a_unit: "events",
             b_unit: "records",
-            target: Some(0.5),
+            target: Some(1.0),
             aim: None,
         };
         measure(&s, &mut rows, pair, &mut a, &mut b);
     }
 
-    // latest_version latency on 1,000 actors x 100 events.
-    if wanted(&["latest-version"]) {
-        let (_dir, store) = open_store("ratio-latest", Durability::Buffered);
+    // A store of 1,000 actors x 100 events, saved round-robin: read_all against SQLite's
+    // ordered scan of the same rows, disk bytes per event, and latest_version latency.
+    if wanted(&["read-all-json", "sqlite-scan", "latest-version"]) {
+        const PER_ACTOR: usize = 100;
+        let (_dir, store) = open_store("ratio-filled", Durability::Buffered);
+        let events = round_robin_events(&actors, PER_ACTOR);
         let fill_start = Instant::now();
-        fill_round_robin(&store, &actors, 100);
+        save_all(&store, &events, 1);
         eprintln!(
-            "filled 1,000 actors x 100 events in {:.1} s",
+            "filled 1,000 actors x {PER_ACTOR} events in {:.1} s",
             fill_start.elapsed().as_secs_f64()
         );
-        settle();
-        if s.only.is_some() {
-            let deadline = Instant::now() + s.only_secs;
-            let mut lookups = 0u64;
-            while Instant::now() < deadline {
-                lookups += latest_version_histogram(&store, &actors, 100_000).len();
-            }
-            eprintln!("latest-version: {lookups} lookups");
-        } else {
-            let hist = latest_version_histogram(&store, &actors, 100_000);
-            let (p50, p99) = (percentile_us(&hist, 50.0), percentile_us(&hist, 99.0));
+        let total = events.len() as u64;
+        let payload: u64 = events.iter().map(|e| e.to_json().len() as u64).sum();
+        // Every byte in the store's directory, zero fill ahead of the writer included,
+        // after a flush (the index on disk, the high-water mark recorded).
+        store.flush().expect("flush");
+        let disk = store.disk_bytes();
+        if s.only.is_none() {
             eprintln!(
-                "latest_version: p50 {p50:.2} µs, p99 {p99:.2} µs, p99.9 {:.2} µs, max {:.1} µs",
-                percentile_us(&hist, 99.9),
-                hist.max() as f64 / 1e3
+                "disk: {disk} bytes for {total} events of {payload} JSON bytes ({:.0} bytes per event; log/ {}, sled/ {})",
+                disk as f64 / total as f64,
+                dir_bytes(&store.path().join("log")),
+                dir_bytes(&store.path().join("sled")),
             );
-            let latency = |name, value, target| Row {
-                name,
-                a: format!("{} lookups", hist.len()),
-                b: String::new(),
-                value,
+            rows.push(Row {
+                name: "disk bytes per event / payload bytes",
+                a: format!("{:.0} B/event", disk as f64 / total as f64),
+                b: format!("{:.0} B/event", payload as f64 / total as f64),
+                value: disk as f64 / payload as f64,
                 spread: None,
-                target: Some(target),
+                target: Some(1.5),
                 aim: None,
                 higher_is_better: false,
-                unit: " µs",
+                unit: "",
+            });
+        }
+
+        if wanted(&["read-all-json", "sqlite-scan"]) {
+            const PAGE: usize = 1_000;
+            let mut sqlite = Sqlite::new("sqlite-scan", "NORMAL");
+            sqlite.load(&events);
+            let mut page = Vec::new();
+            // Both sides hand back the same bytes.
+            let (ours, last) = store.read_all_json(1, PAGE).expect("read_all_json");
+            assert_eq!(sqlite.read_page_json(1, PAGE, &mut page), last as i64);
+            assert!(ours == page, "SQLite holds other bytes than the store");
+            let mut from = 1u64;
+            let mut a = |budget: Duration| {
+                let start = Instant::now();
+                let mut ops = 0u64;
+                while start.elapsed() < budget {
+                    let (json, last) = store.read_all_json(from, PAGE).expect("read_all_json");
+                    black_box(json);
+                    ops += last + 1 - from;
+                    from = if last >= total { 1 } else { last + 1 };
+                }
+                (ops, start.elapsed())
             };
-            rows.push(latency("latest_version p50 (µs)", p50, 2.0));
-            rows.push(latency("latest_version p99 (µs)", p99, 10.0));
+            let mut sqlite_from = 1i64;
+            let mut b = |budget: Duration| {
+                let start = Instant::now();
+                let mut ops = 0u64;
+                while start.elapsed() < budget {
+                    let last = sqlite.read_page_json(sqlite_from, PAGE, &mut page);
+                    ops += (last + 1 - sqlite_from) as u64;
+                    sqlite_from = if last >= sqlite.rows() { 1 } else { last + 1 };
+                }
+                (ops, start.elapsed())
+            };
+            let pair = Pair {
+                row: "read_all_json / SQLite ORDER BY seq scan",
+                a: "read-all-json",
+                b: "sqlite-scan",
+                a_unit: "events",
+                b_unit: "rows",
+                target: Some(2.0),
+                aim: None,
+            };
+            if let Some(c) = measure(&s, &mut rows, pair, &mut a, &mut b) {
+                rows.push(Row {
+                    name: "read_all_json (M events/s)",
+                    a: format!("pages of {PAGE}"),
+                    b: String::new(),
+                    value: c.a_rate() / 1e6,
+                    spread: None,
+                    target: Some(5.0),
+                    aim: None,
+                    higher_is_better: true,
+                    unit: "",
+                });
+            }
+        }
+
+        if wanted(&["latest-version"]) {
+            settle();
+            if s.only.is_some() {
+                let deadline = Instant::now() + s.only_secs;
+                let mut lookups = 0u64;
+                while Instant::now() < deadline {
+                    lookups += latest_version_histogram(&store, &actors, 100_000).len();
+                }
+                eprintln!("latest-version: {lookups} lookups");
+            } else {
+                let hist = latest_version_histogram(&store, &actors, 100_000);
+                let (p50, p99) = (percentile_us(&hist, 50.0), percentile_us(&hist, 99.0));
+                eprintln!(
+                    "latest_version: p50 {p50:.2} µs, p99 {p99:.2} µs, p99.9 {:.2} µs, max {:.1} µs",
+                    percentile_us(&hist, 99.9),
+                    hist.max() as f64 / 1e3
+                );
+                let latency = |name, value, target| Row {
+                    name,
+                    a: format!("{} lookups", hist.len()),
+                    b: String::new(),
+                    value,
+                    spread: None,
+                    target: Some(target),
+                    aim: None,
+                    higher_is_better: false,
+                    unit: " µs",
+                };
+                rows.push(latency("latest_version p50 (µs)", p50, 2.0));
+                rows.push(latency("latest_version p99 (µs)", p99, 10.0));
+            }
         }
     }
 

@@ -7,8 +7,10 @@
 //! - stores on the disk under the workspace's `target/` directory, never on a tmpfs, since
 //!   the disk is what the durable numbers are about;
 //! - baselines that do the floor of the same work: a raw `sled::Tree::insert` of the same
-//!   record bytes under the same keys, an append + `fdatasync` of 4 KiB in the same
-//!   directory, a typed `serde_json` parse of the same JSON, a raw sled range scan.
+//!   event JSON in a sled tree of its own keyed `actor‖version` (what a store that kept
+//!   events in sled would do at the least), an append + `fdatasync` of 4 KiB in the same
+//!   directory, a typed `serde_json` parse of the same JSON, a raw sled range scan, and
+//!   SQLite (WAL mode) doing the same saves, batches and ordered scan.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -16,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use aether_core::sled_store::layout::{decode_event_record, encode_event_record, event_key};
 use aether_core::{Durability, Event, EventStore, Options, SledStore};
 use hdrhistogram::Histogram;
+use rusqlite::{params, Connection, TransactionBehavior};
 use serde_json::json;
 
 /// Actors the save workloads interleave over.
@@ -140,13 +142,19 @@ impl EventPool {
     /// Up to `max` next events (fewer at the end of the pool, never none). Starts over with
     /// higher versions when the pool is exhausted: call it outside the timed region.
     pub fn take(&mut self, max: usize) -> &[Event] {
+        self.take_at(max).1
+    }
+
+    /// [`EventPool::take`], with the index in [`EventPool::events`] of the first event
+    /// (for peers that keep prepared bytes per event).
+    pub fn take_at(&mut self, max: usize) -> (usize, &[Event]) {
         if self.next == self.events.len() {
             self.rewind();
         }
         let start = self.next;
         let end = (start + max).min(self.events.len());
         self.next = end;
-        &self.events[start..end]
+        (start, &self.events[start..end])
     }
 
     fn rewind(&mut self) {
@@ -198,6 +206,25 @@ fn is_tmpfs(path: &Path) -> bool {
     }
 }
 
+/// Bytes the files under `path` take on disk (allocated blocks), recursively.
+pub fn dir_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.metadata().ok().map(|m| (e.path(), m)))
+        .map(|(p, m)| {
+            if m.is_dir() {
+                dir_bytes(&p)
+            } else {
+                m.blocks() * 512
+            }
+        })
+        .sum()
+}
+
 /// Write back every dirty page (`sync(2)`), so the kernel's delayed writeback of what an
 /// earlier measurement wrote does not land in a later one's `fdatasync`s. Untimed.
 pub fn settle() {
@@ -238,50 +265,108 @@ pub fn fill_round_robin(store: &dyn EventStore, actors: &[String], per_actor: us
     store.flush().expect("flushing the filled store");
 }
 
-/// Give one actor `count` events, in batches of 1,000. Setup only.
-pub fn fill_actor(store: &dyn EventStore, actor: &str, count: usize) {
-    let mut batch = Vec::with_capacity(1_000);
-    for v in 1..=count {
-        batch.push(make_event(actor, v as i64, v as u64));
-        if batch.len() == 1_000 || v == count {
-            store.save_events(&batch).expect("filling the actor");
-            batch.clear();
+/// Versions `1..=count` of one actor. Each event's timestamp is the time it was made, so
+/// a peer that must hold the same bytes as a store gets the very events the store saved
+/// ([`save_all`]), not a second call's.
+pub fn actor_events(actor: &str, count: usize) -> Vec<Event> {
+    (1..=count)
+        .map(|v| make_event(actor, v as i64, v as u64))
+        .collect()
+}
+
+/// The events [`fill_round_robin`] saves, in its order (the store's sequence order; the
+/// timestamps are the time of this call, see [`actor_events`]).
+pub fn round_robin_events(actors: &[String], per_actor: usize) -> Vec<Event> {
+    let mut events = Vec::with_capacity(actors.len() * per_actor);
+    for v in 0..per_actor {
+        for (a, actor) in actors.iter().enumerate() {
+            events.push(make_event(
+                actor,
+                v as i64 + 1,
+                (v * actors.len() + a) as u64,
+            ));
+        }
+    }
+    events
+}
+
+/// Save `events` in order, in batches of `batch` (1 for single saves), then flush. Setup only.
+pub fn save_all(store: &dyn EventStore, events: &[Event], batch: usize) {
+    for chunk in events.chunks(batch.max(1)) {
+        if chunk.len() == 1 {
+            store.save_event(&chunk[0]).expect("filling the store");
+        } else {
+            store.save_events(chunk).expect("filling the store");
         }
     }
     store.flush().expect("flushing the filled store");
 }
 
-/// Baseline: raw `sled::Tree::insert`s of the records our store would write, under the same
-/// `events` keys, on a sled with default configuration but `Mode::HighThroughput` (as ours).
+/// Give one actor `count` events ([`actor_events`]), in batches of 1,000. Setup only.
+pub fn fill_actor(store: &dyn EventStore, actor: &str, count: usize) {
+    for batch in actor_events(actor, count).chunks(1_000) {
+        store.save_events(batch).expect("filling the actor");
+    }
+    store.flush().expect("flushing the filled store");
+}
+
+/// The raw sled peer's key: `len u16 BE ‖ actor ID ‖ version u64 BE`. The length prefix
+/// keeps one actor's range free of longer IDs that share its prefix; big-endian versions
+/// sort numerically, so an actor's events are one ordered range.
+pub fn raw_key(actor_id: &str, version: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + actor_id.len() + 8);
+    key.extend_from_slice(&(actor_id.len() as u16).to_be_bytes());
+    key.extend_from_slice(actor_id.as_bytes());
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// A bare sled database like ours (default configuration, `Mode::HighThroughput`) and the
+/// tree the raw peer keeps events in.
+pub fn raw_sled_open(dir: &Path) -> (sled::Db, sled::Tree) {
+    let db = sled::Config::new()
+        .path(dir)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .expect("opening raw sled");
+    let tree = db.open_tree("events").expect("opening raw sled tree");
+    (db, tree)
+}
+
+/// Insert `events`' JSON under [`raw_key`]s into `tree`. Setup only.
+pub fn raw_sled_load(tree: &sled::Tree, events: &[Event]) {
+    for e in events {
+        tree.insert(raw_key(&e.actor_id, e.version as u64), e.to_json())
+            .expect("loading raw sled");
+    }
+    tree.flush().expect("flushing raw sled");
+}
+
+/// Baseline: raw `sled::Tree::insert`s of the same event JSON our store writes, keyed
+/// [`raw_key`]`(actor, version)` in a tree of its own: the least a store keeping events in
+/// sled would do per save (one insert, no version check, no log).
 #[derive(Debug)]
 pub struct RawSled {
     _dir: tempfile::TempDir,
     _db: sled::Db,
     tree: sled::Tree,
-    /// (actor ID, key, record), round-robin like [`EventPool::round_robin`].
+    /// (actor ID, key, JSON), round-robin like [`EventPool::round_robin`].
     entries: Vec<(String, Vec<u8>, Vec<u8>)>,
     versions_per_actor: u64,
     next: usize,
 }
 
 impl RawSled {
-    /// A fresh raw sled whose workload is the records of `pool`'s events.
+    /// A fresh raw sled whose workload is `pool`'s events.
     pub fn new(pool: &EventPool) -> RawSled {
         let dir = scratch_dir("raw-sled");
-        let db = sled::Config::new()
-            .path(dir.path().join("sled"))
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .expect("opening raw sled");
-        let tree = db.open_tree("events").expect("opening raw sled tree");
+        let (db, tree) = raw_sled_open(&dir.path().join("sled"));
         let entries = pool
             .events()
             .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let record = encode_event_record(i as u64 + 1, &e.to_json());
-                let key = event_key(e.actor_id.as_bytes(), e.version as u64);
-                (e.actor_id.clone(), key, record)
+            .map(|e| {
+                let key = raw_key(&e.actor_id, e.version as u64);
+                (e.actor_id.clone(), key, e.to_json())
             })
             .collect();
         RawSled {
@@ -304,9 +389,9 @@ impl RawSled {
             }
             let end = (self.next + left).min(self.entries.len());
             let start = Instant::now();
-            for (_, key, record) in &self.entries[self.next..end] {
+            for (_, key, json) in &self.entries[self.next..end] {
                 self.tree
-                    .insert(key.as_slice(), record.as_slice())
+                    .insert(key.as_slice(), json.as_slice())
                     .expect("raw sled insert");
             }
             total += start.elapsed();
@@ -319,7 +404,7 @@ impl RawSled {
     fn rewind(&mut self) {
         for (actor, key, _) in &mut self.entries {
             let old = u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8 bytes"));
-            *key = event_key(actor.as_bytes(), old + self.versions_per_actor);
+            *key = raw_key(actor, old + self.versions_per_actor);
         }
         self.next = 0;
     }
@@ -363,8 +448,8 @@ impl DiskAppender {
 }
 
 /// Context baseline: 4 KiB written in place into a preallocated, synced file, then
-/// `fdatasync` — what the store's write-ahead log does (it is zero-filled once and reused),
-/// so no sync has file-size metadata to commit.
+/// `fdatasync` — what the store's segment log does (its space is zero-filled and synced
+/// ahead of the writer), so no sync has file-size metadata to commit.
 #[derive(Debug)]
 pub struct DiskOverwriter {
     _dir: tempfile::TempDir,
@@ -381,7 +466,7 @@ impl Default for DiskOverwriter {
 }
 
 impl DiskOverwriter {
-    /// A zero-filled, fully synced 16 MiB file (the log's default size) in a fresh directory.
+    /// A zero-filled, fully synced 16 MiB file in a fresh directory.
     pub fn new() -> DiskOverwriter {
         let dir = scratch_dir("overwrite");
         let capacity = 16u64 << 20;
@@ -423,39 +508,138 @@ impl DiskOverwriter {
     }
 }
 
-/// The floor of replaying an actor from sled: iterate its key range, touching every byte
-/// count. Returns (records, key + value bytes).
-pub fn raw_scan(tree: &sled::Tree, actor_id: &str) -> (usize, usize) {
-    let start = event_key(actor_id.as_bytes(), 0);
-    let end = event_key(actor_id.as_bytes(), u64::MAX);
+/// The floor of replaying an actor from sled, with the same output as `get_events_json`:
+/// iterate its [`raw_key`] range and concatenate the values into one JSON array. Returns
+/// the records read.
+pub fn raw_scan(tree: &sled::Tree, actor_id: &str, out: &mut Vec<u8>) -> usize {
+    let start = raw_key(actor_id, 0);
+    let end = raw_key(actor_id, u64::MAX);
+    out.clear();
+    out.push(b'[');
     let mut records = 0;
-    let mut bytes = 0;
     for item in tree.range(start.as_slice()..=end.as_slice()) {
-        let (k, v) = item.expect("raw scan");
+        let (_, json) = item.expect("raw scan");
+        if records > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&json);
         records += 1;
-        bytes += k.len() + v.len();
     }
-    (records, bytes)
+    out.push(b']');
+    records
 }
 
-/// The JSON of each of the actor's stored records, as the store holds it.
-pub fn stored_json(tree: &sled::Tree, actor_id: &str) -> Vec<Vec<u8>> {
-    let start = event_key(actor_id.as_bytes(), 0);
-    let end = event_key(actor_id.as_bytes(), u64::MAX);
-    tree.range(start.as_slice()..=end.as_slice())
-        .map(|item| {
-            let (_, v) = item.expect("scan");
-            decode_event_record(&v).expect("record").json.to_vec()
-        })
-        .collect()
+/// The SQLite peer: WAL mode, `synchronous` NORMAL or FULL, one table holding each event's
+/// JSON, with the sequence as the row ID (the fastest order SQLite can scan in) and a
+/// unique (actor, version) index that the version check reads.
+#[derive(Debug)]
+pub struct Sqlite {
+    _dir: tempfile::TempDir,
+    conn: Connection,
+    seq: i64,
 }
 
-/// The store's `events` tree (sled hands out the same tree for the same name).
-pub fn events_tree(store: &SledStore) -> sled::Tree {
-    store
-        .sled()
-        .open_tree(aether_core::sled_store::layout::TREE_EVENTS)
-        .expect("opening the events tree")
+const SQLITE_SCHEMA: &str = "CREATE TABLE events(
+    seq INTEGER PRIMARY KEY, actor TEXT NOT NULL, version INTEGER NOT NULL, body BLOB NOT NULL,
+    UNIQUE(actor, version))";
+const SQLITE_MAX: &str = "SELECT COALESCE(MAX(version), 0) FROM events WHERE actor = ?1";
+const SQLITE_INSERT: &str = "INSERT INTO events(seq, actor, version, body) VALUES (?1, ?2, ?3, ?4)";
+const SQLITE_PAGE: &str = "SELECT seq, body FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2";
+
+impl Sqlite {
+    /// A fresh database in its own scratch directory.
+    pub fn new(label: &str, synchronous: &str) -> Sqlite {
+        let dir = scratch_dir(label);
+        let conn = Connection::open(dir.path().join("events.db")).expect("opening SQLite");
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("WAL mode");
+        conn.pragma_update(None, "synchronous", synchronous)
+            .expect("synchronous");
+        conn.execute_batch(SQLITE_SCHEMA).expect("SQLite schema");
+        Sqlite {
+            _dir: dir,
+            conn,
+            seq: 0,
+        }
+    }
+
+    /// One save as our store does it: in one transaction, read the actor's latest version,
+    /// refuse a stale one, insert. Returns whether the event was stored.
+    pub fn save(&mut self, event: &Event, json: &[u8]) -> bool {
+        self.save_batch(std::slice::from_ref(event), &[json])
+    }
+
+    /// One batch of one actor's consecutive events in one transaction, checked once.
+    pub fn save_batch(&mut self, events: &[Event], json: &[&[u8]]) -> bool {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .expect("SQLite begin");
+        let current: i64 = tx
+            .prepare_cached(SQLITE_MAX)
+            .and_then(|mut q| q.query_row(params![events[0].actor_id], |r| r.get(0)))
+            .expect("SQLite version check");
+        if events[0].version <= current {
+            tx.rollback().expect("SQLite rollback");
+            return false;
+        }
+        {
+            let mut insert = tx.prepare_cached(SQLITE_INSERT).expect("SQLite insert");
+            for (e, j) in events.iter().zip(json) {
+                self.seq += 1;
+                insert
+                    .execute(params![self.seq, e.actor_id, e.version, j])
+                    .expect("SQLite insert");
+            }
+        }
+        tx.commit().expect("SQLite commit");
+        true
+    }
+
+    /// Load `events` in one transaction (setup only).
+    pub fn load(&mut self, events: &[Event]) {
+        for chunk in events.chunks(10_000) {
+            let json: Vec<Vec<u8>> = chunk.iter().map(Event::to_json).collect();
+            let refs: Vec<&[u8]> = json.iter().map(Vec::as_slice).collect();
+            let tx = self.conn.transaction().expect("SQLite begin");
+            {
+                let mut insert = tx.prepare_cached(SQLITE_INSERT).expect("SQLite insert");
+                for (e, j) in chunk.iter().zip(refs) {
+                    self.seq += 1;
+                    insert
+                        .execute(params![self.seq, e.actor_id, e.version, j])
+                        .expect("SQLite insert");
+                }
+            }
+            tx.commit().expect("SQLite commit");
+        }
+    }
+
+    /// Rows stored.
+    pub fn rows(&self) -> i64 {
+        self.seq
+    }
+
+    /// Up to `limit` rows from `from_seq` on, in sequence order, as one JSON array (the
+    /// output `read_all_json` gives); returns the last sequence read (0 if none).
+    pub fn read_page_json(&self, from_seq: i64, limit: usize, out: &mut Vec<u8>) -> i64 {
+        let mut q = self.conn.prepare_cached(SQLITE_PAGE).expect("SQLite page");
+        let mut rows = q
+            .query(params![from_seq, limit as i64])
+            .expect("SQLite page");
+        out.clear();
+        out.push(b'[');
+        let mut last = 0;
+        while let Some(row) = rows.next().expect("SQLite row") {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            last = row.get::<_, i64>(0).expect("seq");
+            out.extend_from_slice(row.get_ref(1).expect("body").as_blob().expect("blob"));
+        }
+        out.push(b']');
+        last
+    }
 }
 
 /// A small, fast, deterministic generator (xorshift64*), so no `rand` dependency.
