@@ -10,6 +10,7 @@ mod jetstream;
 mod ours;
 mod peers;
 mod report;
+mod scale;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -105,6 +106,23 @@ pub struct BenchArgs {
     /// Also run the peers and print ratios against the targets (sled backend only).
     #[arg(long)]
     pub compare: bool,
+    /// Instead of the workload: build a store of --scale-events buffered saves (round-robin
+    /// over --actors) and report disk bytes per event, open time after a clean close and
+    /// after a crash (by unindexed tail), and the open store's resident memory.
+    #[arg(long, conflicts_with = "compare")]
+    pub scale: bool,
+    /// Events the --scale store holds.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub scale_events: u64,
+    /// Internal: a child process of --scale.
+    #[arg(long, value_enum, hide = true)]
+    pub scale_child: Option<scale::ChildRole>,
+    /// Internal: saves of a --scale-child tail.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub scale_tail: u64,
+    /// Internal: sled cache of a --scale-child.
+    #[arg(long, hide = true)]
+    pub scale_cache: Option<u64>,
 }
 
 /// sled's page cache for our store and for raw sled alike.
@@ -294,7 +312,13 @@ fn check_args(args: &BenchArgs) -> CmdResult<()> {
 }
 
 pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
+    if let Some(role) = args.scale_child {
+        return scale::child(&args, role);
+    }
     check_args(&args)?;
+    if args.scale {
+        return scale::run(&args);
+    }
     let cap = Duration::from_secs_f64(args.duration);
     let durability = Durability::from(args.durability);
     let writers = args.writers as usize;
@@ -422,15 +446,12 @@ pub fn run(args: BenchArgs) -> CmdResult<ExitCode> {
             util::thousands(save.saves.events + batch.events),
         ),
         Some(bytes) => println!(
-            "  size on disk: {} for {} events ({:.0} bytes per event; sled {}, aether.wal {})",
+            "  size on disk: {} for {} events ({:.0} bytes per event; log {}, index (sled) {})",
             util::bytes(bytes),
             util::thousands(save.saves.events + batch.events),
             bytes as f64 / (save.saves.events + batch.events).max(1) as f64,
+            util::bytes(util::dir_size(&store_dir.join("log")).0),
             util::bytes(util::dir_size(&store_dir.join("sled")).0),
-            util::bytes(
-                std::fs::metadata(store_dir.join("aether.wal"))
-                    .map_or(0, |m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
-            ),
         ),
         None if args.backend == Backend::Jetstream => {
             println!("  size on disk: on the server (not measured)")
@@ -623,8 +644,8 @@ fn compare(
     latest: &OpStats,
 ) -> CmdResult<CompareJson> {
     use peers::{
-        alternate, DiskAppend, Entry, OurBatches, OurReplay, OurSaves, RawInsert, RawScan, Round,
-        SerdeParse, SqliteBatches, SqliteSaves,
+        alternate, DiskAppend, Entry, OurBatches, OurReadAll, OurReplay, OurSaves, RawInsert,
+        RawScan, Round, SerdeParse, SqliteBatches, SqliteSaves, SqliteScan,
     };
     let consumer = args.event_stored_consumer;
     let sqlite_dir = scratch.join("sqlite");
@@ -724,6 +745,12 @@ fn compare(
     };
     let durable1 = finish_saves(ours_d1.runner, Durability::Durable, 1)?;
     let durable8 = finish_saves(ours_d8.runner, Durability::Durable, 8)?;
+    // Group commit, measured: saves made durable per fdatasync in each durable run.
+    let per_sync = |store: &UnderTest| {
+        let m = store.dynamic.metrics();
+        (m.synced_commits, m.syncs)
+    };
+    let (d1_sync, d8_sync) = (per_sync(&d1_store), per_sync(&d8_store));
     let disk_stats = disk.stats(busy[2]);
     drop(disk);
     let sqlite_full_stats = sqlite_full.stats(busy[3]);
@@ -803,6 +830,50 @@ fn compare(
     let replay_raw_stats = replay_raw.stats(busy[0]);
     let raw_scan_stats = raw_scan.stats(busy[1]);
     drop((replay, replay_raw, raw_scan, raw_tree));
+
+    // 5. read_all over the buffered store against SQLite's ordered scan of the same rows:
+    // one writer stored the workload's successful saves in order up to each actor's latest.
+    let stored_rows: Vec<&[u8]> = work
+        .ops
+        .iter()
+        .filter(|op| !op.conflict && op.event.version <= buffered.latest[op.actor as usize])
+        .map(|op| op.json.as_slice())
+        .collect();
+    let payload_bytes: u64 = stored_rows.iter().map(|j| j.len() as u64).sum();
+    let our_sled = buffered_store
+        .sled
+        .clone()
+        .ok_or_else(|| Failure::new("the comparison's store is not a sled store"))?;
+    let mut read_all = OurReadAll::new(our_sled.clone(), stored_rows.len() as u64);
+    let mut sqlite_scan =
+        SqliteScan::new(&sqlite_dir.join("scan.db"), stored_rows.iter().copied())?;
+    // Both sides hand back the same bytes.
+    let (first_page, _) = our_sled.read_all_json(1, peers::READ_ALL_PAGE)?;
+    sqlite_scan.page(1)?;
+    if first_page != sqlite_scan.last_page() {
+        return Err(Failure::new(
+            "compare: read_all_json and the SQLite scan of the same rows differ",
+        ));
+    }
+    let (busy, rounds6) = {
+        let mut entries = [
+            Entry::new(&mut read_all, cap),
+            Entry::new(&mut sqlite_scan, cap),
+        ];
+        alternate("compare: read_all", &mut entries, Duration::from_millis(50))?;
+        peers::outcome(&entries)
+    };
+    let read_all_stats = read_all.stats(busy[0]);
+    let sqlite_scan_stats = sqlite_scan.stats(busy[1]);
+    drop((read_all, sqlite_scan));
+
+    // 6. Disk per event: every byte in the store's directory (the log with the zero fill
+    // ahead of its writer, and the index) after a flush, over the JSON it holds.
+    our_sled.flush()?;
+    let our_disk = our_sled.disk_bytes();
+    drop(our_sled);
+    let stored_events = stored_rows.len() as u64;
+    drop(stored_rows);
     let our_size = buffered_store.close(&buffered_dir)?.unwrap_or(0);
     let raw_size = util::dir_size(&raw_dir).0;
     let encode = peers::json_encode(work);
@@ -815,6 +886,7 @@ fn compare(
         batch_stats.clone(),
         replay_stats.clone(),
         replay_raw_stats.clone(),
+        read_all_stats.clone(),
     ];
     let peer_ops = vec![
         raw_insert_stats.clone(),
@@ -824,6 +896,7 @@ fn compare(
         sqlite_batch_stats.clone(),
         parse_stats.clone(),
         raw_scan_stats.clone(),
+        sqlite_scan_stats.clone(),
         encode,
     ];
     let peer_ops: Vec<OpStats> = peer_ops
@@ -849,7 +922,7 @@ fn compare(
             "buffered save vs raw sled insert",
             (&buffered.saves, &rounds1[0]),
             (&raw_insert_stats, &rounds1[1]),
-            0.6,
+            1.2,
         ),
         vs(
             "buffered save vs SQLite NORMAL",
@@ -861,19 +934,19 @@ fn compare(
             "durable save, 1 writer vs disk append+fdatasync",
             (&durable1.saves, &rounds2[0]),
             (&disk_stats, &rounds2[2]),
-            0.75,
+            1.0,
         ),
         vs(
             "durable save, 1 writer vs SQLite FULL",
             (&durable1.saves, &rounds2[0]),
             (&sqlite_full_stats, &rounds2[3]),
-            1.0,
+            1.2,
         ),
         vs(
             "durable save, 8 writers vs 1 writer",
             (&durable8.saves, &rounds2[1]),
             (&durable1.saves, &rounds2[0]),
-            3.0,
+            4.0,
         ),
         vs(
             &format!(
@@ -882,19 +955,39 @@ fn compare(
             ),
             (&batch_stats, &rounds3[0]),
             (&sqlite_batch_stats, &rounds3[1]),
-            1.0,
+            2.0,
+        ),
+        vs(
+            "read_all raw JSON vs SQLite ORDER BY seq scan",
+            (&read_all_stats, &rounds6[0]),
+            (&sqlite_scan_stats, &rounds6[1]),
+            2.0,
+        ),
+        Comparison::at_least_rate(
+            "read_all raw JSON, events/s",
+            &read_all_stats,
+            peers::overlapping_rates(&rounds6[0], &rounds6[1]).0,
+            5e6,
         ),
         vs(
             "replay decoded vs serde_json parse",
             (&replay_stats, &rounds4[0]),
             (&parse_stats, &rounds4[1]),
-            0.7,
+            0.8,
         ),
         vs(
             "replay raw vs raw sled range scan",
             (&replay_raw_stats, &rounds5[0]),
             (&raw_scan_stats, &rounds5[1]),
-            0.5,
+            1.0,
+        ),
+        Comparison::at_most_bytes(
+            "disk bytes per event vs payload bytes",
+            "aether (sled, buffered): disk_bytes() after flush",
+            our_disk as f64 / stored_events.max(1) as f64,
+            "event JSON",
+            payload_bytes as f64 / stored_events.max(1) as f64,
+            1.5,
         ),
         Comparison::at_most_ns("latest version p50", latest, 0.50, 2_000),
         Comparison::at_most_ns("latest version p99", latest, 0.99, 10_000),
@@ -917,9 +1010,28 @@ fn compare(
         }
         None => jetstream_note,
     };
+    let sync_line = |(commits, syncs): (u64, u64)| {
+        format!(
+            "{:.2} ({} saves over {} fdatasyncs)",
+            commits as f64 / syncs.max(1) as f64,
+            util::thousands(commits),
+            util::thousands(syncs)
+        )
+    };
+    println!(
+        "  saves per fdatasync (Metrics synced_commits / syncs): 1 writer {}; 8 writers {}",
+        sync_line(d1_sync),
+        sync_line(d8_sync)
+    );
     println!("  {jetstream}");
     println!(
-        "  note: the disk floor appends to a growing file; aether.wal overwrites preallocated space, so a durable save can beat it"
+        "  note: the disk floor appends to a growing file; the segment log writes over space zero-filled and synced ahead of it, so a durable save can beat it"
+    );
+    println!(
+        "  disk per event: {} bytes on disk (disk_bytes(), zero fill ahead of the writer included) for {} events of {:.0} JSON bytes on average",
+        util::thousands(our_disk),
+        util::thousands(stored_events),
+        payload_bytes as f64 / stored_events.max(1) as f64
     );
     let sizes = vec![
         ("aether (sled, buffered)".to_owned(), our_size),

@@ -1,7 +1,8 @@
 //! The contenders of `aether bench --compare`: our store's operations and their peers,
-//! each given the same prepared bytes: raw sled inserts and range scans, the disk's
-//! append+fdatasync rate, SQLite (one transaction per save with the same version check, and
-//! 100-row transactions), and serde_json decoding the same events.
+//! each given the same prepared bytes: raw sled inserts and range scans (the event JSON in
+//! a tree of its own keyed `actor‖version`), the disk's append+fdatasync rate, SQLite (one
+//! transaction per save with the same version check, 100-row transactions, and an ordered
+//! scan of the same rows as `read_all`), and serde_json decoding the same events.
 //!
 //! Contenders run in alternating time slices ([`alternate`]), so a change in the machine's
 //! load during the run (other processes, the disk's write cache filling) falls on every
@@ -13,8 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aether_core::sled_store::layout;
-use aether_core::{Event, EventStore};
+use aether_core::{Event, EventStore, SledStore};
 use hdrhistogram::Histogram;
 use rusqlite::{params, Connection, TransactionBehavior};
 
@@ -278,23 +278,34 @@ impl Contender for OurReplay<'_> {
     }
 }
 
-/// The successful saves of the workload as our store lays them out: (`events` key,
-/// 13-byte-header record), with the sequence one writer would assign.
+/// The raw sled peer's key: `len u16 BE ‖ actor ID ‖ version u64 BE`. The length prefix
+/// keeps one actor's range free of longer IDs that share its prefix; big-endian versions
+/// sort numerically, so an actor's events are one ordered range.
+pub fn raw_key(actor_id: &str, version: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + actor_id.len() + 8);
+    key.extend_from_slice(&(actor_id.len() as u16).to_be_bytes());
+    key.extend_from_slice(actor_id.as_bytes());
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// The successful saves of the workload for the raw sled peer: ([`raw_key`], event JSON),
+/// in the order one writer issues them.
 pub fn records(work: &Workload) -> Vec<(Vec<u8>, Vec<u8>)> {
     work.ops
         .iter()
         .filter(|op| !op.conflict)
-        .enumerate()
-        .map(|(i, op)| {
+        .map(|op| {
             (
-                layout::event_key(op.event.actor_id.as_bytes(), op.event.version as u64),
-                layout::encode_event_record(i as u64 + 1, &op.json),
+                raw_key(&op.event.actor_id, op.event.version as u64),
+                op.json.clone(),
             )
         })
         .collect()
 }
 
-/// A bare sled database (`mode(HighThroughput)`, buffered: sled's own 500 ms flush only).
+/// A bare sled database (`mode(HighThroughput)`, buffered: sled's own 500 ms flush only)
+/// and the tree the raw peer keeps events in.
 pub fn raw_sled_open(dir: &Path, cache_capacity: u64) -> CmdResult<sled::Tree> {
     let db = sled::Config::new()
         .path(dir)
@@ -302,7 +313,7 @@ pub fn raw_sled_open(dir: &Path, cache_capacity: u64) -> CmdResult<sled::Tree> {
         .cache_capacity(cache_capacity)
         .flush_every_ms(Some(500))
         .open()?;
-    Ok(db.open_tree(layout::TREE_EVENTS)?)
+    Ok(db.open_tree("events")?)
 }
 
 /// Raw sled inserts of the same records under the same keys.
@@ -385,8 +396,8 @@ impl Contender for RawScan<'_> {
                 return Ok(true);
             }
             let t0 = Instant::now();
-            let start = layout::event_key(actor.as_bytes(), 0);
-            let end = layout::event_key(actor.as_bytes(), u64::MAX);
+            let start = raw_key(actor, 0);
+            let end = raw_key(actor, u64::MAX);
             self.out.clear();
             self.out.push(b'[');
             for item in self.tree.range(start.as_slice()..=end.as_slice()) {
@@ -394,8 +405,7 @@ impl Contender for RawScan<'_> {
                 if self.out.len() > 1 {
                     self.out.push(b',');
                 }
-                self.out
-                    .extend_from_slice(&value[layout::EVENT_HEADER_LEN..]);
+                self.out.extend_from_slice(&value);
                 self.events += 1;
             }
             self.out.push(b']');
@@ -631,6 +641,166 @@ impl Contender for SqliteBatches<'_> {
             self.events += batch.events.len() as u64;
         }
         Ok(false)
+    }
+}
+
+/// Rows of `read_all` pages: both sides read pages of this many events, in sequence
+/// order, into one JSON array each, starting over at the first when they reach the end.
+pub const READ_ALL_PAGE: usize = 1_000;
+
+/// Our `read_all_json` over the whole store, page after page.
+pub struct OurReadAll {
+    store: Arc<SledStore>,
+    /// Events in the store: sequences `1..=total`.
+    total: u64,
+    from: u64,
+    hist: Histogram<u64>,
+    events: u64,
+}
+
+impl OurReadAll {
+    pub fn new(store: Arc<SledStore>, total: u64) -> Self {
+        OurReadAll {
+            store,
+            total,
+            from: 1,
+            hist: histogram(),
+            events: 0,
+        }
+    }
+
+    pub fn stats(&self, busy: Duration) -> OpStats {
+        stats(
+            format!("read_all_json (pages of {READ_ALL_PAGE})"),
+            &self.hist,
+            self.events,
+            busy,
+        )
+    }
+}
+
+impl Contender for OurReadAll {
+    fn events(&self) -> u64 {
+        self.events
+    }
+
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
+        while Instant::now() < until {
+            let t0 = Instant::now();
+            let (json, last) = self.store.read_all_json(self.from, READ_ALL_PAGE)?;
+            record(&mut self.hist, t0.elapsed());
+            std::hint::black_box(json);
+            if last < self.from {
+                return Err(Failure(format!(
+                    "read_all_json from {} returned nothing",
+                    self.from
+                )));
+            }
+            self.events += last + 1 - self.from;
+            self.from = if last >= self.total { 1 } else { last + 1 };
+        }
+        Ok(true)
+    }
+}
+
+/// SQLite's ordered scan of the same rows: `SELECT seq, body ... WHERE seq >= ? ORDER BY
+/// seq LIMIT page`, the JSON column concatenated into one array as `read_all_json` does.
+/// The sequence is the table's row ID, the order SQLite scans fastest.
+pub struct SqliteScan {
+    conn: Connection,
+    total: i64,
+    from: i64,
+    out: Vec<u8>,
+    hist: Histogram<u64>,
+    events: u64,
+}
+
+const SCAN_PAGE: &str = "SELECT seq, body FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2";
+
+impl SqliteScan {
+    /// A database at `path` holding `rows` (JSON, in sequence order from 1).
+    pub fn new<'r>(path: &Path, rows: impl Iterator<Item = &'r [u8]>) -> CmdResult<Self> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch("CREATE TABLE events(seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")?;
+        let tx = conn.transaction()?;
+        let mut total = 0i64;
+        {
+            let mut insert = tx.prepare("INSERT INTO events(seq, body) VALUES (?1, ?2)")?;
+            for json in rows {
+                total += 1;
+                insert.execute(params![total, json])?;
+            }
+        }
+        tx.commit()?;
+        Ok(SqliteScan {
+            conn,
+            total,
+            from: 1,
+            out: Vec::with_capacity(READ_ALL_PAGE * 400),
+            hist: histogram(),
+            events: 0,
+        })
+    }
+
+    /// One page from `from` into `self.out`; the last sequence read.
+    pub fn page(&mut self, from: i64) -> CmdResult<i64> {
+        let mut q = self.conn.prepare_cached(SCAN_PAGE)?;
+        let mut rows = q.query(params![from, READ_ALL_PAGE as i64])?;
+        self.out.clear();
+        self.out.push(b'[');
+        let mut last = 0;
+        while let Some(row) = rows.next()? {
+            if self.out.len() > 1 {
+                self.out.push(b',');
+            }
+            last = row.get::<_, i64>(0)?;
+            let body = row.get_ref(1)?;
+            let json = body
+                .as_blob()
+                .map_err(|e| Failure(format!("SQLite: {e}")))?;
+            self.out.extend_from_slice(json);
+        }
+        self.out.push(b']');
+        Ok(last)
+    }
+
+    /// The JSON of the last page read.
+    pub fn last_page(&self) -> &[u8] {
+        &self.out
+    }
+
+    pub fn stats(&self, busy: Duration) -> OpStats {
+        stats(
+            format!("SQLite ORDER BY seq scan (pages of {READ_ALL_PAGE})"),
+            &self.hist,
+            self.events,
+            busy,
+        )
+    }
+}
+
+impl Contender for SqliteScan {
+    fn events(&self) -> u64 {
+        self.events
+    }
+
+    fn run_slice(&mut self, until: Instant) -> CmdResult<bool> {
+        while Instant::now() < until {
+            let t0 = Instant::now();
+            let last = self.page(self.from)?;
+            record(&mut self.hist, t0.elapsed());
+            if last < self.from {
+                return Err(Failure(format!(
+                    "SQLite scan from {} read nothing",
+                    self.from
+                )));
+            }
+            self.events += (last + 1 - self.from) as u64;
+            self.from = if last >= self.total { 1 } else { last + 1 };
+        }
+        Ok(true)
     }
 }
 

@@ -189,6 +189,44 @@ impl Comparison {
         }
     }
 
+    /// An absolute rate of `ours` (events/s, `o`) that must be at least `min`.
+    pub fn at_least_rate(name: &str, ours: &OpStats, o: f64, min: f64) -> Comparison {
+        Comparison {
+            name: name.into(),
+            ours_name: ours.name.clone(),
+            ours: o,
+            peer_name: String::new(),
+            peer: 0.0,
+            unit: "events/s".into(),
+            ratio: o,
+            target: format!("≥ {}", util::rate(min)),
+            met: o >= min,
+        }
+    }
+
+    /// Bytes per event of ours (`o`) over the peer's (`p`), which must be at most `max`.
+    pub fn at_most_bytes(
+        name: &str,
+        ours_name: &str,
+        o: f64,
+        peer_name: &str,
+        p: f64,
+        max: f64,
+    ) -> Comparison {
+        let ratio = if p > 0.0 { o / p } else { f64::INFINITY };
+        Comparison {
+            name: name.into(),
+            ours_name: ours_name.into(),
+            ours: o,
+            peer_name: peer_name.into(),
+            peer: p,
+            unit: "bytes/event".into(),
+            ratio,
+            target: format!("≤ {max}×"),
+            met: ratio <= max,
+        }
+    }
+
     /// A latency quantile of `ours` that must be at most `max_ns`.
     pub fn at_most_ns(name: &str, ours: &OpStats, quantile: f64, max_ns: u64) -> Comparison {
         let ns = ours.quantile(quantile);
@@ -220,6 +258,14 @@ pub fn print_comparisons(rows: &[Comparison]) {
     for r in rows {
         let (ours, peer, ratio) = if r.unit == "ns" {
             (util::latency(r.ours as u64), String::new(), String::new())
+        } else if r.unit == "bytes/event" {
+            (
+                format!("{:.0} B/ev", r.ours),
+                format!("{:.0} B/ev", r.peer),
+                format!("{:.2}×", r.ratio),
+            )
+        } else if r.peer_name.is_empty() {
+            (util::rate(r.ours), String::new(), String::new())
         } else {
             (
                 util::rate(r.ours),

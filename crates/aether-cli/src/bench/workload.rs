@@ -152,6 +152,25 @@ impl Generator {
     }
 }
 
+/// Events made one at a time, for workloads too large to hold in memory (`--scale`): the
+/// same generator as [`Workload::generate`].
+pub struct EventMaker(Generator);
+
+impl EventMaker {
+    pub fn new(seed: u64, payload_size: usize) -> EventMaker {
+        EventMaker(Generator {
+            rng: Rng::new(seed),
+            payload_size,
+            clock: 1_750_000_000_000_000_000,
+        })
+    }
+
+    /// One event of `actor` at `version`.
+    pub fn event(&mut self, actor: &str, version: i64) -> Event {
+        self.0.event(actor, version).0
+    }
+}
+
 impl Workload {
     pub fn generate(shape: Shape) -> Workload {
         let mut gen = Generator {
