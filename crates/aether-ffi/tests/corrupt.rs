@@ -1,13 +1,15 @@
 //! Damaged records through the C ABI: `aether_get_events` reports `AETHER_CORRUPT`;
 //! `aether_get_events_with_errors` returns the good events and each damaged record's
-//! sequence, raw bytes (base64) and cause.
+//! sequence, raw bytes (base64) and cause. The damage is a flipped bit in a frame of the
+//! segment log, after a clean close: open trusts what the index covers, and the read finds
+//! the frame's checksum wrong.
 
 use std::ffi::CString;
 use std::path::Path;
 use std::ptr;
 
 use aether::*;
-use aether_core::sled_store::layout;
+use aether_core::sled_store::segment::{self, LOG_DIR, SEGMENT_HEADER_LEN};
 use base64::Engine as _;
 
 fn event(actor: &str, version: i64) -> String {
@@ -47,15 +49,23 @@ fn damaged_records_are_reported() {
     }
     unsafe { store::aether_store_free(store) };
 
-    // Overwrite version 2 with garbage behind the store's back.
-    {
-        let db = sled::open(path.join("sled")).unwrap();
-        db.open_tree(layout::TREE_EVENTS)
-            .unwrap()
-            .insert(layout::event_key(b"a", 2), &b"\x00garbage"[..])
-            .unwrap();
-        db.flush().unwrap();
-    }
+    // Flip a bit inside version 2's JSON behind the store's back: one save, one record,
+    // one frame, so it is the second frame of the only segment.
+    let damaged = {
+        let segments = segment::list(&path.join(LOG_DIR)).unwrap();
+        assert_eq!(segments.len(), 1);
+        let seg = &segments[0];
+        let mut bytes = std::fs::read(&seg.path).unwrap();
+        let scan = segment::scan(&bytes, seg.id, SEGMENT_HEADER_LEN as usize);
+        assert_eq!(scan.frames.len(), 3);
+        let frame = scan.frames[1];
+        assert_eq!(frame.sequences, (2, 2));
+        let json = frame.payload(&bytes);
+        let at = frame.at + 16 + json.len() - json.len() / 4;
+        bytes[at] ^= 0x04;
+        std::fs::write(&seg.path, &bytes).unwrap();
+        bytes[frame.at..frame.next].to_vec()
+    };
 
     let store = open(&path);
     let mut out = aether_bytes {
@@ -70,7 +80,7 @@ fn damaged_records_are_reported() {
         );
         assert!(out.ptr.is_null());
         assert!(
-            (*err).message().contains("version 2"),
+            (*err).message().contains("sequence 2"),
             "{}",
             (*err).message()
         );
@@ -98,14 +108,18 @@ fn damaged_records_are_reported() {
         let errors = result["errors"].as_array().unwrap();
         assert_eq!(errors.len(), 1);
         assert_eq!(
-            errors[0]["sequence"], 0,
-            "garbage carries no readable sequence"
+            errors[0]["sequence"], 2,
+            "the index names the damaged record's sequence"
         );
         let raw = base64::engine::general_purpose::STANDARD
             .decode(errors[0]["raw"].as_str().unwrap())
             .unwrap();
-        assert_eq!(raw, b"\x00garbage");
-        assert!(errors[0]["cause"].as_str().unwrap().contains("version 2"));
+        assert!(
+            raw.starts_with(&damaged),
+            "the raw bytes begin with the damaged frame"
+        );
+        let cause = errors[0]["cause"].as_str().unwrap();
+        assert!(cause.contains("damaged"), "{cause}");
 
         let mut m = aether_metrics::default();
         assert_eq!(
