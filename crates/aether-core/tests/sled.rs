@@ -536,3 +536,19 @@ fn a_conflict_never_names_a_version_readers_cannot_see() {
     let conflicts: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(conflicts > 0, "the writers never raced");
 }
+
+#[test]
+fn a_zeroed_frame_header_with_intact_frames_after_it_refuses_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = crashed_image(dir.path(), 2, 6);
+    let seg = segments(&image).pop().unwrap();
+    let mut bytes = std::fs::read(&seg.path).unwrap();
+    let scan = segment::scan(&bytes, seg.id, segment::SEGMENT_HEADER_LEN as usize);
+    let victim = scan.frames[scan.frames.len() - 3];
+    bytes[victim.at..victim.at + 16].fill(0);
+    std::fs::write(&seg.path, &bytes).unwrap();
+    match SledStore::open_with(&image, opts(Durability::Durable)) {
+        Err(Error::DataLoss(msg)) => assert!(msg.contains("intact frame follows"), "{msg}"),
+        other => panic!("expected DataLoss, got {other:?}"),
+    }
+}

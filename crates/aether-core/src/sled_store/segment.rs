@@ -142,7 +142,14 @@ pub fn scan(data: &[u8], id: SegmentId, from: usize) -> SegmentScan {
     let mut at = from;
     let ending = loop {
         match frame::frame_at(data, at, salt) {
-            frame::FrameAt::End => break frame::Ending::End,
+            // Zeros where a frame should start, yet an intact frame later: that frame was
+            // written after this one, which was damaged since (never a write cut short).
+            frame::FrameAt::End => match frame::intact_frame_after(data, at, salt) {
+                Some(intact_at) => {
+                    break frame::Ending::Damaged(frame::Damage::BeforeIntact { at, intact_at })
+                }
+                None => break frame::Ending::End,
+            },
             frame::FrameAt::Intact(payload, next) => match parse(payload) {
                 Some(sequences) => {
                     frames.push(ScannedFrame {
