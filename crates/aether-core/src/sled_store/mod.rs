@@ -174,7 +174,8 @@ impl Options {
 
 /// The store's format marker file.
 pub const FORMAT_FILE: &str = "FORMAT";
-const FORMAT_TEXT: &str = "aether store format 2\n";
+/// What the `FORMAT` file of a store in this format holds.
+pub const FORMAT_TEXT: &str = "aether store format 2\n";
 /// The index's folder in a store directory.
 pub const SLED_DIR: &str = "sled";
 
