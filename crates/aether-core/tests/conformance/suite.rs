@@ -343,6 +343,32 @@ fn snapshots_keep_the_latest_and_reject_stale_ones(f: Factory) {
     assert_eq!(s.metrics().snapshots_saved, 3);
 }
 
+/// A snapshot reads back as its JSON decodes, on every backend: a float with an integral
+/// value (`2.0`) is written as Go writes it (`2`) and so reads back as the integer 2, while
+/// other floats stay floats.
+fn snapshots_read_back_as_their_json_decodes(f: Factory) {
+    let b = open(f);
+    let s = &b.store;
+    let state = json!({"whole": 2.0, "half": 2.5, "int": 2, "nested": {"list": [1.0, -0.5]}});
+    let snap = ActorSnapshot {
+        actor_id: "floats".into(),
+        version: 1,
+        state: Some(state.as_object().unwrap().clone()),
+        timestamp: Timestamp::from_unix_nanos(1_700_000_000_000_000_000),
+    };
+    s.save_snapshot(&snap).unwrap();
+    let got = s.get_latest_snapshot("floats").unwrap().unwrap();
+    let decoded: ActorSnapshot = serde_json::from_slice(&snap.to_json()).unwrap();
+    assert_eq!(got, decoded);
+    assert_eq!(got.to_json(), snap.to_json());
+    let got_state = got.state.unwrap();
+    assert!(got_state["whole"].is_i64(), "2.0 read back as {:?}", got_state["whole"]);
+    assert_eq!(got_state["whole"], json!(2));
+    assert!(got_state["half"].is_f64());
+    assert!(got_state["nested"]["list"][0].is_i64());
+    assert!(got_state["nested"]["list"][1].is_f64());
+}
+
 fn events_round_trip_unchanged(f: Factory) {
     let b = open(f);
     let s = &b.store;
@@ -491,6 +517,7 @@ macro_rules! conformance {
             #[test] fn invalid_input_is_named_and_writes_nothing() { if super::$ready() { super::invalid_input_is_named_and_writes_nothing(super::$backend) } }
             #[test] fn snapshots_keep_the_latest_and_reject_stale_ones() { if super::$ready() { super::snapshots_keep_the_latest_and_reject_stale_ones(super::$backend) } }
             #[test] fn events_round_trip_unchanged() { if super::$ready() { super::events_round_trip_unchanged(super::$backend) } }
+            #[test] fn snapshots_read_back_as_their_json_decodes() { if super::$ready() { super::snapshots_read_back_as_their_json_decodes(super::$backend) } }
             #[test] fn close_stops_writes_but_keeps_what_was_saved() { if super::$ready() { super::close_stops_writes_but_keeps_what_was_saved(super::$backend) } }
             #[test] fn racing_writers_get_one_winner_per_version() { if super::$ready() { super::racing_writers_get_one_winner_per_version(super::$backend) } }
         }
