@@ -3,7 +3,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install test-c test-go test-jetstream test-loom
+.PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install test-c test-go test-jetstream test-loom test-loom-breaks
 .PHONY: fuzz soak
 
 all: build
@@ -30,6 +30,13 @@ test-rust:
 LOOM_TARGET_DIR ?= $(CURDIR)/target/loom
 test-loom:
 	RUSTFLAGS="--cfg aether_loom" CARGO_TARGET_DIR="$(LOOM_TARGET_DIR)" $(CARGO) test --release -p aether-core --test loom
+
+# That the model check catches real mistakes: reruns test-loom's scenarios once per
+# deliberate break of the group commit (`commit::breaks`, loom builds only), and fails
+# unless every break is caught by a check or a deadlock. About a minute and a half; not
+# part of `make test`.
+test-loom-breaks:
+	RUSTFLAGS="--cfg aether_loom" CARGO_TARGET_DIR="$(LOOM_TARGET_DIR)" $(CARGO) test --release -p aether-core --test loom -- --ignored --exact every_deliberate_break_is_caught --nocapture
 
 # The NATS JetStream backend: the conformance suite, failure and cross-process tests on a
 # single nats-server, and a 3-node cluster. Needs nats-server on PATH (fails saying so;
