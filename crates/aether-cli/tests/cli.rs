@@ -78,9 +78,9 @@ const KNOWN_STORE_ENV: &str = "AETHER_CLI_TEST_KNOWN_STORE";
 #[test]
 #[ignore = "helper: run in a child process by known_store()"]
 fn write_known_store() {
-    let Some(path) = std::env::var_os(KNOWN_STORE_ENV) else {
-        return;
-    };
+    let path = std::env::var_os(KNOWN_STORE_ENV).unwrap_or_else(|| {
+        panic!("write_known_store runs only as known_store()'s child ({KNOWN_STORE_ENV} unset)")
+    });
     let store =
         SledStore::open_with(&path, Options::with_durability(Durability::Buffered)).unwrap();
     for e in known_events() {
@@ -417,9 +417,9 @@ fn verify_names_a_deleted_index_entry_and_reindex_restores_it() {
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let out = stdout(&o);
     assert!(
-        out.contains(&format!(
+        out.contains(
             "problem: sequence 3, actor \"a\" version 2: record with no index entry: the record at offset "
-        )) && out.contains(&format!("of {SEGMENT} has no index entry for this actor")),
+        ) && out.contains(&format!("of {SEGMENT} has no index entry for this actor")),
         "{out}"
     );
     assert!(out.contains("1 problem found"), "{out}");
@@ -735,36 +735,37 @@ fn bench_writes_figures_for_memory() {
     bench_json("memory");
 }
 
-/// Whether `nats-server` is on PATH; without it the JetStream bench test fails, saying
-/// so, unless `AETHER_SKIP_JETSTREAM=1`.
-fn nats_available() -> bool {
+/// The JetStream bench tests need `nats-server` on PATH and fail, saying so, without it;
+/// built with `AETHER_SKIP_JETSTREAM=1` and no server, they are ignored instead (`build.rs`).
+fn require_nats() {
     let on_path = std::process::Command::new("nats-server")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !on_path && std::env::var("AETHER_SKIP_JETSTREAM").as_deref() == Ok("1") {
-        eprintln!("skipped: nats-server is not on PATH and AETHER_SKIP_JETSTREAM=1");
-        return false;
-    }
     assert!(
         on_path,
-        "nats-server is not on PATH (Debian: apt-get install -y nats-server); AETHER_SKIP_JETSTREAM=1 skips"
+        "nats-server is not on PATH (Debian: apt-get install -y nats-server); build the tests \
+         with AETHER_SKIP_JETSTREAM=1 to mark them ignored instead"
     );
-    true
 }
 
 #[test]
+#[cfg_attr(
+    aether_skip_jetstream,
+    ignore = "AETHER_SKIP_JETSTREAM=1 and no nats-server"
+)]
 fn bench_writes_figures_for_jetstream_on_a_private_server() {
-    if nats_available() {
-        bench_json("jetstream");
-    }
+    require_nats();
+    bench_json("jetstream");
 }
 
 #[test]
+#[cfg_attr(
+    aether_skip_jetstream,
+    ignore = "AETHER_SKIP_JETSTREAM=1 and no nats-server"
+)]
 fn bench_on_jetstream_uses_the_server_given_on_a_stream_of_its_own() {
-    if !nats_available() {
-        return;
-    }
+    require_nats();
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

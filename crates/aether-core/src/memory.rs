@@ -268,8 +268,12 @@ impl EventStore for MemoryStore {
 impl SnapshotStore for MemoryStore {
     fn save_snapshot(&self, snapshot: &ActorSnapshot) -> Result<()> {
         self.limits.check_actor_id(&snapshot.actor_id)?;
-        self.limits
-            .check_record_len("snapshot", snapshot.to_json().len())?;
+        let json = snapshot.to_json();
+        self.limits.check_record_len("snapshot", json.len())?;
+        // Kept as its JSON decodes, which is what the persistent backends read back: a
+        // float with an integral value (`2.0`) is written as `2` and returns an integer.
+        let canonical =
+            serde_json::from_slice::<ActorSnapshot>(&json).unwrap_or_else(|_| snapshot.clone());
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         if state.closed {
             return Err(Error::Closed("the store was closed".into()));
@@ -283,9 +287,7 @@ impl SnapshotStore for MemoryStore {
                 });
             }
         }
-        state
-            .snapshots
-            .insert(snapshot.actor_id.clone(), snapshot.clone());
+        state.snapshots.insert(snapshot.actor_id.clone(), canonical);
         self.notifier.metrics().add_snapshot();
         Ok(())
     }

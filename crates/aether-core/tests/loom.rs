@@ -20,11 +20,17 @@
 //! A failed check prints its assertion under the scenario's name, then loom aborts the
 //! binary (its threads cannot unwind). `LOOM_LOG=1 LOOM_LOCATION=1` on that one test
 //! prints the interleaving that failed.
+//!
+//! That these checks catch real mistakes is itself tested: `make test-loom-breaks` runs
+//! `every_deliberate_break_is_caught`, which reruns the scenarios once per deliberate break
+//! of the protocol (`commit::breaks`, selected by `AETHER_LOOM_BREAK`) and requires each
+//! run to fail on one of these checks or on a deadlock.
 #![cfg(aether_loom)]
 
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
+use aether_core::sled_store::commit::breaks::{self, Break};
 use aether_core::sled_store::commit::{Group, GroupCommit, GroupLog, Position, SyncFailed};
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::sync::{Arc, Mutex};
@@ -397,4 +403,62 @@ fn window_with_a_failed_sync() {
         .window()
         .failing_sync(0)
         .check();
+}
+
+/// Each deliberate break of the protocol makes the scenarios above fail: this reruns this
+/// binary once per break, with `AETHER_LOOM_BREAK` naming it, and requires the run to fail
+/// on a check of this file or on loom's deadlock report, not on anything else (a panic in
+/// the break's own setup, a crash, a timeout).
+#[test]
+#[ignore = "reruns the scenarios once per break, a few minutes: make test-loom-breaks"]
+fn every_deliberate_break_is_caught() {
+    let exe = std::env::current_exe().unwrap();
+    let mut missed = Vec::new();
+    for b in Break::ALL {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(&exe)
+            .env(breaks::ENV, b.name())
+            .env_remove("LOOM_MAX_PREEMPTIONS")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The first panic: "thread 'SCENARIO' (ID) panicked at PATH:LINE:COL:", then its
+        // message on the next line.
+        let mut lines = text.lines();
+        let caught = lines
+            .by_ref()
+            .find(|l| l.contains(" panicked at "))
+            .map(|at| (at, lines.next().unwrap_or("")))
+            .filter(|(at, message)| {
+                at.contains("tests/loom.rs:") || message.starts_with("deadlock; threads")
+            });
+        match (out.status.success(), caught) {
+            (false, Some((at, message))) => {
+                let scenario = at.split('\'').nth(1).unwrap_or("?");
+                let message: String = message.chars().take(80).collect();
+                println!(
+                    "{:<34} caught in {:.1?} by {scenario}: {message}",
+                    b.name(),
+                    started.elapsed()
+                );
+            }
+            _ => {
+                println!("{:<34} NOT CAUGHT ({})", b.name(), out.status);
+                missed.push((b.name(), text));
+            }
+        }
+    }
+    for (name, text) in &missed {
+        eprintln!("---- {name} ----\n{text}");
+    }
+    assert!(
+        missed.is_empty(),
+        "breaks the model check did not catch: {:?}",
+        missed.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    println!("all {} deliberate breaks caught", Break::ALL.len());
 }

@@ -146,11 +146,13 @@ fn durable_saves_in_flight_share_syncs_and_all_complete() {
 }
 
 /// Child side of the next test: open the store named by the environment and report.
+/// Ignored, so it never counts as a test of its own; the parent runs it with `--ignored`.
 #[test]
+#[ignore = "helper: the child process of a_dropped_store_is_free_for_another_process_at_once"]
 fn child_opens_store() {
-    let Ok(path) = std::env::var("AETHER_OPEN_CHILD") else {
-        return;
-    };
+    let path = std::env::var("AETHER_OPEN_CHILD").expect(
+        "child_opens_store runs only as a child of its parent test (AETHER_OPEN_CHILD unset)",
+    );
     let mut o = opts(Durability::Durable);
     o.lock_timeout = Duration::from_millis(500);
     match SledStore::open_with(&path, o) {
@@ -161,9 +163,6 @@ fn child_opens_store() {
 
 #[test]
 fn a_dropped_store_is_free_for_another_process_at_once() {
-    if std::env::var("AETHER_OPEN_CHILD").is_ok() {
-        return;
-    }
     for durability in [Durability::Buffered, Durability::Durable] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store");
@@ -191,6 +190,7 @@ fn a_dropped_store_is_free_for_another_process_at_once() {
         // This process stays alive and idle; the child must get the lock anyway.
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
+                "--ignored",
                 "--exact",
                 "child_opens_store",
                 "--nocapture",

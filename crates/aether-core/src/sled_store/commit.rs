@@ -20,7 +20,9 @@
 //!
 //! The module knows nothing of sled or the log format, so loom can drive the real code:
 //! its locks and atomics are `std::sync`'s, or loom's when built with
-//! `RUSTFLAGS="--cfg aether_loom"`.
+//! `RUSTFLAGS="--cfg aether_loom"`. Loom builds also carry `breaks`: deliberate breaks of
+//! this protocol, one at a time, so `make test-loom-breaks` can show that the model check
+//! catches each of them. Other builds compile none of it.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -35,6 +37,98 @@ use std::sync::{
     atomic::{AtomicU64, AtomicUsize, Ordering},
     Condvar, Mutex, MutexGuard,
 };
+
+#[cfg(aether_loom)]
+use breaks::Break;
+
+/// Deliberate breaks of the group-commit protocol, for loom builds only: with
+/// `AETHER_LOOM_BREAK=<name>` set, the code below misbehaves in that one way, and
+/// `tests/loom.rs` must fail. Each break is a single `#[cfg(aether_loom)]` step added
+/// to the real code, so the code without them is the code other builds compile.
+#[cfg(aether_loom)]
+pub mod breaks {
+    use std::sync::OnceLock;
+
+    /// The variable that selects a break.
+    pub const ENV: &str = "AETHER_LOOM_BREAK";
+
+    /// One way to break the protocol.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Break {
+        /// The leader publishes the group's notes before its sync.
+        PublishBeforeSync,
+        /// The leader raises `visible` before its sync.
+        VisibleBeforeSync,
+        /// The leader never publishes the notes of a group it synced.
+        NoPublication,
+        /// A leader that finished wakes one waiter instead of all of them.
+        NotifyOneAfterLeading,
+        /// A leader that finished wakes nobody.
+        NoNotifyAfterLeading,
+        /// A save in flight gives up its count without holding `pending`.
+        InFlightReleaseUnlocked,
+        /// A save in flight gives up its count without waking the leader waiting for it.
+        InFlightReleaseWithoutNotify,
+        /// A failed sync is not recorded: the next waiter leads another sync.
+        FailureNotRecorded,
+        /// A waiter checks for a failed sync before checking whether its ticket is
+        /// already durable, so a durable save can get an error.
+        FailureCheckedBeforeDurable,
+        /// The leader never marks itself leading: two syncs can run at once.
+        NoLeaderFlag,
+    }
+
+    impl Break {
+        /// Every break.
+        pub const ALL: [Break; 10] = [
+            Break::PublishBeforeSync,
+            Break::VisibleBeforeSync,
+            Break::NoPublication,
+            Break::NotifyOneAfterLeading,
+            Break::NoNotifyAfterLeading,
+            Break::InFlightReleaseUnlocked,
+            Break::InFlightReleaseWithoutNotify,
+            Break::FailureNotRecorded,
+            Break::FailureCheckedBeforeDurable,
+            Break::NoLeaderFlag,
+        ];
+
+        /// Its name in `AETHER_LOOM_BREAK`.
+        pub fn name(self) -> &'static str {
+            match self {
+                Break::PublishBeforeSync => "publish-before-sync",
+                Break::VisibleBeforeSync => "visible-before-sync",
+                Break::NoPublication => "no-publication",
+                Break::NotifyOneAfterLeading => "notify-one-after-leading",
+                Break::NoNotifyAfterLeading => "no-notify-after-leading",
+                Break::InFlightReleaseUnlocked => "in-flight-release-unlocked",
+                Break::InFlightReleaseWithoutNotify => "in-flight-release-without-notify",
+                Break::FailureNotRecorded => "failure-not-recorded",
+                Break::FailureCheckedBeforeDurable => "failure-checked-before-durable",
+                Break::NoLeaderFlag => "no-leader-flag",
+            }
+        }
+
+        /// Whether this break is the one selected.
+        pub fn on(self) -> bool {
+            selected() == Some(self)
+        }
+    }
+
+    /// The break `AETHER_LOOM_BREAK` names, if any; panics on a name that is not one, so
+    /// a typo cannot pass for a break that was caught.
+    pub fn selected() -> Option<Break> {
+        static SELECTED: OnceLock<Option<Break>> = OnceLock::new();
+        *SELECTED.get_or_init(|| {
+            let name = std::env::var(ENV).ok()?;
+            let found = Break::ALL.into_iter().find(|b| b.name() == name);
+            Some(found.unwrap_or_else(|| {
+                let names: Vec<_> = Break::ALL.iter().map(|b| b.name()).collect();
+                panic!("unknown {ENV}={name:?}; the breaks are {names:?}")
+            }))
+        })
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -124,7 +218,13 @@ impl<N> Drop for InFlight<'_, N> {
     fn drop(&mut self) {
         // Under `pending`, so a leader waiting for this save cannot miss the wakeup.
         let _pending = lock(&self.0.pending);
+        #[cfg(aether_loom)]
+        let _pending = (!Break::InFlightReleaseUnlocked.on()).then_some(_pending);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        #[cfg(aether_loom)]
+        if Break::InFlightReleaseWithoutNotify.on() {
+            return;
+        }
         self.0.joined.notify_one();
     }
 }
@@ -224,6 +324,10 @@ impl<N> GroupCommit<N> {
     pub fn wait_durable<L: GroupLog<N>>(&self, ticket: u64, log: &L) -> Result<(), SyncFailed> {
         let mut state = lock(&self.state);
         loop {
+            #[cfg(aether_loom)]
+            if let (true, Some(f)) = (Break::FailureCheckedBeforeDurable.on(), &state.failed) {
+                return Err(SyncFailed(f.clone()));
+            }
             if state.durable_ticket >= ticket {
                 return Ok(());
             }
@@ -238,6 +342,10 @@ impl<N> GroupCommit<N> {
                 continue;
             }
             state.leading = true;
+            #[cfg(aether_loom)]
+            if Break::NoLeaderFlag.on() {
+                state.leading = false;
+            }
             drop(state);
             // Until disarmed, a panic in the `GroupLog` (or its error's `Display`) fails
             // the group commit and wakes the waiters, instead of leaving `leading` set.
@@ -252,6 +360,19 @@ impl<N> GroupCommit<N> {
             match result {
                 Ok(t) => state.durable_ticket = state.durable_ticket.max(t),
                 Err(e) => state.failed = Some(e),
+            }
+            #[cfg(aether_loom)]
+            if Break::FailureNotRecorded.on() {
+                state.failed = None;
+            }
+            #[cfg(aether_loom)]
+            if Break::NoNotifyAfterLeading.on() {
+                continue;
+            }
+            #[cfg(aether_loom)]
+            if Break::NotifyOneAfterLeading.on() {
+                self.committed.notify_one();
+                continue;
             }
             self.committed.notify_all();
         }
@@ -283,8 +404,25 @@ impl<N> GroupCommit<N> {
         if group.payloads.is_empty() {
             return Ok(group.last_ticket);
         }
+        #[cfg(aether_loom)]
+        let group = {
+            let mut group = group;
+            if Break::PublishBeforeSync.on() {
+                std::mem::take(&mut group.notes)
+                    .into_iter()
+                    .for_each(|note| log.publish(note));
+            }
+            if Break::VisibleBeforeSync.on() {
+                self.raise_visible(group.last.sequence);
+            }
+            group
+        };
         log.write_and_sync(&group)?;
         self.raise_visible(group.last.sequence);
+        #[cfg(aether_loom)]
+        if Break::NoPublication.on() {
+            return Ok(group.last_ticket);
+        }
         for note in group.notes {
             log.publish(note);
         }

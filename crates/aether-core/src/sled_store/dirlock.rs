@@ -84,7 +84,10 @@ pub fn lock_store(path: &Path, timeout: Duration) -> Result<DirLock> {
         Ok(false) => Err(Error::Locked {
             path: path.to_path_buf(),
         }),
-        Err(e) => Err(Error::storage(format!("locking {}", lock_path.display()), e)),
+        Err(e) => Err(Error::storage(
+            format!("locking {}", lock_path.display()),
+            e,
+        )),
     }
 }
 

@@ -43,9 +43,7 @@ pub fn be_u32(b: &[u8], at: usize) -> Option<u32> {
     ))
 }
 
-/// Walk a payload's puts, handing each to `put`; its first and last sequence if it is
-/// well formed (every put complete, nothing after the last). `put` may have seen some puts
-
+/// The CRC of a frame: over its salt and its payload.
 pub fn frame_crc(generation: u64, payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&generation.to_be_bytes());
@@ -290,7 +288,6 @@ pub enum Ending {
     Damaged(Damage),
 }
 
-
 /// Whether the damaged frame at `at` ends a log cut short by a crash, or was written in
 /// full (and acknowledged) and damaged since.
 pub fn classify_damaged(
@@ -327,8 +324,6 @@ fn sector_was_written(data: &[u8], at: usize, bit_at: usize) -> bool {
         .is_some_and(|sector| sector.iter().any(|&b| b != 0))
 }
 
-/// What reading the log found.
-
 /// Overwrite `from..to` of `file` with zeros, in writes of at most 1 MiB.
 pub fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
     let zeros = vec![0u8; (to.saturating_sub(from) as usize).min(1 << 20)];
@@ -345,4 +340,3 @@ pub fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
-

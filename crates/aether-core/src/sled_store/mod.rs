@@ -1441,10 +1441,7 @@ fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
                 data.len()
             )));
         }
-        if i > start_idx
-            && s.id.base != next_sequence
-            && !(s.id.gen > 0 && s.id.base == next_sequence)
-        {
+        if i > start_idx && s.id.base != next_sequence {
             return Err(data_loss(format!(
                 "the log continues at sequence {} in {}, after sequence {}: sequences {next_sequence}..{} are missing",
                 s.id.base,

@@ -362,7 +362,10 @@ mod tests {
             (evs[0].sequence, evs[0].actor_id, evs[0].version),
             (7, &b"a"[..], 3)
         );
-        assert_eq!((evs[2].sequence, evs[2].actor_id, evs[2].json), (9, &b"bb"[..], &b"[]"[..]));
+        assert_eq!(
+            (evs[2].sequence, evs[2].actor_id, evs[2].json),
+            (9, &b"bb"[..], &b"[]"[..])
+        );
         assert_eq!(payload_sequences(p), Some((7, 9)));
         for cut in 0..p.len() {
             assert!(parse(&p[..cut]).is_err(), "cut at {cut}");

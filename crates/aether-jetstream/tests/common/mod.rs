@@ -1,8 +1,9 @@
 //! Test harness: private `nats-server` processes on 127.0.0.1 (free ports, temporary store
 //! folders), killed when their guard drops.
 //!
-//! Without `nats-server` on PATH the tests fail, saying so, unless `AETHER_SKIP_JETSTREAM=1`
-//! (then they pass without running, and print that they were skipped).
+//! Without `nats-server` on PATH the tests fail, saying so (`require_nats`), unless
+//! `AETHER_SKIP_JETSTREAM=1` asked for the skip when they were built: then `build.rs` sets
+//! `--cfg aether_skip_jetstream` and they are `#[ignore]`d, counted as ignored by the runner.
 
 #![allow(dead_code)]
 
@@ -17,16 +18,31 @@ use std::process::Command as Process;
 use aether_core::{Error, Event, EventStore, Timestamp};
 use aether_jetstream::{JetStreamOptions, JetStreamStore};
 
-/// Whether the JetStream tests can run; panics with instructions when the server binary is
-/// missing and skipping was not asked for.
-pub fn nats_available() -> bool {
-    let on_path = Command::new("nats-server")
+/// Every test that needs a server calls this first: it fails, saying what to do, when
+/// `nats-server` is not on PATH. Skipping is decided at build time (see the module doc), so
+/// a test that did not run shows as ignored, never as passed.
+pub fn require_nats() {
+    assert!(
+        nats_on_path(),
+        "nats-server is not on PATH: the JetStream backend's tests need it \
+         (Debian: apt-get install -y nats-server). Build the tests with \
+         AETHER_SKIP_JETSTREAM=1 to mark them ignored instead."
+    );
+}
+
+fn nats_on_path() -> bool {
+    Command::new("nats-server")
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
-    if on_path {
+        .is_ok_and(|s| s.success())
+}
+
+/// For the examples (programs, not tests): whether they can run; panics with instructions
+/// when the server binary is missing and skipping was not asked for.
+pub fn nats_available() -> bool {
+    if nats_on_path() {
         return true;
     }
     if std::env::var("AETHER_SKIP_JETSTREAM").as_deref() == Ok("1") {
@@ -265,13 +281,12 @@ pub fn open_when_ready(urls: &str, opts: JetStreamOptions) -> JetStreamStore {
 
 // ---- processes racing ---------------------------------------------------------------
 
-/// The body of a racing child process (see `race_processes`); does nothing when the
-/// process was not started as a racer. Each test binary that races has a test
-/// `race_child` calling this.
+/// The body of a racing child process (see `race_processes`). Each test binary that
+/// races has an ignored test `race_child` calling this, which `race_processes` runs with
+/// `--ignored --exact`; run any other way, it fails.
 pub fn race_child_main() {
-    let Ok(urls) = std::env::var("AETHER_RACE_URLS") else {
-        return;
-    };
+    let urls = std::env::var("AETHER_RACE_URLS")
+        .expect("race_child runs only as race_processes' child (AETHER_RACE_URLS unset)");
     let me = std::env::var("AETHER_RACE_ID").unwrap();
     let actors: usize = std::env::var("AETHER_RACE_ACTORS")
         .unwrap()
@@ -334,7 +349,13 @@ pub fn race_processes(
     let children: Vec<_> = (0..n)
         .map(|i| {
             Process::new(&exe)
-                .args(["--exact", "race_child", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "race_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env("AETHER_RACE_URLS", urls)
                 .env("AETHER_RACE_ID", format!("p{i}"))
                 .env("AETHER_RACE_ACTORS", actors.to_string())

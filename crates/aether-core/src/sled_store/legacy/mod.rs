@@ -66,7 +66,6 @@ impl Default for LegacyOptions {
     }
 }
 
-
 /// Most actors whose latest version the writer remembers; past it the map starts over
 /// (a miss costs one sled seek, so this only bounds memory).
 const LATEST_CACHE_ACTORS: usize = 100_000;
