@@ -910,7 +910,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 struct Tally {
     by_category: BTreeMap<Category, BTreeMap<Outcome, u64>>,
     torn_cut: u64,
-    stale_removed: u64,
     lost_events: u64,
     verify: BTreeMap<Category, Found>,
     /// Trials in whose findings each kind of problem appears.
@@ -945,9 +944,9 @@ impl fmt::Display for Tally {
         }
         write!(
             f,
-            "\nopens that cut a torn tail: {}; that removed index entries past the log's end: {}\n\
+            "\nopens that cut a torn tail: {}\n\
              acknowledged events lost without an error (known gaps, crash images only): {}",
-            self.torn_cut, self.stale_removed, self.lost_events
+            self.torn_cut, self.lost_events
         )?;
         writeln!(
             f,
@@ -1062,7 +1061,6 @@ fn corruption_is_refused_or_reported_never_silent() {
                     eprintln!("{fault}: {outcome:?} {:?}", report.lines());
                 }
                 tally.torn_cut += u64::from(report.torn_bytes_cut > 0);
-                tally.stale_removed += u64::from(report.stale_entries_removed > 0);
                 if let Outcome::TailLost(n) = outcome {
                     tally.lost_events += n;
                 }

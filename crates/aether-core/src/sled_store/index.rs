@@ -3,11 +3,15 @@
 //!
 //! Trees:
 //! - `actors`: actor ID bytes → actor number (u64 BE). Numbers keep the index keys short.
-//! - `index`: `actor number u64 ‖ last version u64` → `first sequence u64 ‖ offset u32`:
-//!   one entry per save call (a record), keyed by the last version it holds, so an actor's
-//!   latest version is one `get_lt` seek and `get_events(actor, from)` finds the record
-//!   holding `from` with one range seek, then reads on. The record is found in the segment
-//!   that holds its first sequence, at `offset`.
+//! - `index`: `actor number u64 ‖ last version u64` → a *run*: the positions of the
+//!   actor's records (one per save call) written since the previous flush, keyed by the
+//!   last version of the run's last record. Saves index their record in memory; a flush
+//!   (the background checkpoint, about every 500 ms, and `flush`/`close`) writes one run per
+//!   actor, after the log is synced through those records. So an actor's latest version is
+//!   one `get_lt` seek, `get_events(actor, from)` finds the run holding `from` with one
+//!   range seek and then reads on, and sled pays one entry per actor per flush instead of
+//!   one per save (measured: sled spends 130–210 bytes per entry whatever its size). Each
+//!   record is found in the segment holding its first sequence, at its offset.
 //! - `positions`: `first sequence u64` → `offset u32`: a sparse map from sequence to a
 //!   record start (the first record of each segment, then about every 64 KiB), from which
 //!   `read_all` reads frames in order.
@@ -56,27 +60,77 @@ pub fn split_key(k: &[u8]) -> Option<(u64, u64)> {
     (k.len() == 16).then(|| (u64_at(k, 0).unwrap(), u64_at(k, 8).unwrap()))
 }
 
-/// An `index` value.
+/// Where one record of an actor is, and the actor's last version in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
+pub struct RunRecord {
     pub first_sequence: u64,
     pub offset: u32,
+    pub last_version: i64,
 }
 
-impl Entry {
-    pub fn encode(self) -> [u8; 12] {
-        let mut v = [0u8; 12];
-        v[..8].copy_from_slice(&self.first_sequence.to_be_bytes());
-        v[8..].copy_from_slice(&self.offset.to_be_bytes());
-        v
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
     }
+    out.push(v as u8);
+}
 
-    pub fn decode(v: &[u8]) -> Option<Entry> {
-        (v.len() == 12).then(|| Entry {
-            first_sequence: u64_at(v, 0).unwrap(),
-            offset: u32_at(v, 8).unwrap(),
-        })
+fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
     }
+    None
+}
+
+/// An `index` value: the run's records, each as varints of (first sequence delta, offset,
+/// last version delta), after a CRC-32 of them.
+pub fn encode_run(records: &[RunRecord]) -> Vec<u8> {
+    let mut out = vec![0u8; 4];
+    let (mut seq, mut version) = (0u64, 0i64);
+    for r in records {
+        put_varint(&mut out, r.first_sequence.wrapping_sub(seq));
+        put_varint(&mut out, u64::from(r.offset));
+        put_varint(&mut out, r.last_version.wrapping_sub(version) as u64);
+        seq = r.first_sequence;
+        version = r.last_version;
+    }
+    let crc = crc32fast::hash(&out[4..]);
+    out[..4].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Decode a run; `None` when it is damaged (checksum, truncation, records out of order).
+pub fn decode_run(v: &[u8]) -> Option<Vec<RunRecord>> {
+    let crc = u32_at(v, 0)?;
+    if crc32fast::hash(&v[4..]) != crc {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut at = 4;
+    let (mut seq, mut version) = (0u64, 0i64);
+    while at < v.len() {
+        let first_sequence = seq.checked_add(get_varint(v, &mut at)?)?;
+        let offset = u32::try_from(get_varint(v, &mut at)?).ok()?;
+        let last_version = version.wrapping_add(get_varint(v, &mut at)? as i64);
+        if first_sequence <= seq || last_version <= version {
+            return None;
+        }
+        out.push(RunRecord {
+            first_sequence,
+            offset,
+            last_version,
+        });
+        seq = first_sequence;
+        version = last_version;
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// A `snapshots` value.
@@ -141,5 +195,34 @@ impl Hwm {
             },
             end: u64_at(v, 20).unwrap(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_round_trip_and_damage_is_refused() {
+        let run = vec![
+            RunRecord {
+                first_sequence: 7,
+                offset: 512,
+                last_version: 1,
+            },
+            RunRecord {
+                first_sequence: 300_000,
+                offset: u32::MAX,
+                last_version: 5,
+            },
+        ];
+        let v = encode_run(&run);
+        assert_eq!(decode_run(&v), Some(run));
+        for i in 0..v.len() {
+            let mut bad = v.clone();
+            bad[i] ^= 4;
+            assert_eq!(decode_run(&bad), None, "flip at {i}");
+        }
+        assert_eq!(decode_run(&v[..v.len() - 1]), None);
     }
 }

@@ -52,7 +52,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -215,9 +215,6 @@ pub struct OpenReport {
     pub records_indexed: u64,
     /// Bytes of a write cut short by a crash that were cut from the log's tail.
     pub torn_bytes_cut: u64,
-    /// Index entries removed because they pointed past the log's end (saves never
-    /// acknowledged, or, in buffered mode, lost to an OS crash).
-    pub stale_entries_removed: u64,
     /// Set when the index was rebuilt from the log, with why.
     pub rebuilt: Option<String>,
 }
@@ -239,12 +236,6 @@ impl OpenReport {
             out.push(format!(
                 "{} bytes of a write cut short by a crash were cut from the log's tail",
                 self.torn_bytes_cut
-            ));
-        }
-        if self.stale_entries_removed > 0 {
-            out.push(format!(
-                "{} index entries past the log's end were removed",
-                self.stale_entries_removed
             ));
         }
         out
@@ -281,7 +272,7 @@ pub struct SledStore {
     path: PathBuf,
     durability: Durability,
     limits: Limits,
-    t: Trees,
+    ix: Arc<Index>,
     log: Arc<Log>,
     notifier: Notifier,
     writer: Mutex<Writer>,
@@ -299,23 +290,16 @@ pub struct SledStore {
 }
 
 /// The background checkpoint: about every `checkpoint_interval` it syncs the log and
-/// leaves the position synced in `synced`, which the next save records as the index's
-/// high-water mark. It bounds buffered mode's loss on an OS crash, and how much log a
-/// crash leaves to re-read at open.
+/// flushes the in-memory index into sled (see [`Index::flush`]). It bounds buffered
+/// mode's loss on an OS crash, and how much log a crash leaves to re-read at open.
 #[derive(Default)]
 struct Checkpointer {
-    state: Arc<(Mutex<CheckpointState>, Condvar)>,
+    state: Arc<(Mutex<bool>, Condvar)>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-#[derive(Default)]
-struct CheckpointState {
-    stop: bool,
-    synced: Option<Hwm>,
-}
-
 impl Checkpointer {
-    fn start(log: Arc<Log>, every: Duration) -> Checkpointer {
+    fn start(index: Arc<Index>, log: Arc<Log>, every: Duration) -> Checkpointer {
         let c = Checkpointer::default();
         if every.is_zero() {
             return c;
@@ -325,28 +309,18 @@ impl Checkpointer {
             .name("aether-checkpoint".into())
             .spawn(move || {
                 let (m, cv) = &*state;
-                let mut last = None;
                 loop {
-                    let st = lock(m);
-                    let (st, _) = cv
-                        .wait_timeout(st, every)
+                    let stop = lock(m);
+                    let (stop, _) = cv
+                        .wait_timeout(stop, every)
                         .unwrap_or_else(|p| p.into_inner());
-                    if st.stop {
+                    if *stop {
                         return;
                     }
-                    drop(st);
-                    let (segment, end, next) = log.head();
-                    if last == Some((segment, end)) {
-                        continue;
-                    }
-                    if log.sync().is_ok() {
-                        last = Some((segment, end));
-                        lock(m).synced = Some(Hwm {
-                            sequence: next - 1,
-                            segment,
-                            end,
-                        });
-                    }
+                    drop(stop);
+                    // A failure here is met again, and reported, by the next save's or
+                    // close's own sync; the index stays in memory until a flush succeeds.
+                    let _ = index.flush(&log);
                 }
             });
         if let Ok(t) = t {
@@ -355,16 +329,106 @@ impl Checkpointer {
         c
     }
 
-    fn take_synced(&self) -> Option<Hwm> {
-        lock(&self.state.0).synced.take()
-    }
-
     fn stop(&self) {
-        lock(&self.state.0).stop = true;
+        *lock(&self.state.0) = true;
         self.state.1.notify_all();
         if let Some(t) = lock(&self.thread).take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Records indexed in memory since the last flush.
+#[derive(Debug, Default)]
+struct Memtable {
+    /// Per actor number, its records in order.
+    actors: HashMap<u64, Vec<RunRecord>>,
+    /// Sparse `positions` entries (first sequence, offset), in order.
+    positions: Vec<(u64, u32)>,
+}
+
+/// The index: sled's trees and the records not yet flushed into them. Shared with the
+/// background checkpoint.
+struct Index {
+    t: Trees,
+    mem: RwLock<Memtable>,
+    /// The log position through which every record is in `mem` or sled (held back before
+    /// a snapshot that is logged but not yet in sled): what a flush may record as the
+    /// high-water mark.
+    indexed: Mutex<Hwm>,
+    /// One flush at a time.
+    flushing: Mutex<()>,
+}
+
+impl Index {
+    /// Sync the log, write the records indexed in memory through `indexed` into sled (one
+    /// run per actor), record the high-water mark, then drop them from memory. sled keeps
+    /// a prefix of its writes, so a high-water mark it kept never covers a record whose run
+    /// it lost, and a run never points past what the log holds durably.
+    fn flush(&self, log: &Log) -> Result<()> {
+        let _one = lock(&self.flushing);
+        let hwm = *lock(&self.indexed);
+        log.sync()
+            .map_err(|e| Error::storage_unknown("syncing the log", e))?;
+        let (runs, positions) = {
+            let mem = self.mem.read().unwrap_or_else(|p| p.into_inner());
+            let runs: Vec<(u64, Vec<RunRecord>)> = mem
+                .actors
+                .iter()
+                .filter_map(|(&actor, recs)| {
+                    let upto: Vec<RunRecord> = recs
+                        .iter()
+                        .take_while(|r| r.first_sequence <= hwm.sequence)
+                        .copied()
+                        .collect();
+                    (!upto.is_empty()).then_some((actor, upto))
+                })
+                .collect();
+            let positions: Vec<(u64, u32)> = mem
+                .positions
+                .iter()
+                .take_while(|(seq, _)| *seq <= hwm.sequence)
+                .copied()
+                .collect();
+            (runs, positions)
+        };
+        for (actor, recs) in &runs {
+            let last = recs[recs.len() - 1].last_version;
+            self.t
+                .index
+                .insert(index_key(*actor, last as u64), encode_run(recs))?;
+        }
+        for (seq, offset) in &positions {
+            self.t
+                .positions
+                .insert(seq.to_be_bytes(), &offset.to_be_bytes())?;
+        }
+        self.t.meta.insert(META_HWM, &hwm.encode())?;
+        let mut mem = self.mem.write().unwrap_or_else(|p| p.into_inner());
+        for (actor, _) in &runs {
+            if let Some(recs) = mem.actors.get_mut(actor) {
+                recs.retain(|r| r.first_sequence > hwm.sequence);
+                if recs.is_empty() {
+                    mem.actors.remove(actor);
+                }
+            }
+        }
+        mem.positions.retain(|(seq, _)| *seq > hwm.sequence);
+        Ok(())
+    }
+
+    /// The actor's records in memory with last version >= `from`, in order.
+    fn mem_records(&self, number: u64, from_version: i64) -> Vec<RunRecord> {
+        let mem = self.mem.read().unwrap_or_else(|p| p.into_inner());
+        mem.actors
+            .get(&number)
+            .map(|recs| {
+                recs.iter()
+                    .filter(|r| r.last_version >= from_version)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -561,6 +625,7 @@ struct Recovery {
     end: u64,
     next_sequence: u64,
     report: OpenReport,
+    memtable: Memtable,
 }
 
 impl SledStore {
@@ -682,7 +747,7 @@ impl SledStore {
             segment_size: options.segment_size,
             sync: options.durability == Durability::Durable,
         };
-        let mut recovery = recover(&path, &t, rebuilt.is_some())?;
+        let mut recovery = recover(&path, &t)?;
         recovery.report.rebuilt = rebuilt;
         let log = Log::resume(
             &path,
@@ -695,15 +760,26 @@ impl SledStore {
         t.meta.insert(META_FORMAT, FORMAT_VERSION)?;
         t.meta
             .insert(META_DURABILITY, options.durability.as_str())?;
+        t.meta.remove(META_CLEAN)?;
         let log = Arc::new(log);
         let head = recovery.next_sequence - 1;
         let (seg, end, _) = log.head();
+        let ix = Arc::new(Index {
+            t,
+            mem: RwLock::new(std::mem::take(&mut recovery.memtable)),
+            indexed: Mutex::new(Hwm {
+                sequence: head,
+                segment: seg,
+                end,
+            }),
+            flushing: Mutex::new(()),
+        });
         let store = SledStore {
             path,
             durability: options.durability,
             limits: options.limits,
-            t,
-            checkpointer: Checkpointer::start(log.clone(), options.checkpoint_interval),
+            checkpointer: Checkpointer::start(ix.clone(), log.clone(), options.checkpoint_interval),
+            ix,
             log,
             notifier: Notifier::new(options.event_stored_capacity),
             writer: Mutex::new(Writer {
@@ -730,7 +806,6 @@ impl SledStore {
         // What recovery read is made durable and the high-water mark recorded before the
         // first save; the clean mark goes until the next clean close.
         store.checkpoint_locked(&mut lock(&store.writer))?;
-        store.t.meta.remove(META_CLEAN)?;
         Ok(store)
     }
 
@@ -763,7 +838,7 @@ impl SledStore {
 
     /// The underlying sled database (the index; for tools and tests).
     pub fn sled(&self) -> &sled::Db {
-        &self.t.db
+        &self.ix.t.db
     }
 
     /// Bytes the store's files take on disk: the log (with its zero fill ahead of the
@@ -781,8 +856,8 @@ impl SledStore {
         // (and the checkpoint covers it) or sees the store closed.
         let mut w = lock(&self.writer);
         let result = self.checkpoint_locked(&mut w).and_then(|()| {
-            self.t.meta.insert(META_CLEAN, b"1")?;
-            self.t.db.flush()?;
+            self.ix.t.meta.insert(META_CLEAN, b"1")?;
+            self.ix.t.db.flush()?;
             Ok(())
         });
         w.closed = true;
@@ -798,30 +873,25 @@ impl SledStore {
         if self.durability == Durability::Durable {
             self.wait_durable(self.commit.last_ticket())?;
         }
-        self.log
-            .sync()
-            .map_err(|e| self.fail(Error::storage_unknown("syncing the log", e)))?;
-        let (segment, end, _) = self.log.head();
-        let hwm = Hwm {
-            sequence: w.next_sequence - 1,
-            segment,
-            end,
-        };
-        self.record_hwm(w, hwm)?;
+        self.ix.flush(&self.log).map_err(|e| self.fail(e))?;
         self.commit.raise_visible(w.next_sequence - 1);
         w.dirty = false;
         Ok(())
     }
 
-    /// Record the index's high-water mark, held back before a snapshot that is logged but
-    /// not yet in the index.
-    fn record_hwm(&self, w: &Writer, hwm: Hwm) -> Result<()> {
-        let hwm = match w.pending_snapshot {
-            Some(p) if (p.segment, p.end) < (hwm.segment, hwm.end) => p,
-            _ => hwm,
+    /// Publish how far the index reaches (for the next flush), held back before a
+    /// snapshot that is logged but not yet in sled.
+    fn publish_indexed(&self, w: &Writer) {
+        let (segment, end, next) = self.log.head();
+        let head = Hwm {
+            sequence: next - 1,
+            segment,
+            end,
         };
-        self.t.meta.insert(META_HWM, &hwm.encode())?;
-        Ok(())
+        *lock(&self.ix.indexed) = match w.pending_snapshot {
+            Some(p) if (p.segment, p.end) < (head.segment, head.end) => p,
+            _ => head,
+        };
     }
 
     fn fail(&self, e: Error) -> Error {
@@ -843,6 +913,7 @@ impl SledStore {
     /// The actor's number, if it has one.
     fn actor_number(&self, actor_id: &[u8]) -> Result<Option<u64>> {
         Ok(self
+            .ix
             .t
             .actors
             .get(actor_id)?
@@ -877,8 +948,9 @@ impl SledStore {
 
     /// Give a new actor its number (under the write lock).
     fn intern(&self, w: &mut Writer, actor_id: &str) -> Result<u64> {
-        let number = self.t.db.generate_id()? + 1;
-        self.t
+        let number = self.ix.t.db.generate_id()? + 1;
+        self.ix
+            .t
             .actors
             .insert(actor_id.as_bytes(), &number.to_be_bytes())?;
         if let Some(s) = w.actors.get_mut(actor_id) {
@@ -888,10 +960,21 @@ impl SledStore {
     }
 
     /// Latest version of actor `number` among records with first sequence <= `visible`.
+    /// Memory first: its records are newer than sled's, and a flush writes sled before it
+    /// empties memory, so reading in this order never misses a record.
     fn latest_indexed(&self, number: u64, visible: u64) -> Result<i64> {
+        if let Some(r) = self
+            .ix
+            .mem_records(number, 0)
+            .iter()
+            .rev()
+            .find(|r| r.first_sequence <= visible)
+        {
+            return Ok(r.last_version);
+        }
         let mut bound = index_key(number, u64::MAX);
         loop {
-            let Some((key, value)) = self.t.index.get_lt(bound)? else {
+            let Some((key, value)) = self.ix.t.index.get_lt(bound)? else {
                 return Ok(0);
             };
             let Some((actor, version)) = split_key(&key) else {
@@ -900,13 +983,12 @@ impl SledStore {
             if actor != number {
                 return Ok(0);
             }
-            let entry = Entry::decode(&value)
-                .ok_or_else(|| corrupt(0, "the index".into(), "malformed index entry"))?;
-            if entry.first_sequence > visible {
-                bound = index_key(number, version);
-                continue;
+            let run = decode_run(&value)
+                .ok_or_else(|| corrupt(0, "the index".into(), "damaged index run"))?;
+            if let Some(r) = run.iter().rev().find(|r| r.first_sequence <= visible) {
+                return Ok(r.last_version);
             }
-            return Ok(version as i64);
+            bound = index_key(number, version);
         }
     }
 
@@ -978,7 +1060,7 @@ impl SledStore {
         // From here the record is in the log: an index failure leaves it to recovery.
         let indexed = (|| -> Result<()> {
             if let Some(sealed) = written.rolled {
-                self.t.segments.insert(
+                self.ix.t.segments.insert(
                     segment_key(sealed.id),
                     &encode_sealed(sealed.len, sealed.next_base),
                 )?;
@@ -988,26 +1070,20 @@ impl SledStore {
                 n => n,
             };
             let newest = events[events.len() - 1].version;
-            let entry = Entry {
+            let mut mem = self.ix.mem.write().unwrap_or_else(|p| p.into_inner());
+            mem.actors.entry(number).or_default().push(RunRecord {
                 first_sequence: first,
                 offset: written.offset as u32,
-            };
-            self.t
-                .index
-                .insert(index_key(number, newest as u64), &entry.encode())?;
+                last_version: newest,
+            });
             if w.last_sparse.0 != written.segment
                 || written.offset >= w.last_sparse.1 + SPARSE_EVERY
             {
-                self.t
-                    .positions
-                    .insert(first.to_be_bytes(), &(written.offset as u32).to_be_bytes())?;
+                mem.positions.push((first, written.offset as u32));
                 w.last_sparse = (written.segment, written.offset);
             }
-            if let Some(hwm) = self.checkpointer.take_synced() {
-                // After this save's index entry: sled keeps a prefix of its writes, so a
-                // high-water mark it kept never covers a record it lost the entry of.
-                self.record_hwm(&w, hwm)?;
-            }
+            drop(mem);
+            self.publish_indexed(&w);
             Ok(())
         })();
         if let Err(e) = indexed {
@@ -1075,32 +1151,46 @@ impl SledStore {
         visible: u64,
         mut each: impl FnMut(u64, Result<(Arc<Segment>, usize)>) -> Result<bool>,
     ) -> Result<()> {
+        // Memory first (see `latest_indexed`); records sled also has are skipped.
+        let mem = self.ix.mem_records(number, from_version);
         let start = index_key(number, from_version.max(0) as u64);
         let end = index_key(number, u64::MAX);
-        for item in self.t.index.range(start..=end) {
-            let (_, value) = item?;
-            let Some(entry) = Entry::decode(&value) else {
-                each(
-                    0,
-                    Err(corrupt(0, "the index".into(), "malformed index entry")),
-                )?;
-                continue;
-            };
-            if entry.first_sequence > visible {
-                break;
-            }
-            let found = self
-                .log
-                .segment_for(entry.first_sequence)
-                .map(|s| (s, entry.offset as usize))
+        let mut seen = 0u64;
+        let found = |r: &RunRecord| {
+            self.log
+                .segment_for(r.first_sequence)
+                .map(|s| (s, r.offset as usize))
                 .ok_or_else(|| {
                     corrupt(
-                        entry.first_sequence,
+                        r.first_sequence,
                         "the index".into(),
                         "no log segment holds this sequence",
                     )
-                });
-            if !each(entry.first_sequence, found)? {
+                })
+        };
+        for item in self.ix.t.index.range(start..=end) {
+            let (_, value) = item?;
+            let Some(run) = decode_run(&value) else {
+                each(0, Err(corrupt(0, "the index".into(), "damaged index run")))?;
+                continue;
+            };
+            // Runs never overlap (recovery drops what sled already holds), but a record
+            // read twice would be an event returned twice: skip anything already seen.
+            for r in run.iter() {
+                if r.last_version < from_version || r.first_sequence <= seen {
+                    continue;
+                }
+                if r.first_sequence > visible {
+                    return Ok(());
+                }
+                seen = r.first_sequence;
+                if !each(r.first_sequence, found(r))? {
+                    return Ok(());
+                }
+            }
+        }
+        for r in mem.iter().filter(|r| r.first_sequence > seen) {
+            if r.first_sequence > visible || !each(r.first_sequence, found(r))? {
                 break;
             }
         }
@@ -1182,19 +1272,39 @@ impl SledStore {
             let data = seg.bytes();
             let mut at = SEGMENT_HEADER_LEN as usize;
             if seg.id.base <= from {
+                // The nearest sparse position at or before `from` in this segment: in sled,
+                // or among those not flushed yet.
+                let mut best = None;
                 if let Some((k, v)) = self
+                    .ix
                     .t
                     .positions
                     .range(seg.id.base.to_be_bytes()..=from.to_be_bytes())
                     .next_back()
                     .transpose()?
                 {
-                    if let (Ok(_), Ok(off)) = (
+                    if let (Ok(k), Ok(off)) = (
                         <[u8; 8]>::try_from(k.as_ref()),
                         <[u8; 4]>::try_from(v.as_ref()),
                     ) {
-                        at = u32::from_be_bytes(off) as usize;
+                        best = Some((u64::from_be_bytes(k), u32::from_be_bytes(off)));
                     }
+                }
+                {
+                    let mem = self.ix.mem.read().unwrap_or_else(|p| p.into_inner());
+                    if let Some(&(seq, off)) = mem
+                        .positions
+                        .iter()
+                        .rev()
+                        .find(|(seq, _)| *seq <= from && *seq >= seg.id.base)
+                    {
+                        if best.is_none_or(|(b, _)| seq > b) {
+                            best = Some((seq, off));
+                        }
+                    }
+                }
+                if let Some((_, off)) = best {
+                    at = off as usize;
                 }
             }
             let salt = seg.id.salt();
@@ -1317,9 +1427,11 @@ impl GroupLog<EventStored> for SledStore {
     }
 }
 
-/// Read the log against the index: check the sealed segments, index what lies past the
-/// high-water mark, cut a torn tail, and drop index entries past the log's end.
-fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
+/// Read the log against the index: check the sealed segments, index (in memory) what lies
+/// past the high-water mark, and cut a torn tail. sled never holds a run past the durable
+/// log (runs are written after the log is synced through them), so nothing in it needs
+/// undoing.
+fn recover(path: &Path, t: &Trees) -> Result<Recovery> {
     let log_dir = path.join(segment::LOG_DIR);
     let segments = segment::list(&log_dir).map_err(|e| Error::storage("listing the log", e))?;
     // The active segment is never sealed: a record of it left by a roll whose new segment
@@ -1335,7 +1447,6 @@ fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
         ),
         None => None,
     };
-    let clean = t.meta.get(META_CLEAN)?.is_some();
     let Some(last_file) = segments.last() else {
         if let Some(h) = hwm.filter(|h| h.sequence > 0) {
             return Err(data_loss(format!(
@@ -1349,6 +1460,7 @@ fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
             end: SEGMENT_HEADER_LEN,
             next_sequence: 1,
             report,
+            memtable: Memtable::default(),
         });
     };
     if segments[0].id.base != 1 {
@@ -1413,6 +1525,7 @@ fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
         }
     }
     let mut last_end = start_at as u64;
+    let mut memtable = Memtable::default();
     let mut records = 0u64;
     for (i, s) in segments.iter().enumerate().skip(start_idx) {
         let is_last = i + 1 == segments.len();
@@ -1467,10 +1580,9 @@ fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
                             s.path.display()
                         )));
                     }
-                    index_record(t, &r, f.at as u32)?;
+                    index_record(t, &mut memtable, &r, f.at as u32)?;
                     if last_sparse.is_none_or(|l| f.at >= l + SPARSE_EVERY as usize) {
-                        t.positions
-                            .insert(first_sequence.to_be_bytes(), &(f.at as u32).to_be_bytes())?;
+                        memtable.positions.push((first_sequence, f.at as u32));
                         last_sparse = Some(f.at);
                     }
                     next_sequence = first_sequence + count as u64;
@@ -1528,20 +1640,30 @@ fn recover(path: &Path, t: &Trees, rebuilding: bool) -> Result<Recovery> {
             )));
         }
     }
-    if !clean && !rebuilding {
-        report.stale_entries_removed = remove_stale(t, next_sequence)?;
-    }
     let _ = last_file;
+    // A crash between a flush's runs and its high-water mark leaves runs in sled that
+    // cover records read again above: keep in memory only what sled does not hold yet.
+    for (&actor, recs) in memtable.actors.iter_mut() {
+        if let Some((key, value)) = t.index.get_lt(index_key(actor, u64::MAX))? {
+            if split_key(&key).is_some_and(|(a, _)| a == actor) {
+                if let Some(last) = decode_run(&value).and_then(|r| r.last().copied()) {
+                    recs.retain(|r| r.first_sequence > last.first_sequence);
+                }
+            }
+        }
+    }
+    memtable.actors.retain(|_, recs| !recs.is_empty());
     Ok(Recovery {
         segments,
         end: last_end,
         next_sequence,
         report,
+        memtable,
     })
 }
 
-/// Index one events record found at `offset` (idempotent).
-fn index_record(t: &Trees, r: &Record<'_>, offset: u32) -> Result<()> {
+/// Index one events record found at `offset`, in memory.
+fn index_record(t: &Trees, mem: &mut Memtable, r: &Record<'_>, offset: u32) -> Result<()> {
     let Record::Events { first_sequence, .. } = *r else {
         return Ok(());
     };
@@ -1556,12 +1678,11 @@ fn index_record(t: &Trees, r: &Record<'_>, offset: u32) -> Result<()> {
     }
     for (actor, version) in lasts {
         let number = intern_recovering(t, actor)?;
-        let entry = Entry {
+        mem.actors.entry(number).or_default().push(RunRecord {
             first_sequence,
             offset,
-        };
-        t.index
-            .insert(index_key(number, version as u64), &entry.encode())?;
+            last_version: version,
+        });
     }
     Ok(())
 }
@@ -1602,27 +1723,6 @@ fn latest_snapshot_key(t: &Trees, number: u64) -> Result<Option<(u64, sled::IVec
         Some((n, v)) if n == number => Some((v, key)),
         _ => None,
     })
-}
-
-/// Remove index and position entries for records at or past `next_sequence`: they were
-/// indexed before their record reached the disk (never acknowledged, or buffered saves
-/// an OS crash lost). Only after an unclean shutdown; reads the whole index.
-fn remove_stale(t: &Trees, next_sequence: u64) -> Result<u64> {
-    let mut stale = Vec::new();
-    for item in t.index.iter() {
-        let (k, v) = item?;
-        if Entry::decode(&v).is_some_and(|e| e.first_sequence >= next_sequence) {
-            stale.push(k);
-        }
-    }
-    for k in &stale {
-        t.index.remove(k)?;
-    }
-    for item in t.positions.range(next_sequence.to_be_bytes()..) {
-        let (k, _) = item?;
-        t.positions.remove(k)?;
-    }
-    Ok(stale.len() as u64)
 }
 
 impl Drop for SledStore {
@@ -1747,7 +1847,7 @@ impl EventStore for SledStore {
             return Ok(());
         }
         self.checkpoint_locked(&mut w)?;
-        self.t.db.flush()?;
+        self.ix.t.db.flush()?;
         Ok(())
     }
 
@@ -1789,7 +1889,7 @@ impl SnapshotStore for SledStore {
                 0 => self.intern(&mut w, &snapshot.actor_id)?,
                 n => n,
             };
-            if let Some((current, _)) = latest_snapshot_key(&self.t, number)? {
+            if let Some((current, _)) = latest_snapshot_key(&self.ix.t, number)? {
                 if snapshot.version < current as i64 {
                     return Err(Error::StaleSnapshot {
                         actor_id: snapshot.actor_id.clone(),
@@ -1809,7 +1909,7 @@ impl SnapshotStore for SledStore {
                 .append(&mut buf, 0)
                 .map_err(|e| self.fail(Error::storage_unknown("writing the log", e)))?;
             if let Some(sealed) = written.rolled {
-                self.t.segments.insert(
+                self.ix.t.segments.insert(
                     segment_key(sealed.id),
                     &encode_sealed(sealed.len, sealed.next_base),
                 )?;
@@ -1826,7 +1926,7 @@ impl SnapshotStore for SledStore {
         }
         // Visible only now that it is as durable as the mode promises.
         apply_snapshot(
-            &self.t,
+            &self.ix.t,
             snapshot.actor_id.as_bytes(),
             snapshot.version,
             &json,
@@ -1838,7 +1938,10 @@ impl SnapshotStore for SledStore {
             ))
         })?;
         let _ = number;
-        lock(&self.writer).pending_snapshot = None;
+        let mut w = lock(&self.writer);
+        w.pending_snapshot = None;
+        self.publish_indexed(&w);
+        drop(w);
         self.notifier.metrics().add_snapshot();
         Ok(())
     }
@@ -1847,11 +1950,11 @@ impl SnapshotStore for SledStore {
         let Some(number) = self.actor_number(actor_id.as_bytes())? else {
             return Ok(None);
         };
-        let Some((_, key)) = latest_snapshot_key(&self.t, number)? else {
+        let Some((_, key)) = latest_snapshot_key(&self.ix.t, number)? else {
             return Ok(None);
         };
         let location = format!("snapshot of actor {actor_id:?}");
-        let Some(raw) = self.t.snapshots.get(&key)? else {
+        let Some(raw) = self.ix.t.snapshots.get(&key)? else {
             return Ok(None);
         };
         let json = decode_snapshot(&raw)

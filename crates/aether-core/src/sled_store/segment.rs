@@ -619,15 +619,12 @@ impl Log {
         }
         // The old segment's tail is made durable here (a group commit may already be
         // syncing the new one), then cut to its last frame: it is sealed.
+        // In both modes: the index records the sealed length at once, and a sealed segment
+        // shorter than that is refused as lost data, so it must be on disk first.
         if let Err(e) = (|| {
-            if self.opts.sync {
-                old.file.sync_data()?;
-            }
+            old.file.sync_data()?;
             old.file.set_len(sealed_len)?;
-            if self.opts.sync {
-                old.file.sync_all()?;
-            }
-            Ok(())
+            old.file.sync_all()
         })() {
             return Err(fail(active, e));
         }
