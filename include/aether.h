@@ -288,14 +288,16 @@ typedef struct aether_jetstream_options {
   const char *credentials_file;
   /**
    * Undrained EventStored notifications kept before new ones are dropped (and counted
-   * in `aether_metrics.event_stored_dropped`); 0 = 65536.
+   * in `aether_metrics.event_stored_dropped`); 0 = 65536, otherwise 1 to 16777216.
    */
   size_t event_stored_capacity;
 } aether_jetstream_options;
 
 /**
  * Options for `aether_store_open_sled()`. A zero field means "the default", so a
- * zero-initialised struct (or `aether_sled_options_default()`) gives the defaults.
+ * zero-initialised struct (or `aether_sled_options_default()`) gives the defaults. A
+ * field outside its documented range makes the open fail with
+ * `AETHER_INVALID_ARGUMENT`, whose message names the field and its range.
  * Plain data owned by the caller; the library only reads it during the call.
  */
 typedef struct aether_sled_options {
@@ -306,16 +308,19 @@ typedef struct aether_sled_options {
   int durability;
   /**
    * Undrained EventStored notifications kept before new ones are dropped (and
-   * counted in `aether_metrics.event_stored_dropped`); 0 = 65536.
+   * counted in `aether_metrics.event_stored_dropped`); 0 = 65536, otherwise 1 to
+   * 16777216 (2^24). Memory is taken as notifications wait, not up front.
    */
   size_t event_stored_capacity;
   /**
-   * sled's page cache, in bytes; 0 = 256 MiB.
+   * sled's page cache, in bytes; 0 = 256 MiB, otherwise 1048576 (1 MiB) to
+   * 1099511627776 (1 TiB).
    */
   uint64_t cache_capacity_bytes;
   /**
    * How long opening retries while another handle holds the store's lock, in
-   * milliseconds, before failing with `AETHER_LOCKED`; 0 = 2000.
+   * milliseconds, before failing with `AETHER_LOCKED`; 0 = 2000, otherwise 1 to
+   * 3600000 (one hour).
    */
   uint64_t lock_timeout_ms;
 } aether_sled_options;
@@ -707,7 +712,9 @@ void aether_sled_options_default(struct aether_sled_options *options_out);
  * Open a new, empty in-memory store (nothing survives the process).
  *
  * `event_stored_capacity` is how many undrained EventStored notifications are kept
- * before new ones are dropped (and counted); 0 = 65536.
+ * before new ones are dropped (and counted); 0 = 65536, otherwise 1 to 16777216 (2^24);
+ * a larger value -> `AETHER_INVALID_ARGUMENT`. Memory is taken as notifications wait,
+ * not up front.
  *
  * On success `*store_out` receives a new handle, owned by the caller and released with
  * `aether_store_free()`. NULL `store_out` -> `AETHER_INVALID_ARGUMENT`. On error
@@ -729,8 +736,8 @@ enum aether_status aether_store_open_memory(struct aether_store **store_out,
  * `options` may be NULL for the defaults; it is only read during the call.
  *
  * On success `*store_out` receives a new handle, owned by the caller and released with
- * `aether_store_free()` (which also closes it). NULL `path` or `store_out` ->
- * `AETHER_INVALID_ARGUMENT`. On error `*store_out` is untouched and, if `err_out` is
+ * `aether_store_free()` (which also closes it). NULL `path` or `store_out`, or an
+ * option out of its range -> `AETHER_INVALID_ARGUMENT`. On error `*store_out` is untouched and, if `err_out` is
  * not NULL, `*err_out` receives an `aether_error` to free with `aether_error_free()`.
  * Thread-safe.
  */

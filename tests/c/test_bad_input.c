@@ -5,6 +5,8 @@
  */
 #include "backends.h"
 
+#include <unistd.h>
+
 #define EV(buf, id, actor, version) event_json((buf), sizeof(buf), (id), (actor), (version))
 
 /* Expect `call` to fail with `expected`, with an aether_error of that code whose message
@@ -444,9 +446,110 @@ static void test_bad_sled_options(void) {
   remove_temp_dir(dir);
 }
 
+/* Everything the library writes to stderr between quiet_begin() and quiet_end(): an
+ * option value must never make it print (a Rust panic message, an allocation failure). */
+static int quiet_saved_fd = -1;
+static FILE *quiet_file;
+
+static void quiet_begin(void) {
+  fflush(stderr);
+  quiet_file = tmpfile();
+  CHECK(quiet_file != NULL);
+  quiet_saved_fd = dup(2);
+  CHECK(quiet_file != NULL && dup2(fileno(quiet_file), 2) == 2);
+}
+
+static long quiet_end(void) {
+  long printed;
+  fflush(stderr);
+  dup2(quiet_saved_fd, 2);
+  close(quiet_saved_fd);
+  printed = ftell(quiet_file);
+  fclose(quiet_file);
+  return printed;
+}
+
+/* Open a sled store in `dir` with `o`; expect AETHER_INVALID_ARGUMENT naming `field`
+ * and the edge of its range. */
+#define CHECK_SLED_OPTION_REFUSED(dir, o, field, range)                                    \
+  do {                                                                                     \
+    aether_store *s_ = NULL;                                                               \
+    aether_error *e_ = NULL;                                                               \
+    CHECK_STATUS(aether_store_open_sled((dir), &(o), &s_, &e_), AETHER_INVALID_ARGUMENT);  \
+    CHECK(s_ == NULL && e_ != NULL);                                                       \
+    CHECK(strstr(aether_error_message(e_), field) != NULL);                                \
+    CHECK(strstr(aether_error_message(e_), range) != NULL);                                \
+    aether_error_free(e_);                                                                 \
+  } while (0)
+
+/* Every option outside its documented range is AETHER_INVALID_ARGUMENT naming the option
+ * and its range; none aborts, panics or prints. (1 << 32 used to abort the host with a
+ * failed 377 GB allocation; SIZE_MAX and a 1-byte cache came back as AETHER_PANIC.) */
+static void test_out_of_range_options(void) {
+  const size_t capacities[] = {
+      ((size_t)1 << 24) + 1,
+#if SIZE_MAX > 0xFFFFFFFFu
+      (size_t)1 << 32, (size_t)1 << 40,
+#endif
+      SIZE_MAX};
+  const uint64_t caches[] = {1, 255, 256, ((uint64_t)1 << 20) - 1, ((uint64_t)1 << 40) + 1,
+                             UINT64_MAX};
+  const uint64_t lock_timeouts[] = {3600001, UINT64_MAX};
+  char *dir = make_temp_dir();
+  aether_sled_options o;
+  aether_jetstream_options jo;
+  aether_store *s = NULL;
+  aether_error *err = NULL;
+  size_t i;
+
+  quiet_begin();
+  for (i = 0; i < sizeof(capacities) / sizeof(capacities[0]); i++) {
+    CHECK_FAILS(aether_store_open_memory(&s, capacities[i], &err), AETHER_INVALID_ARGUMENT, err,
+                "event_stored_capacity is");
+    CHECK(s == NULL);
+    CHECK_FAILS(aether_store_open_memory(&s, capacities[i], &err), AETHER_INVALID_ARGUMENT, err,
+                "between 1 and 16777216");
+    aether_sled_options_default(&o);
+    o.event_stored_capacity = capacities[i];
+    CHECK_SLED_OPTION_REFUSED(dir, o, "options->event_stored_capacity",
+                              "between 1 and 16777216");
+    aether_jetstream_options_default(&jo);
+    jo.event_stored_capacity = capacities[i];
+    jo.connect_timeout_ms = 100;
+    CHECK_FAILS(aether_store_open_jetstream("nats://127.0.0.1:1", &jo, &s, &err),
+                AETHER_INVALID_ARGUMENT, err, "options->event_stored_capacity");
+    CHECK(s == NULL);
+  }
+  for (i = 0; i < sizeof(caches) / sizeof(caches[0]); i++) {
+    aether_sled_options_default(&o);
+    o.cache_capacity_bytes = caches[i];
+    CHECK_SLED_OPTION_REFUSED(dir, o, "options->cache_capacity_bytes",
+                              "between 1048576 and 1099511627776");
+  }
+  for (i = 0; i < sizeof(lock_timeouts) / sizeof(lock_timeouts[0]); i++) {
+    aether_sled_options_default(&o);
+    o.lock_timeout_ms = lock_timeouts[i];
+    CHECK_SLED_OPTION_REFUSED(dir, o, "options->lock_timeout_ms", "between 1 and 3600000");
+  }
+  CHECK(quiet_end() == 0);
+
+  /* The edges of each range open (the largest capacity costs nothing up front). */
+  CHECK_OK(aether_store_open_memory(&s, (size_t)1 << 24, NULL));
+  aether_store_free(s);
+  s = NULL;
+  aether_sled_options_default(&o);
+  o.event_stored_capacity = (size_t)1 << 24;
+  o.cache_capacity_bytes = (uint64_t)1 << 20;
+  o.lock_timeout_ms = 3600000;
+  CHECK_OK(aether_store_open_sled(dir, &o, &s, NULL));
+  aether_store_free(s);
+  remove_temp_dir(dir);
+}
+
 int main(void) {
   int b;
   run_test(test_bad_sled_options);
+  run_test(test_out_of_range_options);
   for (b = 0; b < BACKEND_COUNT; b++) {
     current_backend = (enum backend)b;
     printf("# backend: %s\n", backend_names[b]);

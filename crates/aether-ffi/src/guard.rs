@@ -80,8 +80,19 @@ pub fn status_of(e: &aether_core::Error) -> aether_status {
         // Options and paths are arguments of the open call, not parts of an event.
         E::InvalidInput {
             field:
-                "path" | "durability" | "url" | "stream" | "subject_prefix" | "replicas" | "timeout"
-                | "credentials_file",
+                "path"
+                | "durability"
+                | "url"
+                | "stream"
+                | "subject_prefix"
+                | "replicas"
+                | "timeout"
+                | "credentials_file"
+                | "event_stored_capacity"
+                | "cache_capacity"
+                | "lock_timeout"
+                | "wal_capacity"
+                | "group_commit_window",
             ..
         } => aether_status::AETHER_INVALID_ARGUMENT,
         E::InvalidInput { .. } => aether_status::AETHER_INVALID_EVENT,

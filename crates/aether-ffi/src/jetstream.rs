@@ -38,7 +38,7 @@ pub struct aether_jetstream_options {
     /// NUL-terminated path of a NATS credentials file (`.creds`); NULL = none.
     pub credentials_file: *const c_char,
     /// Undrained EventStored notifications kept before new ones are dropped (and counted
-    /// in `aether_metrics.event_stored_dropped`); 0 = 65536.
+    /// in `aether_metrics.event_stored_dropped`); 0 = 65536, otherwise 1 to 16777216.
     pub event_stored_capacity: usize,
 }
 
@@ -103,7 +103,10 @@ impl aether_jetstream_options {
             o.request_timeout = Duration::from_millis(self.request_timeout_ms.into());
         }
         if self.event_stored_capacity != 0 {
-            o.event_stored_capacity = self.event_stored_capacity;
+            o.event_stored_capacity = crate::store::capacity_arg(
+                "options->event_stored_capacity",
+                self.event_stored_capacity,
+            )?;
         }
         Ok(o)
     }
