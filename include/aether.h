@@ -427,9 +427,12 @@ void aether_error_free(struct aether_error *err);
  * thread, concurrently with saves and with other pollers; no lock is held while
  * waiting, and closing the store wakes a waiting poller with `AETHER_STORE_CLOSED`.
  *
- * On success `*event_out` is overwritten (strings it held are NOT released: clear it
- * first) and its strings belong to the library until `aether_event_stored_clear()`.
- * Errors: `AETHER_POLL_TIMEOUT` (nothing arrived in time), `AETHER_INVALID_ARGUMENT`
+ * `*event_out` must be zero-initialised (`aether_event_stored n = {0};`) or hold a
+ * notification the library filled: on success the strings it holds are released first
+ * (a zeroed or cleared struct holds none), so a polling loop may reuse one struct and
+ * clear it once at the end. Passing an uninitialised struct is undefined behaviour.
+ * After success its strings belong to the library until `aether_event_stored_clear()`
+ * or the next poll into the same struct. Errors: `AETHER_POLL_TIMEOUT` (nothing arrived in time), `AETHER_INVALID_ARGUMENT`
  * (NULL pointer, negative `timeout_ms`), `AETHER_STORE_CLOSED`. `*event_out` is
  * untouched on error; if `err_out` is not NULL, `*err_out` receives an `aether_error`
  * to free with `aether_error_free()`.
@@ -448,9 +451,11 @@ enum aether_status aether_poll_event_stored(const struct aether_store *store,
  * Draining in batches costs one call per batch instead of one per notification.
  * Ordering, delivery and thread safety as for `aether_poll_event_stored()`.
  *
- * On success the first `*count_out` elements are overwritten and their strings belong
- * to the library until `aether_event_stored_clear_batch(events_out, *count_out)`;
- * the rest are untouched. Errors: `AETHER_POLL_TIMEOUT`, `AETHER_INVALID_ARGUMENT`
+ * Each element must be zero-initialised or hold a notification the library filled: on
+ * success the first `*count_out` elements are replaced, releasing the strings they held
+ * first, and their strings belong to the library until
+ * `aether_event_stored_clear_batch(events_out, *count_out)` (or the next poll into
+ * them); the rest are untouched. Errors: `AETHER_POLL_TIMEOUT`, `AETHER_INVALID_ARGUMENT`
  * (NULL pointer, `capacity` 0, negative `timeout_ms`), `AETHER_STORE_CLOSED`. Outputs
  * are untouched on error; if `err_out` is not NULL, `*err_out` receives an
  * `aether_error` to free with `aether_error_free()`.

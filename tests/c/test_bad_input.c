@@ -57,7 +57,7 @@ static void test_null_pointers(void) {
   uint8_t marker = 0;
   aether_bytes out = {&marker, 14};
   aether_metrics m;
-  aether_event_stored n, batch[2];
+  aether_event_stored n = {0}, batch[2] = {{0}};
   const uint8_t *actor = NULL;
   size_t actor_len = 0;
   int64_t attempted = 0, current = 0;
@@ -386,7 +386,7 @@ static void test_out_of_range_numbers(void) {
   aether_error *err = NULL;
   uint8_t marker = 0;
   aether_bytes out = {&marker, 3};
-  aether_event_stored n, batch[2];
+  aether_event_stored n = {0}, batch[2] = {{0}};
   size_t count = 9;
 
   memset(&n, 0, sizeof(n));
