@@ -727,8 +727,8 @@ void aether_sled_options_default(struct aether_sled_options *options_out);
  * `aether_error` to free with `aether_error_free()`. Thread-safe.
  */
 AETHER_MUST_USE
-enum aether_status aether_store_open_memory(struct aether_store **store_out,
-                                            size_t event_stored_capacity,
+enum aether_status aether_store_open_memory(size_t event_stored_capacity,
+                                            struct aether_store **store_out,
                                             struct aether_error **err_out);
 
 /**

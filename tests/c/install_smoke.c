@@ -17,7 +17,7 @@ int main(void) {
     fprintf(stderr, "header %s, library %s\n", AETHER_VERSION, aether_version());
     return 1;
   }
-  if (aether_store_open_memory(&store, 0, NULL) != AETHER_OK) {
+  if (aether_store_open_memory(0, &store, NULL) != AETHER_OK) {
     return 1;
   }
   ok = aether_save_event(store, (const uint8_t *)event, strlen(event), NULL, NULL, NULL) ==

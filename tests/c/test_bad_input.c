@@ -67,7 +67,7 @@ static void test_null_pointers(void) {
   memset(&m, 0, sizeof(m));
   memset(&n, 0, sizeof(n));
 
-  CHECK_FAILS(aether_store_open_memory(NULL, 0, &err), AETHER_INVALID_ARGUMENT, err, "store_out");
+  CHECK_FAILS(aether_store_open_memory(0, NULL, &err), AETHER_INVALID_ARGUMENT, err, "store_out");
   CHECK_FAILS(aether_store_open_sled(NULL, NULL, &none, &err), AETHER_INVALID_ARGUMENT, err,
               "path");
   CHECK_FAILS(aether_store_open_sled(dir, NULL, NULL, &err), AETHER_INVALID_ARGUMENT, err,
@@ -504,10 +504,10 @@ static void test_out_of_range_options(void) {
 
   quiet_begin();
   for (i = 0; i < sizeof(capacities) / sizeof(capacities[0]); i++) {
-    CHECK_FAILS(aether_store_open_memory(&s, capacities[i], &err), AETHER_INVALID_ARGUMENT, err,
+    CHECK_FAILS(aether_store_open_memory(capacities[i], &s, &err), AETHER_INVALID_ARGUMENT, err,
                 "event_stored_capacity is");
     CHECK(s == NULL);
-    CHECK_FAILS(aether_store_open_memory(&s, capacities[i], &err), AETHER_INVALID_ARGUMENT, err,
+    CHECK_FAILS(aether_store_open_memory(capacities[i], &s, &err), AETHER_INVALID_ARGUMENT, err,
                 "between 1 and 16777216");
     aether_sled_options_default(&o);
     o.event_stored_capacity = capacities[i];
@@ -534,7 +534,7 @@ static void test_out_of_range_options(void) {
   CHECK(quiet_end() == 0);
 
   /* The edges of each range open (the largest capacity costs nothing up front). */
-  CHECK_OK(aether_store_open_memory(&s, (size_t)1 << 24, NULL));
+  CHECK_OK(aether_store_open_memory((size_t)1 << 24, &s, NULL));
   aether_store_free(s);
   s = NULL;
   aether_sled_options_default(&o);

@@ -78,7 +78,7 @@ static void memory_cycle(int i) {
   int64_t current = 0;
 
   memset(&n, 0, sizeof(n));
-  CHECK_OK(aether_store_open_memory(&s, 4, NULL));
+  CHECK_OK(aether_store_open_memory(4, &s, NULL));
   if (s == NULL) {
     return;
   }

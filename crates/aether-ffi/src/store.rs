@@ -244,8 +244,8 @@ pub unsafe extern "C" fn aether_sled_options_default(options_out: *mut aether_sl
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn aether_store_open_memory(
-    store_out: *mut *mut aether_store,
     event_stored_capacity: usize,
+    store_out: *mut *mut aether_store,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
     ffi_guard(unsafe { ErrOut::new(err_out) }, || {

@@ -36,7 +36,7 @@ fn polling_into_a_filled_struct_releases_its_strings() {
     unsafe {
         let mut store: *mut aether_store = ptr::null_mut();
         assert_eq!(
-            store::aether_store_open_memory(&mut store, 0, ptr::null_mut()),
+            store::aether_store_open_memory(0, &mut store, ptr::null_mut()),
             aether_status::AETHER_OK
         );
         // Long IDs, so a leak of each notification's strings is unmistakable.
