@@ -3,13 +3,21 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install test-c test-go test-jetstream test-loom
+.PHONY: all build lib run test test-rust test-golden lint fmt bench clean header check-header install test-c test-go test-jetstream test-loom
 .PHONY: fuzz soak
 
 all: build
 
+# Both also link target/release/libaether.so.0 (the SONAME) to libaether.so, so
+# programs linked against the build tree with an rpath load without `make install`.
 build:
 	$(CARGO) build --release --workspace
+	bash crates/aether-ffi/scripts/link-soname.sh
+
+# libaether alone (.so with its SONAME link, .a).
+lib:
+	$(CARGO) build --release -p aether-ffi
+	bash crates/aether-ffi/scripts/link-soname.sh
 
 # The main job: the event-sourcing benchmark on an embedded sled store in a temporary
 # folder, with its peers (raw sled, the disk, SQLite) and the targets; about a minute.

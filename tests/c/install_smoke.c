@@ -1,6 +1,7 @@
 /*
  * Built by tests/c/install_test.sh against an installed libaether using nothing but
- * `pkg-config --cflags --libs aether`.
+ * `pkg-config --cflags --libs aether`, and by tests/c/run.sh against the build tree
+ * (-L target/release -Wl,-rpath), which must hold the SONAME link libaether.so.0.
  */
 #include <stdio.h>
 #include <string.h>
