@@ -546,10 +546,36 @@ static void test_out_of_range_options(void) {
   remove_temp_dir(dir);
 }
 
+/* A malformed JetStream URL is the caller's mistake, found before connecting, not an
+ * unreachable server (AETHER_UNAVAILABLE, as "nats://" used to be). */
+static void test_malformed_jetstream_urls(void) {
+  const char *const urls[] = {"nats://",
+                              "nats://:4222",
+                              "tls://",
+                              "http://127.0.0.1:4222",
+                              "nats://127.0.0.1:99999",
+                              "nats://127.0.0.1:4222/stream",
+                              "nats://127.0.0.1:4222,nats://",
+                              " , "};
+  aether_jetstream_options o;
+  aether_store *s = NULL;
+  aether_error *err = NULL;
+  size_t i;
+
+  aether_jetstream_options_default(&o);
+  o.connect_timeout_ms = 200;
+  for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+    CHECK_FAILS(aether_store_open_jetstream(urls[i], &o, &s, &err), AETHER_INVALID_ARGUMENT, err,
+                "url");
+    CHECK(s == NULL);
+  }
+}
+
 int main(void) {
   int b;
   run_test(test_bad_sled_options);
   run_test(test_out_of_range_options);
+  run_test(test_malformed_jetstream_urls);
   for (b = 0; b < BACKEND_COUNT; b++) {
     current_backend = (enum backend)b;
     printf("# backend: %s\n", backend_names[b]);
