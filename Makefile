@@ -27,8 +27,17 @@ run: build
 test: build lint test-rust test-loom test-golden test-c test-go check-header test-jetstream
 
 # aether-jetstream's tests start nats-server processes; they run once, in test-jetstream.
+# Then the lean libaether (aether-ffi without its `jetstream` feature): its tests, and a
+# check that tokio, async-nats and ring stay out. It builds in a target folder of its
+# own so its libaether.so never replaces the default build's.
+LEAN_TARGET_DIR ?= $(CURDIR)/target/lean
 test-rust:
 	$(CARGO) test --workspace --release --exclude aether-jetstream
+	CARGO_TARGET_DIR="$(LEAN_TARGET_DIR)" $(CARGO) test --release -p aether-ffi --no-default-features
+	@if $(CARGO) tree -p aether-ffi --no-default-features -e normal --prefix none | \
+	    grep -E '^(tokio|async-nats|ring) '; then \
+	  echo "test-rust: aether-ffi --no-default-features still depends on the above" >&2; exit 1; \
+	fi
 
 # loom's model check of the durable mode's group commit (crates/aether-core/tests/loom.rs):
 # every interleaving of a few savers up to each scenario's preemption bound

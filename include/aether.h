@@ -147,6 +147,12 @@ typedef enum aether_status {
    * did nothing observable; the handle remains usable, but please report the message.
    */
   AETHER_PANIC = 14,
+  /**
+   * The function belongs to a feature this build of the library leaves out (e.g.
+   * `aether_store_open_jetstream()` in a library built without JetStream). Nothing
+   * was done; the same call always gives the same answer in this build.
+   */
+  AETHER_UNSUPPORTED = 15,
 } aether_status;
 
 /**
@@ -687,9 +693,14 @@ void aether_jetstream_options_default(struct aether_jetstream_options *options_o
  * Each store runs a small internal thread pool; calls block on it, so they may come
  * from any thread. On success `*store_out` receives a new handle, owned by the caller
  * and released with `aether_store_free()` (which also disconnects). NULL `url` or
- * `store_out`, a malformed URL, or options out of range -> `AETHER_INVALID_ARGUMENT`.
- * On error `*store_out` is untouched and, if `err_out` is not NULL, `*err_out`
- * receives an `aether_error` to free with `aether_error_free()`. Thread-safe.
+ * `store_out`, a malformed URL (no host, a path, an unknown scheme: checked before
+ * connecting), or options out of range -> `AETHER_INVALID_ARGUMENT`. On error
+ * `*store_out` is untouched and, if `err_out` is not NULL, `*err_out` receives an
+ * `aether_error` to free with `aether_error_free()`. Thread-safe.
+ *
+ * In a library built without JetStream (`cargo build -p aether-ffi
+ * --no-default-features`) this function exists but connects nowhere: every call
+ * returns `AETHER_UNSUPPORTED`, whatever its arguments, with `*store_out` untouched.
  */
 AETHER_MUST_USE
 enum aether_status aether_store_open_jetstream(const char *url,

@@ -16,21 +16,22 @@ static void test_version(void) {
 
 static void test_status_str(void) {
   int code;
-  for (code = AETHER_OK; code <= AETHER_PANIC; code++) {
+  for (code = AETHER_OK; code <= AETHER_UNSUPPORTED; code++) {
     const char *s = aether_status_str(code);
     CHECK(s != NULL && s[0] != '\0' && strcmp(s, "unknown status") != 0);
   }
   CHECK(strcmp(aether_status_str(AETHER_OK), "ok") == 0);
   CHECK(strcmp(aether_status_str(AETHER_VERSION_CONFLICT), "version conflict") == 0);
   CHECK(strcmp(aether_status_str(-1), "unknown status") == 0);
-  CHECK(strcmp(aether_status_str(AETHER_PANIC + 1), "unknown status") == 0);
+  CHECK(strcmp(aether_status_str(AETHER_UNSUPPORTED + 1), "unknown status") == 0);
   CHECK(strcmp(aether_status_str(1 << 30), "unknown status") == 0);
   /* The values are part of the ABI. */
   CHECK(AETHER_OK == 0 && AETHER_VERSION_CONFLICT == 1 && AETHER_INVALID_ARGUMENT == 2 &&
         AETHER_INVALID_EVENT == 3 && AETHER_NOT_FOUND == 4 && AETHER_POLL_TIMEOUT == 5 &&
         AETHER_CORRUPT == 6 && AETHER_DATA_LOSS == 7 && AETHER_LOCKED == 8 &&
         AETHER_STORAGE == 9 && AETHER_STORE_CLOSED == 10 && AETHER_TIMEOUT == 11 &&
-        AETHER_UNAVAILABLE == 12 && AETHER_STALE_SNAPSHOT == 13 && AETHER_PANIC == 14);
+        AETHER_UNAVAILABLE == 12 && AETHER_STALE_SNAPSHOT == 13 && AETHER_PANIC == 14 &&
+        AETHER_UNSUPPORTED == 15);
 }
 
 static void test_save_and_read(void) {

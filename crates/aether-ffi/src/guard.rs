@@ -32,6 +32,8 @@ pub enum Failure {
     Core(aether_core::Error),
     /// A panic was caught; the payload's message.
     Panic(String),
+    /// The function's feature was left out of this build; what is missing.
+    Unsupported(&'static str),
 }
 
 impl Failure {
@@ -49,6 +51,7 @@ impl Failure {
             Failure::Closed => aether_status::AETHER_STORE_CLOSED,
             Failure::Core(e) => status_of(e),
             Failure::Panic(_) => aether_status::AETHER_PANIC,
+            Failure::Unsupported(_) => aether_status::AETHER_UNSUPPORTED,
         }
     }
 
@@ -62,6 +65,7 @@ impl Failure {
             Failure::Closed => "store is closed: aether_store_close() was called".into(),
             Failure::Core(e) => core_message(e),
             Failure::Panic(m) => format!("internal panic (a bug in aether; please report): {m}"),
+            Failure::Unsupported(m) => format!("not supported by this build: {m}"),
         }
     }
 }
