@@ -9,9 +9,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use crate::args::out;
 use crate::bytes::{into_raw_parts, release_raw_parts};
 use crate::error::aether_error;
-use crate::guard::{ffi_guard, ErrOut, Failure};
+use crate::guard::{ffi_guard, store_export, ErrOut, Failure};
 use crate::status::aether_status;
-use crate::store::{aether_store, store_arg};
+use crate::store::aether_store;
 
 /// One EventStored notification: published after an event was stored (and is as durable
 /// as the store's mode promises).
@@ -167,9 +167,8 @@ pub unsafe extern "C" fn aether_poll_event_stored(
     event_out: *mut aether_event_stored,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
         unsafe { out(event_out, "event_out") }?;
         let timeout = timeout_of(timeout_ms)?;
         let rx = store.event_stored()?;
@@ -206,9 +205,8 @@ pub unsafe extern "C" fn aether_poll_event_stored_batch(
     count_out: *mut usize,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
         unsafe { out(events_out, "events_out") }?;
         let count_out = unsafe { out(count_out, "count_out") }?;
         if capacity == 0 {

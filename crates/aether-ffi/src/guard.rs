@@ -172,6 +172,35 @@ impl ErrOut {
     }
 }
 
+/// The boundary of every export that takes a store handle and an `err_out` (the
+/// preamble rustls-ffi writes with `ffi_panic_boundary!`), written once:
+///
+/// ```text
+/// store_export!(store, err_out, {
+///     // `store` is now the checked `&aether_store`
+///     store.with(|s| Ok(s.flush()?))
+/// })
+/// ```
+///
+/// Runs the block inside [`ffi_guard`] (panics caught, failures mapped, `*err_out`
+/// filled), with `$store` rebound to the checked handle: NULL or misaligned ->
+/// `AETHER_INVALID_ARGUMENT` before the block runs. The block returns
+/// `Result<(), Failure>`; other pointer arguments it checks itself (`crate::args`).
+macro_rules! store_export {
+    ($store:ident, $err_out:ident, $body:block) => {
+        $crate::guard::ffi_guard(
+            // SAFETY: the export's contract: `err_out` is NULL or writable.
+            unsafe { $crate::guard::ErrOut::new($err_out) },
+            || {
+                // SAFETY: the export's contract: NULL or a live handle of this library.
+                let $store = unsafe { $crate::store::store_arg($store) }?;
+                $body
+            },
+        )
+    };
+}
+pub(crate) use store_export;
+
 /// Run an export's body at the boundary.
 ///
 /// A panic in `body` is caught and reported as `AETHER_PANIC`. On failure, if `err_out`

@@ -10,7 +10,7 @@ use crossbeam_channel::Receiver;
 
 use crate::args::out;
 use crate::error::aether_error;
-use crate::guard::{ffi_guard, ErrOut, Failure};
+use crate::guard::{ffi_guard, store_export, ErrOut, Failure};
 use crate::status::aether_status;
 
 /// An open event store (in memory, on disk, or on a NATS JetStream server).
@@ -339,10 +339,7 @@ pub unsafe extern "C" fn aether_store_flush(
     store: *const aether_store,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
-        // SAFETY: NULL or a live handle, per the contract.
-        unsafe { store_arg(store) }?.with(|s| Ok(s.flush()?))
-    })
+    store_export!(store, err_out, { store.with(|s| Ok(s.flush()?)) })
 }
 
 /// Close the store now: make everything saved durable, release its files and lock (so
@@ -361,10 +358,7 @@ pub unsafe extern "C" fn aether_store_close(
     store: *const aether_store,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
-        // SAFETY: NULL or a live handle, per the contract.
-        unsafe { store_arg(store) }?.close()
-    })
+    store_export!(store, err_out, { store.close() })
 }
 
 /// Close (if still open; errors are dropped - call `aether_store_close()` first to see
@@ -417,9 +411,8 @@ pub unsafe extern "C" fn aether_store_metrics(
     metrics_out: *mut aether_metrics,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
-        // SAFETY: NULL or a live handle / writable struct, per the contract.
-        let store = unsafe { store_arg(store) }?;
+    store_export!(store, err_out, {
+        // SAFETY: every pointer is NULL or valid, per the contract.
         let metrics_out = unsafe { out(metrics_out, "metrics_out") }?;
         let m = store.with(|s| Ok(s.metrics()))?;
         metrics_out.write(aether_metrics {
