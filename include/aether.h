@@ -86,7 +86,8 @@ typedef enum aether_status {
   /**
    * A required pointer was NULL or misaligned, a string was not valid UTF-8, or a
    * number was out of range (negative `from_version` or `timeout_ms`, unknown
-   * durability, zero capacity). Nothing was done.
+   * durability, zero capacity, an option outside its documented range), or a URL was
+   * malformed. Nothing was done; the message names the argument.
    */
   AETHER_INVALID_ARGUMENT = 2,
   /**
@@ -438,7 +439,9 @@ void aether_error_free(struct aether_error *err);
  * (a zeroed or cleared struct holds none), so a polling loop may reuse one struct and
  * clear it once at the end. Passing an uninitialised struct is undefined behaviour.
  * After success its strings belong to the library until `aether_event_stored_clear()`
- * or the next poll into the same struct. Errors: `AETHER_POLL_TIMEOUT` (nothing arrived in time), `AETHER_INVALID_ARGUMENT`
+ * or the next poll into the same struct.
+ *
+ * Errors: `AETHER_POLL_TIMEOUT` (nothing arrived in time), `AETHER_INVALID_ARGUMENT`
  * (NULL pointer, negative `timeout_ms`), `AETHER_STORE_CLOSED`. `*event_out` is
  * untouched on error; if `err_out` is not NULL, `*err_out` receives an `aether_error`
  * to free with `aether_error_free()`.
@@ -753,9 +756,9 @@ enum aether_status aether_store_open_memory(size_t event_stored_capacity,
  *
  * On success `*store_out` receives a new handle, owned by the caller and released with
  * `aether_store_free()` (which also closes it). NULL `path` or `store_out`, or an
- * option out of its range -> `AETHER_INVALID_ARGUMENT`. On error `*store_out` is untouched and, if `err_out` is
- * not NULL, `*err_out` receives an `aether_error` to free with `aether_error_free()`.
- * Thread-safe.
+ * option out of its range -> `AETHER_INVALID_ARGUMENT`. On error `*store_out` is
+ * untouched and, if `err_out` is not NULL, `*err_out` receives an `aether_error` to
+ * free with `aether_error_free()`. Thread-safe.
  */
 AETHER_MUST_USE
 enum aether_status aether_store_open_sled(const char *path,

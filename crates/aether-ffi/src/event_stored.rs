@@ -155,7 +155,9 @@ fn recv(rx: &Receiver<EventStored>, timeout: Duration) -> Result<EventStored, Fa
 /// (a zeroed or cleared struct holds none), so a polling loop may reuse one struct and
 /// clear it once at the end. Passing an uninitialised struct is undefined behaviour.
 /// After success its strings belong to the library until `aether_event_stored_clear()`
-/// or the next poll into the same struct. Errors: `AETHER_POLL_TIMEOUT` (nothing arrived in time), `AETHER_INVALID_ARGUMENT`
+/// or the next poll into the same struct.
+///
+/// Errors: `AETHER_POLL_TIMEOUT` (nothing arrived in time), `AETHER_INVALID_ARGUMENT`
 /// (NULL pointer, negative `timeout_ms`), `AETHER_STORE_CLOSED`. `*event_out` is
 /// untouched on error; if `err_out` is not NULL, `*err_out` receives an `aether_error`
 /// to free with `aether_error_free()`.

@@ -20,7 +20,8 @@ pub enum aether_status {
     AETHER_VERSION_CONFLICT = 1,
     /// A required pointer was NULL or misaligned, a string was not valid UTF-8, or a
     /// number was out of range (negative `from_version` or `timeout_ms`, unknown
-    /// durability, zero capacity). Nothing was done.
+    /// durability, zero capacity, an option outside its documented range), or a URL was
+    /// malformed. Nothing was done; the message names the argument.
     AETHER_INVALID_ARGUMENT = 2,
     /// The event, batch or snapshot is unusable: malformed JSON, a missing or wrong-typed
     /// field, an empty or too long actor ID, larger than the store's record limit (1 MiB

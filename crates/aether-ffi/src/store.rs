@@ -272,9 +272,9 @@ pub unsafe extern "C" fn aether_store_open_memory(
 ///
 /// On success `*store_out` receives a new handle, owned by the caller and released with
 /// `aether_store_free()` (which also closes it). NULL `path` or `store_out`, or an
-/// option out of its range -> `AETHER_INVALID_ARGUMENT`. On error `*store_out` is untouched and, if `err_out` is
-/// not NULL, `*err_out` receives an `aether_error` to free with `aether_error_free()`.
-/// Thread-safe.
+/// option out of its range -> `AETHER_INVALID_ARGUMENT`. On error `*store_out` is
+/// untouched and, if `err_out` is not NULL, `*err_out` receives an `aether_error` to
+/// free with `aether_error_free()`. Thread-safe.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn aether_store_open_sled(
