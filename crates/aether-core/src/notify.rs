@@ -11,10 +11,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::event::{Event, EventStored};
