@@ -3,13 +3,21 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test test-rust test-golden lint fmt bench clean header check-header install test-c test-go test-jetstream test-loom test-loom-breaks
+.PHONY: all build lib run test test-rust test-golden lint fmt bench clean header check-header install test-c test-go test-jetstream test-loom test-loom-breaks
 .PHONY: fuzz soak
 
 all: build
 
+# Both also link target/release/libaether.so.0 (the SONAME) to libaether.so, so
+# programs linked against the build tree with an rpath load without `make install`.
 build:
 	$(CARGO) build --release --workspace
+	bash crates/aether-ffi/scripts/link-soname.sh
+
+# libaether alone (.so with its SONAME link, .a).
+lib:
+	$(CARGO) build --release -p aether-ffi
+	bash crates/aether-ffi/scripts/link-soname.sh
 
 # The main job: the event-sourcing benchmark on an embedded sled store in a temporary
 # folder, with its peers (raw sled, the disk, SQLite) and the targets; about a minute.
@@ -21,8 +29,17 @@ test: build lint test-rust test-loom test-golden test-c test-go check-header tes
 # aether-jetstream's tests start nats-server processes; they run once, in test-jetstream.
 # The disk-full test mounts a tmpfs, so it needs root: elsewhere it fails unless
 # AETHER_SKIP_DISK_FULL=1, which builds it ignored.
+# Then the lean libaether (aether-ffi without its `jetstream` feature): its tests, and a
+# check that tokio, async-nats and ring stay out. It builds in a target folder of its
+# own so its libaether.so never replaces the default build's.
+LEAN_TARGET_DIR ?= $(CURDIR)/target/lean
 test-rust:
 	$(CARGO) test --workspace --release --exclude aether-jetstream
+	CARGO_TARGET_DIR="$(LEAN_TARGET_DIR)" $(CARGO) test --release -p aether-ffi --no-default-features
+	@if $(CARGO) tree -p aether-ffi --no-default-features -e normal --prefix none | \
+	    grep -E '^(tokio|async-nats|ring) '; then \
+	  echo "test-rust: aether-ffi --no-default-features still depends on the above" >&2; exit 1; \
+	fi
 
 # loom's model check of the durable mode's group commit (crates/aether-core/tests/loom.rs):
 # every interleaving of a few savers up to each scenario's preemption bound

@@ -86,7 +86,8 @@ typedef enum aether_status {
   /**
    * A required pointer was NULL or misaligned, a string was not valid UTF-8, or a
    * number was out of range (negative `from_version` or `timeout_ms`, unknown
-   * durability, zero capacity). Nothing was done.
+   * durability, zero capacity, an option outside its documented range), or a URL was
+   * malformed. Nothing was done; the message names the argument.
    */
   AETHER_INVALID_ARGUMENT = 2,
   /**
@@ -147,6 +148,12 @@ typedef enum aether_status {
    * did nothing observable; the handle remains usable, but please report the message.
    */
   AETHER_PANIC = 14,
+  /**
+   * The function belongs to a feature this build of the library leaves out (e.g.
+   * `aether_store_open_jetstream()` in a library built without JetStream). Nothing
+   * was done; the same call always gives the same answer in this build.
+   */
+  AETHER_UNSUPPORTED = 15,
 } aether_status;
 
 /**
@@ -288,14 +295,16 @@ typedef struct aether_jetstream_options {
   const char *credentials_file;
   /**
    * Undrained EventStored notifications kept before new ones are dropped (and counted
-   * in `aether_metrics.event_stored_dropped`); 0 = 65536.
+   * in `aether_metrics.event_stored_dropped`); 0 = 65536, otherwise 1 to 16777216.
    */
   size_t event_stored_capacity;
 } aether_jetstream_options;
 
 /**
  * Options for `aether_store_open_sled()`. A zero field means "the default", so a
- * zero-initialised struct (or `aether_sled_options_default()`) gives the defaults.
+ * zero-initialised struct (or `aether_sled_options_default()`) gives the defaults. A
+ * field outside its documented range makes the open fail with
+ * `AETHER_INVALID_ARGUMENT`, whose message names the field and its range.
  * Plain data owned by the caller; the library only reads it during the call.
  */
 typedef struct aether_sled_options {
@@ -306,16 +315,19 @@ typedef struct aether_sled_options {
   int durability;
   /**
    * Undrained EventStored notifications kept before new ones are dropped (and
-   * counted in `aether_metrics.event_stored_dropped`); 0 = 65536.
+   * counted in `aether_metrics.event_stored_dropped`); 0 = 65536, otherwise 1 to
+   * 16777216 (2^24). Memory is taken as notifications wait, not up front.
    */
   size_t event_stored_capacity;
   /**
-   * sled's page cache, in bytes; 0 = 256 MiB.
+   * sled's page cache, in bytes; 0 = 256 MiB, otherwise 1048576 (1 MiB) to
+   * 1099511627776 (1 TiB).
    */
   uint64_t cache_capacity_bytes;
   /**
    * How long opening retries while another handle holds the store's lock, in
-   * milliseconds, before failing with `AETHER_LOCKED`; 0 = 2000.
+   * milliseconds, before failing with `AETHER_LOCKED`; 0 = 2000, otherwise 1 to
+   * 3600000 (one hour).
    */
   uint64_t lock_timeout_ms;
 } aether_sled_options;
@@ -422,8 +434,13 @@ void aether_error_free(struct aether_error *err);
  * thread, concurrently with saves and with other pollers; no lock is held while
  * waiting, and closing the store wakes a waiting poller with `AETHER_STORE_CLOSED`.
  *
- * On success `*event_out` is overwritten (strings it held are NOT released: clear it
- * first) and its strings belong to the library until `aether_event_stored_clear()`.
+ * `*event_out` must be zero-initialised (`aether_event_stored n = {0};`) or hold a
+ * notification the library filled: on success the strings it holds are released first
+ * (a zeroed or cleared struct holds none), so a polling loop may reuse one struct and
+ * clear it once at the end. Passing an uninitialised struct is undefined behaviour.
+ * After success its strings belong to the library until `aether_event_stored_clear()`
+ * or the next poll into the same struct.
+ *
  * Errors: `AETHER_POLL_TIMEOUT` (nothing arrived in time), `AETHER_INVALID_ARGUMENT`
  * (NULL pointer, negative `timeout_ms`), `AETHER_STORE_CLOSED`. `*event_out` is
  * untouched on error; if `err_out` is not NULL, `*err_out` receives an `aether_error`
@@ -443,9 +460,11 @@ enum aether_status aether_poll_event_stored(const struct aether_store *store,
  * Draining in batches costs one call per batch instead of one per notification.
  * Ordering, delivery and thread safety as for `aether_poll_event_stored()`.
  *
- * On success the first `*count_out` elements are overwritten and their strings belong
- * to the library until `aether_event_stored_clear_batch(events_out, *count_out)`;
- * the rest are untouched. Errors: `AETHER_POLL_TIMEOUT`, `AETHER_INVALID_ARGUMENT`
+ * Each element must be zero-initialised or hold a notification the library filled: on
+ * success the first `*count_out` elements are replaced, releasing the strings they held
+ * first, and their strings belong to the library until
+ * `aether_event_stored_clear_batch(events_out, *count_out)` (or the next poll into
+ * them); the rest are untouched. Errors: `AETHER_POLL_TIMEOUT`, `AETHER_INVALID_ARGUMENT`
  * (NULL pointer, `capacity` 0, negative `timeout_ms`), `AETHER_STORE_CLOSED`. Outputs
  * are untouched on error; if `err_out` is not NULL, `*err_out` receives an
  * `aether_error` to free with `aether_error_free()`.
@@ -677,9 +696,14 @@ void aether_jetstream_options_default(struct aether_jetstream_options *options_o
  * Each store runs a small internal thread pool; calls block on it, so they may come
  * from any thread. On success `*store_out` receives a new handle, owned by the caller
  * and released with `aether_store_free()` (which also disconnects). NULL `url` or
- * `store_out`, a malformed URL, or options out of range -> `AETHER_INVALID_ARGUMENT`.
- * On error `*store_out` is untouched and, if `err_out` is not NULL, `*err_out`
- * receives an `aether_error` to free with `aether_error_free()`. Thread-safe.
+ * `store_out`, a malformed URL (no host, a path, an unknown scheme: checked before
+ * connecting), or options out of range -> `AETHER_INVALID_ARGUMENT`. On error
+ * `*store_out` is untouched and, if `err_out` is not NULL, `*err_out` receives an
+ * `aether_error` to free with `aether_error_free()`. Thread-safe.
+ *
+ * In a library built without JetStream (`cargo build -p aether-ffi
+ * --no-default-features`) this function exists but connects nowhere: every call
+ * returns `AETHER_UNSUPPORTED`, whatever its arguments, with `*store_out` untouched.
  */
 AETHER_MUST_USE
 enum aether_status aether_store_open_jetstream(const char *url,
@@ -707,7 +731,9 @@ void aether_sled_options_default(struct aether_sled_options *options_out);
  * Open a new, empty in-memory store (nothing survives the process).
  *
  * `event_stored_capacity` is how many undrained EventStored notifications are kept
- * before new ones are dropped (and counted); 0 = 65536.
+ * before new ones are dropped (and counted); 0 = 65536, otherwise 1 to 16777216 (2^24);
+ * a larger value -> `AETHER_INVALID_ARGUMENT`. Memory is taken as notifications wait,
+ * not up front.
  *
  * On success `*store_out` receives a new handle, owned by the caller and released with
  * `aether_store_free()`. NULL `store_out` -> `AETHER_INVALID_ARGUMENT`. On error
@@ -715,8 +741,8 @@ void aether_sled_options_default(struct aether_sled_options *options_out);
  * `aether_error` to free with `aether_error_free()`. Thread-safe.
  */
 AETHER_MUST_USE
-enum aether_status aether_store_open_memory(struct aether_store **store_out,
-                                            size_t event_stored_capacity,
+enum aether_status aether_store_open_memory(size_t event_stored_capacity,
+                                            struct aether_store **store_out,
                                             struct aether_error **err_out);
 
 /**
@@ -729,10 +755,10 @@ enum aether_status aether_store_open_memory(struct aether_store **store_out,
  * `options` may be NULL for the defaults; it is only read during the call.
  *
  * On success `*store_out` receives a new handle, owned by the caller and released with
- * `aether_store_free()` (which also closes it). NULL `path` or `store_out` ->
- * `AETHER_INVALID_ARGUMENT`. On error `*store_out` is untouched and, if `err_out` is
- * not NULL, `*err_out` receives an `aether_error` to free with `aether_error_free()`.
- * Thread-safe.
+ * `aether_store_free()` (which also closes it). NULL `path` or `store_out`, or an
+ * option out of its range -> `AETHER_INVALID_ARGUMENT`. On error `*store_out` is
+ * untouched and, if `err_out` is not NULL, `*err_out` receives an `aether_error` to
+ * free with `aether_error_free()`. Thread-safe.
  */
 AETHER_MUST_USE
 enum aether_status aether_store_open_sled(const char *path,

@@ -50,7 +50,7 @@ impl CStore {
         let mut ptr = ptr::null_mut();
         // SAFETY: valid out-pointer; NULL err_out.
         ok(
-            unsafe { aether_store_open_memory(&mut ptr, event_stored_capacity, ptr::null_mut()) },
+            unsafe { aether_store_open_memory(event_stored_capacity, &mut ptr, ptr::null_mut()) },
             "aether_store_open_memory",
         );
         CStore { ptr, _dir: None }

@@ -163,7 +163,7 @@ class Store {
   static Store open_memory(std::size_t event_stored_capacity = 0) {
     aether_store* handle = nullptr;
     detail::ErrorSlot slot;
-    detail::check(aether_store_open_memory(&handle, event_stored_capacity, &slot.err), slot);
+    detail::check(aether_store_open_memory(event_stored_capacity, &handle, &slot.err), slot);
     return Store(handle);
   }
 

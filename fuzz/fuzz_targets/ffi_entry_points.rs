@@ -671,7 +671,7 @@ fuzz_target!(|data: &[u8]| {
     let mut store = ptr::null_mut();
     let mut err = ptr::null_mut();
     // SAFETY: pointers to locals.
-    let status = unsafe { aether_store_open_memory(&mut store, CHANNEL_CAPACITY, &mut err) };
+    let status = unsafe { aether_store_open_memory(CHANNEL_CAPACITY, &mut store, &mut err) };
     assert_eq!(check("aether_store_open_memory", status, err), AETHER_OK);
     let mut run = Run {
         store,

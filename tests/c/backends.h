@@ -22,7 +22,7 @@ static inline aether_store *open_backend(size_t event_stored_capacity) {
   aether_error *err = NULL;
   aether_status status;
   if (current_backend == BACKEND_MEMORY) {
-    status = aether_store_open_memory(&store, event_stored_capacity, &err);
+    status = aether_store_open_memory(event_stored_capacity, &store, &err);
   } else {
     aether_sled_options options;
     aether_sled_options_default(&options);

@@ -1,6 +1,7 @@
 /*
  * Built by tests/c/install_test.sh against an installed libaether using nothing but
- * `pkg-config --cflags --libs aether`.
+ * `pkg-config --cflags --libs aether`, and by tests/c/run.sh against the build tree
+ * (-L target/release -Wl,-rpath), which must hold the SONAME link libaether.so.0.
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +18,7 @@ int main(void) {
     fprintf(stderr, "header %s, library %s\n", AETHER_VERSION, aether_version());
     return 1;
   }
-  if (aether_store_open_memory(&store, 0, NULL) != AETHER_OK) {
+  if (aether_store_open_memory(0, &store, NULL) != AETHER_OK) {
     return 1;
   }
   ok = aether_save_event(store, (const uint8_t *)event, strlen(event), NULL, NULL, NULL) ==

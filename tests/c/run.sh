@@ -22,6 +22,7 @@ out="$target_dir/c-tests"
 programs=(test_api test_bad_input test_sled test_threads test_cycles test_jetstream)
 
 "$CARGO" build --release -p aether-ffi
+bash crates/aether-ffi/scripts/link-soname.sh
 mkdir -p "$out/lib"
 # Programs link against the SONAME (libaether.so.0); give the loader that name.
 major=$(sed -n 's/^#define AETHER_VERSION_MAJOR \([0-9]*\)$/\1/p' include/aether.h)
@@ -89,6 +90,11 @@ step "C++ wrapper (plain)"
 run env LD_LIBRARY_PATH="$out/lib" "$out/test_cpp"
 step "C++ wrapper (ASan+UBSan)"
 run "$out/test_cpp.asan"
+
+step "a program linked against the build tree with an rpath runs (libaether.so.$major there)"
+"$CC" "${cflags[@]}" tests/c/install_smoke.c -o "$out/rpath_smoke" -L"$release" -laether \
+  -Wl,-rpath,"$release"
+run env -u LD_LIBRARY_PATH "$out/rpath_smoke"
 
 step "make install + pkg-config"
 run bash tests/c/install_test.sh

@@ -5,6 +5,8 @@
  */
 #include "backends.h"
 
+#include <unistd.h>
+
 #define EV(buf, id, actor, version) event_json((buf), sizeof(buf), (id), (actor), (version))
 
 /* Expect `call` to fail with `expected`, with an aether_error of that code whose message
@@ -55,7 +57,7 @@ static void test_null_pointers(void) {
   uint8_t marker = 0;
   aether_bytes out = {&marker, 14};
   aether_metrics m;
-  aether_event_stored n, batch[2];
+  aether_event_stored n = {0}, batch[2] = {{0}};
   const uint8_t *actor = NULL;
   size_t actor_len = 0;
   int64_t attempted = 0, current = 0;
@@ -65,7 +67,7 @@ static void test_null_pointers(void) {
   memset(&m, 0, sizeof(m));
   memset(&n, 0, sizeof(n));
 
-  CHECK_FAILS(aether_store_open_memory(NULL, 0, &err), AETHER_INVALID_ARGUMENT, err, "store_out");
+  CHECK_FAILS(aether_store_open_memory(0, NULL, &err), AETHER_INVALID_ARGUMENT, err, "store_out");
   CHECK_FAILS(aether_store_open_sled(NULL, NULL, &none, &err), AETHER_INVALID_ARGUMENT, err,
               "path");
   CHECK_FAILS(aether_store_open_sled(dir, NULL, NULL, &err), AETHER_INVALID_ARGUMENT, err,
@@ -384,7 +386,7 @@ static void test_out_of_range_numbers(void) {
   aether_error *err = NULL;
   uint8_t marker = 0;
   aether_bytes out = {&marker, 3};
-  aether_event_stored n, batch[2];
+  aether_event_stored n = {0}, batch[2] = {{0}};
   size_t count = 9;
 
   memset(&n, 0, sizeof(n));
@@ -444,9 +446,136 @@ static void test_bad_sled_options(void) {
   remove_temp_dir(dir);
 }
 
+/* Everything the library writes to stderr between quiet_begin() and quiet_end(): an
+ * option value must never make it print (a Rust panic message, an allocation failure). */
+static int quiet_saved_fd = -1;
+static FILE *quiet_file;
+
+static void quiet_begin(void) {
+  fflush(stderr);
+  quiet_file = tmpfile();
+  CHECK(quiet_file != NULL);
+  quiet_saved_fd = dup(2);
+  CHECK(quiet_file != NULL && dup2(fileno(quiet_file), 2) == 2);
+}
+
+static long quiet_end(void) {
+  long printed;
+  fflush(stderr);
+  dup2(quiet_saved_fd, 2);
+  close(quiet_saved_fd);
+  printed = ftell(quiet_file);
+  fclose(quiet_file);
+  return printed;
+}
+
+/* Open a sled store in `dir` with `o`; expect AETHER_INVALID_ARGUMENT naming `field`
+ * and the edge of its range. */
+#define CHECK_SLED_OPTION_REFUSED(dir, o, field, range)                                    \
+  do {                                                                                     \
+    aether_store *s_ = NULL;                                                               \
+    aether_error *e_ = NULL;                                                               \
+    CHECK_STATUS(aether_store_open_sled((dir), &(o), &s_, &e_), AETHER_INVALID_ARGUMENT);  \
+    CHECK(s_ == NULL && e_ != NULL);                                                       \
+    CHECK(strstr(aether_error_message(e_), field) != NULL);                                \
+    CHECK(strstr(aether_error_message(e_), range) != NULL);                                \
+    aether_error_free(e_);                                                                 \
+  } while (0)
+
+/* Every option outside its documented range is AETHER_INVALID_ARGUMENT naming the option
+ * and its range; none aborts, panics or prints. (1 << 32 used to abort the host with a
+ * failed 377 GB allocation; SIZE_MAX and a 1-byte cache came back as AETHER_PANIC.) */
+static void test_out_of_range_options(void) {
+  const size_t capacities[] = {
+      ((size_t)1 << 24) + 1,
+#if SIZE_MAX > 0xFFFFFFFFu
+      (size_t)1 << 32, (size_t)1 << 40,
+#endif
+      SIZE_MAX};
+  const uint64_t caches[] = {1, 255, 256, ((uint64_t)1 << 20) - 1, ((uint64_t)1 << 40) + 1,
+                             UINT64_MAX};
+  const uint64_t lock_timeouts[] = {3600001, UINT64_MAX};
+  char *dir = make_temp_dir();
+  aether_sled_options o;
+  aether_jetstream_options jo;
+  aether_store *s = NULL;
+  aether_error *err = NULL;
+  size_t i;
+
+  quiet_begin();
+  for (i = 0; i < sizeof(capacities) / sizeof(capacities[0]); i++) {
+    CHECK_FAILS(aether_store_open_memory(capacities[i], &s, &err), AETHER_INVALID_ARGUMENT, err,
+                "event_stored_capacity is");
+    CHECK(s == NULL);
+    CHECK_FAILS(aether_store_open_memory(capacities[i], &s, &err), AETHER_INVALID_ARGUMENT, err,
+                "between 1 and 16777216");
+    aether_sled_options_default(&o);
+    o.event_stored_capacity = capacities[i];
+    CHECK_SLED_OPTION_REFUSED(dir, o, "options->event_stored_capacity",
+                              "between 1 and 16777216");
+    aether_jetstream_options_default(&jo);
+    jo.event_stored_capacity = capacities[i];
+    jo.connect_timeout_ms = 100;
+    CHECK_FAILS(aether_store_open_jetstream("nats://127.0.0.1:1", &jo, &s, &err),
+                AETHER_INVALID_ARGUMENT, err, "options->event_stored_capacity");
+    CHECK(s == NULL);
+  }
+  for (i = 0; i < sizeof(caches) / sizeof(caches[0]); i++) {
+    aether_sled_options_default(&o);
+    o.cache_capacity_bytes = caches[i];
+    CHECK_SLED_OPTION_REFUSED(dir, o, "options->cache_capacity_bytes",
+                              "between 1048576 and 1099511627776");
+  }
+  for (i = 0; i < sizeof(lock_timeouts) / sizeof(lock_timeouts[0]); i++) {
+    aether_sled_options_default(&o);
+    o.lock_timeout_ms = lock_timeouts[i];
+    CHECK_SLED_OPTION_REFUSED(dir, o, "options->lock_timeout_ms", "between 1 and 3600000");
+  }
+  CHECK(quiet_end() == 0);
+
+  /* The edges of each range open (the largest capacity costs nothing up front). */
+  CHECK_OK(aether_store_open_memory((size_t)1 << 24, &s, NULL));
+  aether_store_free(s);
+  s = NULL;
+  aether_sled_options_default(&o);
+  o.event_stored_capacity = (size_t)1 << 24;
+  o.cache_capacity_bytes = (uint64_t)1 << 20;
+  o.lock_timeout_ms = 3600000;
+  CHECK_OK(aether_store_open_sled(dir, &o, &s, NULL));
+  aether_store_free(s);
+  remove_temp_dir(dir);
+}
+
+/* A malformed JetStream URL is the caller's mistake, found before connecting, not an
+ * unreachable server (AETHER_UNAVAILABLE, as "nats://" used to be). */
+static void test_malformed_jetstream_urls(void) {
+  const char *const urls[] = {"nats://",
+                              "nats://:4222",
+                              "tls://",
+                              "http://127.0.0.1:4222",
+                              "nats://127.0.0.1:99999",
+                              "nats://127.0.0.1:4222/stream",
+                              "nats://127.0.0.1:4222,nats://",
+                              " , "};
+  aether_jetstream_options o;
+  aether_store *s = NULL;
+  aether_error *err = NULL;
+  size_t i;
+
+  aether_jetstream_options_default(&o);
+  o.connect_timeout_ms = 200;
+  for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+    CHECK_FAILS(aether_store_open_jetstream(urls[i], &o, &s, &err), AETHER_INVALID_ARGUMENT, err,
+                "url");
+    CHECK(s == NULL);
+  }
+}
+
 int main(void) {
   int b;
   run_test(test_bad_sled_options);
+  run_test(test_out_of_range_options);
+  run_test(test_malformed_jetstream_urls);
   for (b = 0; b < BACKEND_COUNT; b++) {
     current_backend = (enum backend)b;
     printf("# backend: %s\n", backend_names[b]);

@@ -72,13 +72,13 @@ static void check_no_growth(const char *what, int fds, int threads) {
 static void memory_cycle(int i) {
   aether_store *s = NULL;
   aether_error *err = NULL;
-  aether_event_stored n;
+  aether_event_stored n = {0};
   aether_bytes out = {NULL, 0};
   char e[512], id[32];
   int64_t current = 0;
 
   memset(&n, 0, sizeof(n));
-  CHECK_OK(aether_store_open_memory(&s, 4, NULL));
+  CHECK_OK(aether_store_open_memory(4, &s, NULL));
   if (s == NULL) {
     return;
   }

@@ -419,7 +419,7 @@ static void check_notification(const aether_event_stored *n, const char *id, con
 static void test_poll(void) {
   aether_store *s = open_js();
   char e[512], batch[1024], e2[512];
-  aether_event_stored n, many[3];
+  aether_event_stored n = {0}, many[3] = {{0}};
   size_t count = 99;
 
   CHECK_OK(aether_save_event(s, STR(EV(e, "e1", "a", 1)), NULL, NULL, NULL));
@@ -452,7 +452,7 @@ static void test_two_handles(void) {
   char stream[64], e[512];
   aether_store *a = open_js_named(stream, sizeof(stream), 0);
   aether_store *b = open_js_named(stream, sizeof(stream), 1);
-  aether_event_stored n;
+  aether_event_stored n = {0};
   int64_t current = -1;
 
   CHECK_OK(aether_save_event(a, STR(EV(e, "e1", "shared", 1)), NULL, NULL, NULL));

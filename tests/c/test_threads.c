@@ -52,7 +52,7 @@ static void *saver(void *arg) {
 }
 
 static void *poller(void *arg) {
-  aether_event_stored batch[64];
+  aether_event_stored batch[64] = {{0}};
   int64_t last_version[ACTORS] = {0, 0, 0, 0};
   uint64_t last_sequence = 0;
   int idle = 0;
@@ -318,7 +318,7 @@ static void test_read_then_save_race_at_scale(void) {
   int bad_polls = 0, drain_failures = 0;
   uint64_t sequence = 0;
   aether_metrics m;
-  aether_event_stored batch[256];
+  aether_event_stored batch[256] = {{0}};
 
   /* Durable sled is covered at small scale above; here buffered sled and memory. */
   if (current_backend == BACKEND_SLED_DURABLE) {

@@ -32,6 +32,7 @@ pub mod event;
 pub mod json;
 pub mod memory;
 pub mod notify;
+mod options_check;
 pub mod sled_store;
 pub mod store;
 pub mod timestamp;

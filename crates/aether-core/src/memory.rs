@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::event::{ActorSnapshot, Event, EventStored, ReplayResult, SequencedEvent};
-use crate::notify::{EventBus, Metrics, MetricsSnapshot, Notifier, DEFAULT_CHANNEL_CAPACITY};
+use crate::notify::{
+    check_channel_capacity, EventBus, Metrics, MetricsSnapshot, Notifier, DEFAULT_CHANNEL_CAPACITY,
+};
 use crate::store::{EventStore, Limits, SnapshotStore};
 use crate::timestamp::Timestamp;
 
@@ -94,11 +96,20 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty store with default limits and EventStored channel capacity.
     pub fn new() -> MemoryStore {
-        MemoryStore::with_capacity(DEFAULT_CHANNEL_CAPACITY)
+        MemoryStore::unchecked(DEFAULT_CHANNEL_CAPACITY)
     }
 
-    /// An empty store whose EventStored channel holds `capacity` undrained notifications.
-    pub fn with_capacity(capacity: usize) -> MemoryStore {
+    /// An empty store whose EventStored channel holds up to `capacity` undrained
+    /// notifications (memory is taken as they wait, not up front).
+    ///
+    /// A capacity outside 1 to [`MAX_CHANNEL_CAPACITY`](crate::notify::MAX_CHANNEL_CAPACITY) (16,777,216) is refused with
+    /// [`Error::InvalidInput`] naming `event_stored_capacity`.
+    pub fn with_capacity(capacity: usize) -> Result<MemoryStore> {
+        check_channel_capacity("event_stored_capacity", capacity)?;
+        Ok(MemoryStore::unchecked(capacity))
+    }
+
+    fn unchecked(capacity: usize) -> MemoryStore {
         MemoryStore {
             state: RwLock::new(State::default()),
             notifier: Notifier::new(capacity),
@@ -294,5 +305,27 @@ impl SnapshotStore for MemoryStore {
 
     fn get_latest_snapshot(&self, actor_id: &str) -> Result<Option<ActorSnapshot>> {
         Ok(self.read().snapshots.get(actor_id).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::MAX_CHANNEL_CAPACITY;
+
+    #[test]
+    fn capacity_out_of_range_is_invalid_input_not_an_abort() {
+        // 1 << 32 used to preallocate ~370 GB and abort the process.
+        for cap in [0, MAX_CHANNEL_CAPACITY + 1, 1 << 32, usize::MAX] {
+            match MemoryStore::with_capacity(cap) {
+                Err(Error::InvalidInput {
+                    field: "event_stored_capacity",
+                    reason,
+                }) => assert!(reason.contains("between 1 and 16777216"), "{reason}"),
+                other => panic!("capacity {cap}: expected InvalidInput, got {other:?}"),
+            }
+        }
+        MemoryStore::with_capacity(1).unwrap();
+        MemoryStore::with_capacity(MAX_CHANNEL_CAPACITY).unwrap();
     }
 }

@@ -3,13 +3,19 @@
 //! Delivery never blocks a save: every channel is bounded and a full channel drops the
 //! notification and counts it. Because `EventStored` carries the event's sequence, a
 //! consumer that sees a gap catches up with `read_all`.
+//!
+//! The store's own channel is bounded by a count, not by preallocated slots: crossbeam's
+//! `bounded(n)` allocates all `n` slots at creation (the default 65,536 cost about 6 MB
+//! per store, 16M slots 1.4 GB), whereas its unbounded channel allocates blocks of slots
+//! as messages arrive and frees them as they are drained.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::error::{Error, Result};
 use crate::event::{Event, EventStored};
 
 /// The namespace store notifications are published to, as in the Go original.
@@ -17,6 +23,24 @@ pub const INTERNAL_NAMESPACE: &str = "__internal__";
 
 /// Default capacity of a bounded notification channel.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 65_536;
+
+/// Largest accepted notification channel capacity (16,777,216): a ceiling on the memory
+/// a consumer that never drains can make a store hold (about 90 bytes per notification
+/// plus its IDs), far above any useful backlog (`read_all` catches up from a gap).
+pub const MAX_CHANNEL_CAPACITY: usize = 1 << 24;
+
+/// Check a notification channel capacity: 1 to [`MAX_CHANNEL_CAPACITY`].
+/// `field` names the option in the error ([`Error::InvalidInput`]).
+pub fn check_channel_capacity(field: &'static str, capacity: usize) -> Result<()> {
+    if (1..=MAX_CHANNEL_CAPACITY).contains(&capacity) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("is {capacity}; it must be between 1 and {MAX_CHANNEL_CAPACITY}"),
+        ))
+    }
+}
 
 /// What travels on the bus.
 #[derive(Debug, Clone, PartialEq)]
@@ -183,19 +207,30 @@ impl Metrics {
 /// drains, the optional bus, and the metrics.
 #[derive(Debug)]
 pub struct Notifier {
+    /// Unbounded, so memory follows the backlog; `capacity` bounds it (see `publish`).
     tx: Sender<EventStored>,
     rx: Receiver<EventStored>,
+    capacity: usize,
+    /// Makes "check the backlog, then send" one step, so concurrent publishers never
+    /// push the backlog past `capacity`. Uncontended when callers publish in commit
+    /// order, as they do.
+    send: Mutex<()>,
     bus: Option<Arc<EventBus>>,
     metrics: Arc<Metrics>,
 }
 
 impl Notifier {
-    /// A notifier whose store channel holds up to `capacity` undrained notifications.
+    /// A notifier whose store channel holds up to `capacity` undrained notifications
+    /// (at least 1). Memory is taken as notifications wait, not up front, so any
+    /// capacity is safe here; stores refuse one above [`MAX_CHANNEL_CAPACITY`] with
+    /// [`check_channel_capacity`].
     pub fn new(capacity: usize) -> Notifier {
-        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        let (tx, rx) = crossbeam_channel::unbounded();
         Notifier {
             tx,
             rx,
+            capacity: capacity.max(1),
+            send: Mutex::new(()),
             bus: None,
             metrics: Arc::new(Metrics::new()),
         }
@@ -229,7 +264,11 @@ impl Notifier {
             // The bus counts its own per-subscriber drops (`EventBus::dropped`).
             bus.publish(INTERNAL_NAMESPACE, BusMessage::EventStored(stored.clone()));
         }
-        if self.tx.try_send(stored).is_err() {
+        // Receivers only shrink the backlog, so under the lock `len()` can only be an
+        // overestimate: the capacity is never exceeded.
+        let _send = self.send.lock().unwrap_or_else(|p| p.into_inner());
+        let sent = self.tx.len() < self.capacity && self.tx.try_send(stored).is_ok();
+        if !sent {
             m.event_stored_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -274,5 +313,40 @@ mod tests {
         let m = n.metrics().snapshot();
         assert_eq!((m.event_stored_published, m.event_stored_dropped), (3, 1));
         assert_eq!(n.receiver().try_recv().unwrap().sequence, 1);
+        // Draining makes room again: the capacity bounds the backlog, not the total.
+        n.publish(stored(4));
+        let got: Vec<u64> = n.receiver().try_iter().map(|s| s.sequence).collect();
+        assert_eq!(got, [2, 4]);
+        assert_eq!(n.metrics().snapshot().event_stored_dropped, 1);
+    }
+
+    #[test]
+    fn huge_capacities_cost_nothing_up_front() {
+        // A preallocating channel of this size needs hundreds of GB and aborts.
+        let n = Notifier::new(usize::MAX);
+        n.publish(stored(1));
+        assert_eq!(n.receiver().try_recv().unwrap().sequence, 1);
+        let n = Notifier::new(1 << 40);
+        assert!(n.receiver().try_recv().is_err());
+    }
+
+    #[test]
+    fn channel_capacity_range() {
+        assert!(check_channel_capacity("c", 1).is_ok());
+        assert!(check_channel_capacity("c", MAX_CHANNEL_CAPACITY).is_ok());
+        for bad in [0, MAX_CHANNEL_CAPACITY + 1, 1 << 32, usize::MAX] {
+            let e = check_channel_capacity("event_stored_capacity", bad).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidInput {
+                        field: "event_stored_capacity",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            assert!(e.to_string().contains("between 1 and 16777216"), "{e}");
+        }
     }
 }

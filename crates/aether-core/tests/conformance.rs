@@ -13,7 +13,7 @@ struct Backend {
 }
 
 fn memory(cap: usize, bus: Option<Arc<EventBus>>, metrics: Option<Arc<Metrics>>) -> Backend {
-    let mut s = MemoryStore::with_capacity(cap);
+    let mut s = MemoryStore::with_capacity(cap).expect("capacity in range");
     if let Some(b) = bus {
         s = s.with_event_bus(b);
     }

@@ -121,7 +121,7 @@ fn sled(durability: Durability) -> (Arc<dyn EventStore>, tempfile::TempDir) {
 
 #[test]
 fn memory_race() {
-    race(Arc::new(MemoryStore::with_capacity(1 << 20)));
+    race(Arc::new(MemoryStore::with_capacity(1 << 20).unwrap()));
 }
 
 #[test]

@@ -9,9 +9,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use crate::args::out;
 use crate::bytes::{into_raw_parts, release_raw_parts};
 use crate::error::aether_error;
-use crate::guard::{ffi_guard, ErrOut, Failure};
+use crate::guard::{ffi_guard, store_export, ErrOut, Failure};
 use crate::status::aether_status;
-use crate::store::{aether_store, store_arg};
+use crate::store::aether_store;
 
 /// One EventStored notification: published after an event was stored (and is as durable
 /// as the store's mode promises).
@@ -100,6 +100,17 @@ impl aether_event_stored {
     }
 }
 
+/// Fill `*slot` with `n`, first releasing the strings a previous poll left there.
+///
+/// # Safety
+/// `slot` is non-NULL, aligned, and holds a zeroed struct or one this library filled.
+unsafe fn replace(slot: *mut aether_event_stored, n: EventStored) {
+    // SAFETY: per the contract; clearing a zeroed struct releases nothing.
+    let slot = unsafe { &mut *slot };
+    slot.clear();
+    *slot = aether_event_stored::from_core(n);
+}
+
 unsafe fn str_of<'a>(ptr: *const u8, len: usize) -> &'a str {
     if ptr.is_null() {
         ""
@@ -139,8 +150,13 @@ fn recv(rx: &Receiver<EventStored>, timeout: Duration) -> Result<EventStored, Fa
 /// thread, concurrently with saves and with other pollers; no lock is held while
 /// waiting, and closing the store wakes a waiting poller with `AETHER_STORE_CLOSED`.
 ///
-/// On success `*event_out` is overwritten (strings it held are NOT released: clear it
-/// first) and its strings belong to the library until `aether_event_stored_clear()`.
+/// `*event_out` must be zero-initialised (`aether_event_stored n = {0};`) or hold a
+/// notification the library filled: on success the strings it holds are released first
+/// (a zeroed or cleared struct holds none), so a polling loop may reuse one struct and
+/// clear it once at the end. Passing an uninitialised struct is undefined behaviour.
+/// After success its strings belong to the library until `aether_event_stored_clear()`
+/// or the next poll into the same struct.
+///
 /// Errors: `AETHER_POLL_TIMEOUT` (nothing arrived in time), `AETHER_INVALID_ARGUMENT`
 /// (NULL pointer, negative `timeout_ms`), `AETHER_STORE_CLOSED`. `*event_out` is
 /// untouched on error; if `err_out` is not NULL, `*err_out` receives an `aether_error`
@@ -153,14 +169,15 @@ pub unsafe extern "C" fn aether_poll_event_stored(
     event_out: *mut aether_event_stored,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
-        let event_out = unsafe { out(event_out, "event_out") }?;
+        unsafe { out(event_out, "event_out") }?;
         let timeout = timeout_of(timeout_ms)?;
         let rx = store.event_stored()?;
         let n = recv(&rx, timeout)?;
-        event_out.write(aether_event_stored::from_core(n));
+        // SAFETY: non-NULL and aligned (checked); the caller promises a zeroed or
+        // library-filled struct, whose strings are ours to release.
+        unsafe { replace(event_out, n) };
         Ok(())
     })
 }
@@ -172,9 +189,11 @@ pub unsafe extern "C" fn aether_poll_event_stored(
 /// Draining in batches costs one call per batch instead of one per notification.
 /// Ordering, delivery and thread safety as for `aether_poll_event_stored()`.
 ///
-/// On success the first `*count_out` elements are overwritten and their strings belong
-/// to the library until `aether_event_stored_clear_batch(events_out, *count_out)`;
-/// the rest are untouched. Errors: `AETHER_POLL_TIMEOUT`, `AETHER_INVALID_ARGUMENT`
+/// Each element must be zero-initialised or hold a notification the library filled: on
+/// success the first `*count_out` elements are replaced, releasing the strings they held
+/// first, and their strings belong to the library until
+/// `aether_event_stored_clear_batch(events_out, *count_out)` (or the next poll into
+/// them); the rest are untouched. Errors: `AETHER_POLL_TIMEOUT`, `AETHER_INVALID_ARGUMENT`
 /// (NULL pointer, `capacity` 0, negative `timeout_ms`), `AETHER_STORE_CLOSED`. Outputs
 /// are untouched on error; if `err_out` is not NULL, `*err_out` receives an
 /// `aether_error` to free with `aether_error_free()`.
@@ -188,10 +207,9 @@ pub unsafe extern "C" fn aether_poll_event_stored_batch(
     count_out: *mut usize,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
-        let first = unsafe { out(events_out, "events_out") }?;
+        unsafe { out(events_out, "events_out") }?;
         let count_out = unsafe { out(count_out, "count_out") }?;
         if capacity == 0 {
             return Err(Failure::invalid("capacity is 0"));
@@ -199,16 +217,14 @@ pub unsafe extern "C" fn aether_poll_event_stored_batch(
         let timeout = timeout_of(timeout_ms)?;
         let rx = store.event_stored()?;
         let n = recv(&rx, timeout)?;
-        first.write(aether_event_stored::from_core(n));
+        // SAFETY: non-NULL and aligned (checked); zeroed or library-filled, per the contract.
+        unsafe { replace(events_out, n) };
         let mut count = 1;
         while count < capacity {
             let Ok(n) = rx.try_recv() else { break };
-            // SAFETY: the caller promises `capacity` writable elements; count < capacity.
-            unsafe {
-                events_out
-                    .add(count)
-                    .write(aether_event_stored::from_core(n))
-            };
+            // SAFETY: the caller promises `capacity` elements, each zeroed or filled by
+            // the library; count < capacity.
+            unsafe { replace(events_out.add(count), n) };
             count += 1;
         }
         count_out.write(count);

@@ -7,9 +7,9 @@ use base64::Engine as _;
 use crate::args::{bytes, opt_out, out, utf8};
 use crate::bytes::aether_bytes;
 use crate::error::aether_error;
-use crate::guard::{ffi_guard, ErrOut, Failure};
+use crate::guard::{store_export, Failure};
 use crate::status::aether_status;
-use crate::store::{aether_store, store_arg};
+use crate::store::aether_store;
 
 /// Decode the borrowed JSON once. The UTF-8 check comes first so that bad UTF-8 is an
 /// invalid argument (like everywhere else), not a JSON error.
@@ -54,9 +54,8 @@ pub unsafe extern "C" fn aether_save_event(
     sequence_out: *mut u64,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
         let json = unsafe { bytes(json, json_len, "json") }?;
         let current_out = unsafe { opt_out(current_version_out, "current_version_out") }?;
         let sequence_out = unsafe { opt_out(sequence_out, "sequence_out") }?;
@@ -123,9 +122,8 @@ pub unsafe extern "C" fn aether_save_events(
     last_sequence_out: *mut u64,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
         let json = unsafe { bytes(json, json_len, "json") }?;
         let current_out = unsafe { opt_out(current_version_out, "current_version_out") }?;
         let sequence_out = unsafe { opt_out(last_sequence_out, "last_sequence_out") }?;
@@ -159,9 +157,8 @@ pub unsafe extern "C" fn aether_get_events(
     events_out: *mut aether_bytes,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
         let actor_id = unsafe { utf8(actor_id, actor_id_len, "actor_id") }?;
         let events_out = unsafe { out(events_out, "events_out") }?;
         let from = crate::args::from_version(from_version)?;
@@ -188,9 +185,8 @@ pub unsafe extern "C" fn aether_get_events_with_errors(
     result_out: *mut aether_bytes,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
         let actor_id = unsafe { utf8(actor_id, actor_id_len, "actor_id") }?;
         let result_out = unsafe { out(result_out, "result_out") }?;
         let from = crate::args::from_version(from_version)?;
@@ -239,9 +235,8 @@ pub unsafe extern "C" fn aether_get_latest_version(
     version_out: *mut i64,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
         let actor_id = unsafe { utf8(actor_id, actor_id_len, "actor_id") }?;
         let version_out = unsafe { out(version_out, "version_out") }?;
         let v = store.with(|s| Ok(s.get_latest_version(actor_id)?))?;
@@ -268,9 +263,8 @@ pub unsafe extern "C" fn aether_read_all(
     events_out: *mut aether_bytes,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
         let events_out = unsafe { out(events_out, "events_out") }?;
         let events = store.with(|s| Ok(s.read_all(from_sequence, limit)?))?;
         let mut json = Vec::with_capacity(events.len() * 280 + 2);
@@ -301,9 +295,8 @@ pub unsafe extern "C" fn aether_last_sequence(
     sequence_out: *mut u64,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
         let sequence_out = unsafe { out(sequence_out, "sequence_out") }?;
         let seq = store.with(|s| Ok(s.last_sequence()?))?;
         sequence_out.write(seq);
@@ -331,9 +324,8 @@ pub unsafe extern "C" fn aether_save_snapshot(
     json_len: usize,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
         let json = unsafe { bytes(json, json_len, "json") }?;
         let snapshot: ActorSnapshot = decode(json, "snapshot")?;
         store.with(|s| Ok(s.save_snapshot(&snapshot)?))
@@ -358,9 +350,8 @@ pub unsafe extern "C" fn aether_get_latest_snapshot(
     snapshot_out: *mut aether_bytes,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
+    store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
-        let store = unsafe { store_arg(store) }?;
         let actor_id = unsafe { utf8(actor_id, actor_id_len, "actor_id") }?;
         let snapshot_out = unsafe { out(snapshot_out, "snapshot_out") }?;
         let snapshot = store

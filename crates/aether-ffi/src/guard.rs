@@ -32,6 +32,8 @@ pub enum Failure {
     Core(aether_core::Error),
     /// A panic was caught; the payload's message.
     Panic(String),
+    /// The function's feature was left out of this build; what is missing.
+    Unsupported(&'static str),
 }
 
 impl Failure {
@@ -49,6 +51,7 @@ impl Failure {
             Failure::Closed => aether_status::AETHER_STORE_CLOSED,
             Failure::Core(e) => status_of(e),
             Failure::Panic(_) => aether_status::AETHER_PANIC,
+            Failure::Unsupported(_) => aether_status::AETHER_UNSUPPORTED,
         }
     }
 
@@ -62,6 +65,7 @@ impl Failure {
             Failure::Closed => "store is closed: aether_store_close() was called".into(),
             Failure::Core(e) => core_message(e),
             Failure::Panic(m) => format!("internal panic (a bug in aether; please report): {m}"),
+            Failure::Unsupported(m) => format!("not supported by this build: {m}"),
         }
     }
 }
@@ -80,8 +84,20 @@ pub fn status_of(e: &aether_core::Error) -> aether_status {
         // Options and paths are arguments of the open call, not parts of an event.
         E::InvalidInput {
             field:
-                "path" | "durability" | "url" | "stream" | "subject_prefix" | "replicas" | "timeout"
-                | "credentials_file",
+                "path"
+                | "durability"
+                | "url"
+                | "stream"
+                | "subject_prefix"
+                | "replicas"
+                | "timeout"
+                | "credentials_file"
+                | "event_stored_capacity"
+                | "cache_capacity"
+                | "lock_timeout"
+                | "segment_size"
+                | "checkpoint_interval"
+                | "group_commit_window",
             ..
         } => aether_status::AETHER_INVALID_ARGUMENT,
         E::InvalidInput { .. } => aether_status::AETHER_INVALID_EVENT,
@@ -156,6 +172,35 @@ impl ErrOut {
         ErrOut(std::ptr::null_mut())
     }
 }
+
+/// The boundary of every export that takes a store handle and an `err_out` (the
+/// preamble rustls-ffi writes with `ffi_panic_boundary!`), written once:
+///
+/// ```text
+/// store_export!(store, err_out, {
+///     // `store` is now the checked `&aether_store`
+///     store.with(|s| Ok(s.flush()?))
+/// })
+/// ```
+///
+/// Runs the block inside [`ffi_guard`] (panics caught, failures mapped, `*err_out`
+/// filled), with `$store` rebound to the checked handle: NULL or misaligned ->
+/// `AETHER_INVALID_ARGUMENT` before the block runs. The block returns
+/// `Result<(), Failure>`; other pointer arguments it checks itself (`crate::args`).
+macro_rules! store_export {
+    ($store:ident, $err_out:ident, $body:block) => {
+        $crate::guard::ffi_guard(
+            // SAFETY: the export's contract: `err_out` is NULL or writable.
+            unsafe { $crate::guard::ErrOut::new($err_out) },
+            || {
+                // SAFETY: the export's contract: NULL or a live handle of this library.
+                let $store = unsafe { $crate::store::store_arg($store) }?;
+                $body
+            },
+        )
+    };
+}
+pub(crate) use store_export;
 
 /// Run an export's body at the boundary.
 ///

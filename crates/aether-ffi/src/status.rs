@@ -20,7 +20,8 @@ pub enum aether_status {
     AETHER_VERSION_CONFLICT = 1,
     /// A required pointer was NULL or misaligned, a string was not valid UTF-8, or a
     /// number was out of range (negative `from_version` or `timeout_ms`, unknown
-    /// durability, zero capacity). Nothing was done.
+    /// durability, zero capacity, an option outside its documented range), or a URL was
+    /// malformed. Nothing was done; the message names the argument.
     AETHER_INVALID_ARGUMENT = 2,
     /// The event, batch or snapshot is unusable: malformed JSON, a missing or wrong-typed
     /// field, an empty or too long actor ID, larger than the store's record limit (1 MiB
@@ -56,6 +57,10 @@ pub enum aether_status {
     /// A bug inside the library was caught at the boundary (a Rust panic). The call
     /// did nothing observable; the handle remains usable, but please report the message.
     AETHER_PANIC = 14,
+    /// The function belongs to a feature this build of the library leaves out (e.g.
+    /// `aether_store_open_jetstream()` in a library built without JetStream). Nothing
+    /// was done; the same call always gives the same answer in this build.
+    AETHER_UNSUPPORTED = 15,
 }
 
 impl aether_status {
@@ -67,7 +72,7 @@ impl aether_status {
 }
 
 /// NUL-terminated descriptions, indexed by code.
-const DESCRIPTIONS: [&str; 15] = [
+const DESCRIPTIONS: [&str; 16] = [
     "ok\0",
     "version conflict\0",
     "invalid argument\0",
@@ -83,6 +88,7 @@ const DESCRIPTIONS: [&str; 15] = [
     "store unavailable\0",
     "stale snapshot\0",
     "internal panic\0",
+    "not supported by this build\0",
 ];
 
 fn description_of(code: c_int) -> &'static str {
@@ -112,9 +118,16 @@ mod tests {
         for (i, d) in DESCRIPTIONS.iter().enumerate() {
             assert!(d.ends_with('\0') && !d[..d.len() - 1].contains('\0'), "{i}");
         }
-        assert_eq!(aether_status::AETHER_PANIC as usize + 1, DESCRIPTIONS.len());
+        assert_eq!(
+            aether_status::AETHER_UNSUPPORTED as usize + 1,
+            DESCRIPTIONS.len()
+        );
         assert_eq!(description_of(-1), "unknown status\0");
-        assert_eq!(description_of(15), "unknown status\0");
+        assert_eq!(description_of(16), "unknown status\0");
+        assert_eq!(
+            aether_status::AETHER_UNSUPPORTED.description(),
+            "not supported by this build"
+        );
         assert_eq!(
             aether_status::AETHER_STALE_SNAPSHOT.description(),
             "stale snapshot"

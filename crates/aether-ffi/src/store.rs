@@ -4,12 +4,13 @@ use std::ffi::{c_char, c_int, CStr};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use aether_core::notify::MAX_CHANNEL_CAPACITY;
 use aether_core::{Durability, EventStored, MemoryStore, Options, SledStore, SnapshotStore};
 use crossbeam_channel::Receiver;
 
 use crate::args::out;
 use crate::error::aether_error;
-use crate::guard::{ffi_guard, ErrOut, Failure};
+use crate::guard::{ffi_guard, store_export, ErrOut, Failure};
 use crate::status::aether_status;
 
 /// An open event store (in memory, on disk, or on a NATS JetStream server).
@@ -127,7 +128,9 @@ pub enum aether_durability {
 }
 
 /// Options for `aether_store_open_sled()`. A zero field means "the default", so a
-/// zero-initialised struct (or `aether_sled_options_default()`) gives the defaults.
+/// zero-initialised struct (or `aether_sled_options_default()`) gives the defaults. A
+/// field outside its documented range makes the open fail with
+/// `AETHER_INVALID_ARGUMENT`, whose message names the field and its range.
 /// Plain data owned by the caller; the library only reads it during the call.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -136,12 +139,15 @@ pub struct aether_sled_options {
     /// refused with `AETHER_INVALID_ARGUMENT`.
     pub durability: c_int,
     /// Undrained EventStored notifications kept before new ones are dropped (and
-    /// counted in `aether_metrics.event_stored_dropped`); 0 = 65536.
+    /// counted in `aether_metrics.event_stored_dropped`); 0 = 65536, otherwise 1 to
+    /// 16777216 (2^24). Memory is taken as notifications wait, not up front.
     pub event_stored_capacity: usize,
-    /// sled's page cache, in bytes; 0 = 256 MiB.
+    /// sled's page cache, in bytes; 0 = 256 MiB, otherwise 1048576 (1 MiB) to
+    /// 1099511627776 (1 TiB).
     pub cache_capacity_bytes: u64,
     /// How long opening retries while another handle holds the store's lock, in
-    /// milliseconds, before failing with `AETHER_LOCKED`; 0 = 2000.
+    /// milliseconds, before failing with `AETHER_LOCKED`; 0 = 2000, otherwise 1 to
+    /// 3600000 (one hour).
     pub lock_timeout_ms: u64,
 }
 
@@ -160,16 +166,57 @@ impl aether_sled_options {
             }
         };
         if self.event_stored_capacity != 0 {
-            o.event_stored_capacity = self.event_stored_capacity;
+            o.event_stored_capacity =
+                capacity_arg("options->event_stored_capacity", self.event_stored_capacity)?;
         }
         if self.cache_capacity_bytes != 0 {
-            o.cache_capacity = self.cache_capacity_bytes;
+            o.cache_capacity = in_range(
+                "options->cache_capacity_bytes",
+                self.cache_capacity_bytes,
+                Options::MIN_CACHE_CAPACITY,
+                Options::MAX_CACHE_CAPACITY,
+                "256 MiB",
+            )?;
         }
         if self.lock_timeout_ms != 0 {
-            o.lock_timeout = Duration::from_millis(self.lock_timeout_ms);
+            let max = Options::MAX_LOCK_TIMEOUT.as_millis() as u64;
+            let ms = in_range(
+                "options->lock_timeout_ms",
+                self.lock_timeout_ms,
+                1,
+                max,
+                "2000",
+            )?;
+            o.lock_timeout = Duration::from_millis(ms);
         }
+        // The checks above name the C fields; the core's own check guards the rest.
+        o.validate()
+            .map_err(|e| Failure::InvalidArgument(format!("options: {e}").into()))?;
         Ok(o)
     }
+}
+
+/// Check a numeric argument against its documented range; 0 (the default) is handled
+/// by the caller.
+pub(crate) fn in_range<T: PartialOrd + std::fmt::Display>(
+    what: &str,
+    value: T,
+    min: T,
+    max: T,
+    default: &str,
+) -> Result<T, Failure> {
+    if value < min || value > max {
+        return Err(Failure::InvalidArgument(
+            format!("{what} is {value}; it must be between {min} and {max} (0 = the default, {default})")
+                .into(),
+        ));
+    }
+    Ok(value)
+}
+
+/// An `event_stored_capacity` argument other than 0: 1 to 16777216.
+pub(crate) fn capacity_arg(what: &str, capacity: usize) -> Result<usize, Failure> {
+    in_range(what, capacity, 1, MAX_CHANNEL_CAPACITY, "65536")
 }
 
 /// Fill `*options_out` with the defaults (all zero: durable, 65536 undrained
@@ -186,7 +233,9 @@ pub unsafe extern "C" fn aether_sled_options_default(options_out: *mut aether_sl
 /// Open a new, empty in-memory store (nothing survives the process).
 ///
 /// `event_stored_capacity` is how many undrained EventStored notifications are kept
-/// before new ones are dropped (and counted); 0 = 65536.
+/// before new ones are dropped (and counted); 0 = 65536, otherwise 1 to 16777216 (2^24);
+/// a larger value -> `AETHER_INVALID_ARGUMENT`. Memory is taken as notifications wait,
+/// not up front.
 ///
 /// On success `*store_out` receives a new handle, owned by the caller and released with
 /// `aether_store_free()`. NULL `store_out` -> `AETHER_INVALID_ARGUMENT`. On error
@@ -195,8 +244,8 @@ pub unsafe extern "C" fn aether_sled_options_default(options_out: *mut aether_sl
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn aether_store_open_memory(
-    store_out: *mut *mut aether_store,
     event_stored_capacity: usize,
+    store_out: *mut *mut aether_store,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
     ffi_guard(unsafe { ErrOut::new(err_out) }, || {
@@ -205,7 +254,8 @@ pub unsafe extern "C" fn aether_store_open_memory(
         let store = if event_stored_capacity == 0 {
             MemoryStore::new()
         } else {
-            MemoryStore::with_capacity(event_stored_capacity)
+            let capacity = capacity_arg("event_stored_capacity", event_stored_capacity)?;
+            MemoryStore::with_capacity(capacity)?
         };
         store_out.write(Box::into_raw(Box::new(aether_store::new(Arc::new(store)))));
         Ok(())
@@ -221,10 +271,10 @@ pub unsafe extern "C" fn aether_store_open_memory(
 /// `options` may be NULL for the defaults; it is only read during the call.
 ///
 /// On success `*store_out` receives a new handle, owned by the caller and released with
-/// `aether_store_free()` (which also closes it). NULL `path` or `store_out` ->
-/// `AETHER_INVALID_ARGUMENT`. On error `*store_out` is untouched and, if `err_out` is
-/// not NULL, `*err_out` receives an `aether_error` to free with `aether_error_free()`.
-/// Thread-safe.
+/// `aether_store_free()` (which also closes it). NULL `path` or `store_out`, or an
+/// option out of its range -> `AETHER_INVALID_ARGUMENT`. On error `*store_out` is
+/// untouched and, if `err_out` is not NULL, `*err_out` receives an `aether_error` to
+/// free with `aether_error_free()`. Thread-safe.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn aether_store_open_sled(
@@ -289,10 +339,7 @@ pub unsafe extern "C" fn aether_store_flush(
     store: *const aether_store,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
-        // SAFETY: NULL or a live handle, per the contract.
-        unsafe { store_arg(store) }?.with(|s| Ok(s.flush()?))
-    })
+    store_export!(store, err_out, { store.with(|s| Ok(s.flush()?)) })
 }
 
 /// Close the store now: make everything saved durable, release its files and lock (so
@@ -311,10 +358,7 @@ pub unsafe extern "C" fn aether_store_close(
     store: *const aether_store,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
-        // SAFETY: NULL or a live handle, per the contract.
-        unsafe { store_arg(store) }?.close()
-    })
+    store_export!(store, err_out, { store.close() })
 }
 
 /// Close (if still open; errors are dropped - call `aether_store_close()` first to see
@@ -367,9 +411,8 @@ pub unsafe extern "C" fn aether_store_metrics(
     metrics_out: *mut aether_metrics,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
-    ffi_guard(unsafe { ErrOut::new(err_out) }, || {
-        // SAFETY: NULL or a live handle / writable struct, per the contract.
-        let store = unsafe { store_arg(store) }?;
+    store_export!(store, err_out, {
+        // SAFETY: every pointer is NULL or valid, per the contract.
         let metrics_out = unsafe { out(metrics_out, "metrics_out") }?;
         let m = store.with(|s| Ok(s.metrics()))?;
         metrics_out.write(aether_metrics {

@@ -149,7 +149,7 @@ fn round_trip_through_the_exports() {
     unsafe {
         let mut store: *mut aether_store = ptr::null_mut();
         assert_eq!(
-            store::aether_store_open_memory(&mut store, 0, ptr::null_mut()),
+            store::aether_store_open_memory(0, &mut store, ptr::null_mut()),
             aether_status::AETHER_OK
         );
         let (e1, e2) = (event("e1", "a", 1), event("e2", "a", 2));
@@ -258,7 +258,7 @@ fn handle_is_shared_across_threads() {
 
     let mut store: *mut aether_store = ptr::null_mut();
     assert_eq!(
-        unsafe { store::aether_store_open_memory(&mut store, 0, ptr::null_mut()) },
+        unsafe { store::aether_store_open_memory(0, &mut store, ptr::null_mut()) },
         aether_status::AETHER_OK
     );
     let shared = Shared(store);
@@ -295,4 +295,28 @@ fn handle_is_shared_across_threads() {
     });
     assert_eq!(wins, 100);
     unsafe { store::aether_store_free(store) };
+}
+
+/// One parameter order for every opener: inputs, then `store_out`, then `err_out`
+/// (`aether_store_open_memory` used to take its output first).
+#[test]
+fn every_opener_takes_its_output_last() {
+    let declarations: Vec<&str> = HEADER
+        .match_indices("aether_status aether_store_open_")
+        .map(|(at, _)| {
+            let decl = &HEADER[at..];
+            &decl[..decl.find(')').unwrap()]
+        })
+        .collect();
+    assert_eq!(declarations.len(), 3, "memory, sled and jetstream openers");
+    for decl in declarations {
+        let params: Vec<String> = decl[decl.find('(').unwrap() + 1..]
+            .split(',')
+            .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        let n = params.len();
+        assert!(n >= 3, "{decl}");
+        assert_eq!(params[n - 2], "struct aether_store **store_out", "{decl}");
+        assert_eq!(params[n - 1], "struct aether_error **err_out", "{decl}");
+    }
 }

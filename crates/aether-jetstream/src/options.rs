@@ -96,6 +96,10 @@ impl JetStreamOptions {
         if self.connect_timeout.is_zero() || self.request_timeout.is_zero() {
             return invalid("timeout", "timeouts must be positive");
         }
+        aether_core::notify::check_channel_capacity(
+            "event_stored_capacity",
+            self.event_stored_capacity,
+        )?;
         Ok(())
     }
 }

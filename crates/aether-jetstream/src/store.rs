@@ -226,11 +226,50 @@ fn parse_wrong_last(description: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The server addresses of a `url` argument (comma-separated). Its syntax is checked
+/// here, before anything connects, so a malformed address is the caller's mistake
+/// ([`Error::InvalidInput`] on `url`), not an unreachable server.
+fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>> {
+    const FORM: &str = "a NATS server address is [nats|tls|ws|wss://][user:password@]host[:port]";
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            let addr = u
+                .parse::<async_nats::ServerAddr>()
+                .map_err(|e| invalid("url", format!("{u:?}: {e}")))?;
+            let parts = addr.clone().into_inner();
+            if addr.host().is_empty() {
+                return Err(invalid("url", format!("{u:?} names no host; {FORM}")));
+            }
+            if addr.port() == 0 {
+                return Err(invalid("url", format!("{u:?}: port 0; {FORM}")));
+            }
+            if !matches!(parts.path(), "" | "/")
+                || parts.query().is_some()
+                || parts.fragment().is_some()
+            {
+                return Err(invalid(
+                    "url",
+                    format!("{u:?} has a path, query or fragment; {FORM}"),
+                ));
+            }
+            Ok(addr)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if servers.is_empty() {
+        return Err(invalid("url", "no server address given"));
+    }
+    Ok(servers)
+}
+
 impl JetStreamStore {
     /// Connect to `url` (one server, or a comma-separated list of a cluster's servers),
     /// create the events and snapshot streams when missing, and start following the
     /// events stream for EventStored. Fails within `connect_timeout` with
-    /// [`Error::Unavailable`] when no server answers.
+    /// [`Error::Unavailable`] when no server answers; a malformed address (no host, a
+    /// path, an unknown scheme) is [`Error::InvalidInput`] on `url`, before connecting.
     pub fn connect(url: &str, opts: JetStreamOptions) -> Result<JetStreamStore> {
         opts.validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -251,18 +290,7 @@ impl JetStreamStore {
             events_all: format!("{}.events.>", opts.subject_prefix),
         };
         let connect_timeout = opts.connect_timeout;
-        let servers = url
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(|u| {
-                u.parse::<async_nats::ServerAddr>()
-                    .map_err(|e| invalid("url", format!("{u:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if servers.is_empty() {
-            return Err(invalid("url", "no server address given"));
-        }
+        let servers = server_addrs(url)?;
         let client = runtime.block_on(async {
             let mut co = async_nats::ConnectOptions::new()
                 .name("aether-jetstream")
@@ -1510,6 +1538,49 @@ mod tests {
     fn wrong_last_sequence_number_is_parsed() {
         assert_eq!(super::parse_wrong_last("wrong last sequence: 17"), 17);
         assert_eq!(super::parse_wrong_last("garbage"), 0);
+    }
+
+    #[test]
+    fn malformed_urls_are_invalid_input_and_good_ones_parse() {
+        use aether_core::Error;
+        for bad in [
+            "",
+            " , ",
+            "nats://",
+            "nats://:4222",
+            "tls://",
+            "http://localhost:4222",
+            "nats://localhost:99999",
+            "nats://localhost:0",
+            "nats://localhost:4222/path",
+            "nats://localhost:4222?x=1",
+            "nats://a:4222,nats://",
+            "nats://[::1",
+        ] {
+            match super::server_addrs(bad) {
+                Err(Error::InvalidInput { field: "url", .. }) => {}
+                other => panic!("{bad:?}: expected InvalidInput on url, got {other:?}"),
+            }
+        }
+        for good in [
+            "localhost",
+            "nats://127.0.0.1:4222",
+            "nats://user:pw@host:4222/",
+            "tls://h:1,nats://[::1]:4223",
+        ] {
+            assert!(super::server_addrs(good).is_ok(), "{good:?}");
+        }
+        // Checked before any connection attempt: no server listens on port 1.
+        let opts = crate::JetStreamOptions {
+            connect_timeout: std::time::Duration::from_secs(30),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            super::JetStreamStore::connect("nats://", opts),
+            Err(Error::InvalidInput { field: "url", .. })
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -135,7 +135,7 @@ typedef struct {
 
 static goaether_open_result goaether_open_memory(size_t capacity) {
 	goaether_open_result r = {AETHER_OK, NULL, NULL};
-	r.status = aether_store_open_memory(&r.store, capacity, &r.err);
+	r.status = aether_store_open_memory(capacity, &r.store, &r.err);
 	return r;
 }
 

@@ -156,20 +156,6 @@ impl Options {
             ..Options::default()
         }
     }
-
-    fn validate(&self) -> Result<()> {
-        let (lo, hi) = SEGMENT_SIZE_RANGE;
-        if !(lo..=hi).contains(&self.segment_size) {
-            return Err(Error::invalid(
-                "segment_size",
-                format!(
-                    "{} is outside the allowed range {lo}..={hi} bytes",
-                    self.segment_size
-                ),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// The store's format marker file.
