@@ -619,20 +619,14 @@ fn inject(dir: &Path, rng: &mut Rng) -> (Category, String, String) {
 /// image, and only the log's last events: the records past the last checkpoint have no
 /// witness but themselves, and recovery reads this damage as a write the crash cut short.
 /// Each is a gap in the store's forensics to close (then remove it here):
-/// - `TailFrameGarbage`: bytes changed in the last frame. A write cut short leaves whole
-///   512-byte sectors of zero fill; a frame with a plausible length whose every sector
-///   holds written bytes but whose checksum fails was damaged, not cut short.
-/// - `ActiveTruncated`: the active segment cut inside or at the end of its frames. The
-///   zero fill runs ahead of the writer (synced first, when durable), so an active
-///   segment that ends without it was truncated, not cut short by a crash.
+/// - `ActiveTruncated`: the active segment cut right at the end of a frame (a cut inside a
+///   frame is refused: the frame runs past the end of the file, where zero fill should
+///   be). The zero fill runs ahead of the writer (synced first, when durable), so an
+///   active segment that ends without it was truncated, not cut short by a crash.
 /// - `SegmentDeleted` (the active one): the segment before it ends sealed and nothing
 ///   says a successor existed (the seal's index entry was not flushed). Creating the
 ///   successor before sealing its predecessor would make a sealed last segment evidence.
-const KNOWN_GAPS: [Category; 3] = [
-    Category::TailFrameGarbage,
-    Category::ActiveTruncated,
-    Category::SegmentDeleted,
-];
+const KNOWN_GAPS: [Category; 2] = [Category::ActiveTruncated, Category::SegmentDeleted];
 
 /// How a trial ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

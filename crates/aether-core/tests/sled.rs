@@ -333,7 +333,18 @@ fn damage_before_the_high_water_mark_is_reported_when_read_never_skipped() {
 #[test]
 fn a_torn_tail_is_cut_but_a_damaged_acknowledged_record_refuses_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let image = crashed_image(dir.path(), 3, 8);
+    let image = crashed_image(dir.path(), 3, 7);
+    {
+        // The last save spans several sectors, so a crash can cut it short.
+        let s = open(&image, Durability::Durable);
+        s.save_event(&ev("a", 8).with_data("big", "y".repeat(3000)))
+            .unwrap();
+        let copy = dir.path().join("image8");
+        copy_dir(&image, &copy);
+        drop(s);
+        std::fs::remove_dir_all(&image).unwrap();
+        std::fs::rename(&copy, &image).unwrap();
+    }
     let seg = segments(&image).pop().unwrap();
     let bytes = std::fs::read(&seg.path).unwrap();
     let data_end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
@@ -346,7 +357,8 @@ fn a_torn_tail_is_cut_but_a_damaged_acknowledged_record_refuses_the_store() {
     let torn = dir.path().join("torn");
     copy_dir(&image, &torn);
     let mut t = bytes.clone();
-    let cut = last.at + 32;
+    // Whole sectors past the frame's first one never reached the disk.
+    let cut = (last.at / 512 + 1) * 512;
     assert!(cut < data_end);
     t[cut..data_end].fill(0);
     std::fs::write(torn.join("log").join(seg.id.file_name()), &t).unwrap();
@@ -549,6 +561,27 @@ fn a_zeroed_frame_header_with_intact_frames_after_it_refuses_the_store() {
     std::fs::write(&seg.path, &bytes).unwrap();
     match SledStore::open_with(&image, opts(Durability::Durable)) {
         Err(Error::DataLoss(msg)) => assert!(msg.contains("intact frame follows"), "{msg}"),
+        other => panic!("expected DataLoss, got {other:?}"),
+    }
+}
+
+#[test]
+fn garbage_over_the_last_frame_written_in_full_refuses_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = crashed_image(dir.path(), 2, 6);
+    let seg = segments(&image).pop().unwrap();
+    let mut bytes = std::fs::read(&seg.path).unwrap();
+    let scan = segment::scan(&bytes, seg.id, segment::SEGMENT_HEADER_LEN as usize);
+    let last = *scan.frames.last().unwrap();
+    // Garbage from the middle of the last frame to its end: every sector it spans still
+    // holds written bytes, so no crash cut it short.
+    let end = last.at + 16 + last.payload_len;
+    for (i, b) in bytes[last.at + 100..end].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31) | 1;
+    }
+    std::fs::write(&seg.path, &bytes).unwrap();
+    match SledStore::open_with(&image, opts(Durability::Durable)) {
+        Err(Error::DataLoss(msg)) => assert!(msg.contains("written in full"), "{msg}"),
         other => panic!("expected DataLoss, got {other:?}"),
     }
 }

@@ -234,6 +234,11 @@ pub enum Damage {
     /// The last frame's checksum matches but its payload does not parse: it was written in
     /// full, by another format version or a bug, and cannot be dropped as cut short.
     Unparseable { at: usize },
+    /// The last frame fails its checksum although every sector it spans was written (none
+    /// is zero fill), or its header was written yet names a length no frame can have: a
+    /// write cut short leaves the sectors it did not reach as zeros, so this frame was
+    /// written in full and damaged since. (Segment log only.)
+    WrittenInFull { at: usize },
 }
 
 /// `sequence 5`, `sequences 5..=7`, `a snapshot`.
@@ -264,6 +269,10 @@ impl std::fmt::Display for Damage {
             Damage::Unparseable { at } => write!(
                 f,
                 "the frame at offset {at} matches its checksum but its payload does not parse (another format version?)"
+            ),
+            Damage::WrittenInFull { at } => write!(
+                f,
+                "the last frame (offset {at}) fails its checksum although it was written in full (no sector of it is zero fill): it was damaged after it was written, so it held an acknowledged save"
             ),
         }
     }

@@ -167,7 +167,14 @@ pub fn scan(data: &[u8], id: SegmentId, from: usize) -> SegmentScan {
                     })
                 }
             },
-            frame::FrameAt::Damaged => break frame::classify_damaged(data, at, salt, parse),
+            frame::FrameAt::Damaged => {
+                break match frame::classify_damaged(data, at, salt, parse) {
+                    frame::Ending::CutShort { .. } if written_in_full(data, at) => {
+                        frame::Ending::Damaged(frame::Damage::WrittenInFull { at })
+                    }
+                    ending => ending,
+                }
+            }
         }
     };
     SegmentScan {
@@ -175,6 +182,30 @@ pub fn scan(data: &[u8], id: SegmentId, from: usize) -> SegmentScan {
         end: at,
         ending,
     }
+}
+
+/// Whether the damaged frame at `at` was written in full, so that it cannot be a write
+/// cut short. The space ahead of the writer is zero-filled before any frame is written
+/// there, and a write cut short (a killed process: whole pages; a power loss: whole
+/// sectors) leaves what it did not reach as zeros. So a frame none of whose sectors is all
+/// zero was written in full; and a frame whose header bytes were written (they are not
+/// zero) but name a frame running past the end of the file, where the zero fill ahead of
+/// it should be, was written with a different header.
+fn written_in_full(data: &[u8], at: usize) -> bool {
+    let Some(len) = frame::be_u32(data, at) else {
+        return false;
+    };
+    let end = at + FRAME_HEADER_LEN + len as usize;
+    if end > data.len() {
+        return true;
+    }
+    let first = at / frame::SECTOR;
+    let last = (end - 1) / frame::SECTOR;
+    (first..=last).all(|sector| {
+        let from = (sector * frame::SECTOR).max(at);
+        let to = ((sector + 1) * frame::SECTOR).min(end);
+        data[from..to].iter().any(|&b| b != 0)
+    })
 }
 
 /// Fill in a frame's header in `buf[..FRAME_HEADER_LEN]` (the payload follows it) and pad
