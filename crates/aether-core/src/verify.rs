@@ -795,7 +795,7 @@ impl Verifier<'_> {
                 match scan.ending {
                     frame::Ending::End => {
                         if !last {
-                            if scan.end as u64 != s.len {
+                            if segment::sealed_len_after(scan.end as u64) != s.len {
                                 self.problem(
                                     FindingKind::SealedLength,
                                     &place,

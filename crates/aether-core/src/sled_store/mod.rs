@@ -1602,7 +1602,7 @@ fn recover(path: &Path, t: &Trees) -> Result<Recovery> {
             frame::Ending::End => {}
         }
         if !is_last {
-            if scan.end as u64 != s.len {
+            if segment::sealed_len_after(scan.end as u64) != s.len {
                 return Err(data_loss(format!(
                     "sealed segment {} ends at offset {} but is {} bytes",
                     s.path.display(),

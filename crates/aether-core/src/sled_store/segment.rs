@@ -208,6 +208,12 @@ fn written_in_full(data: &[u8], at: usize) -> bool {
     })
 }
 
+/// The length a sealed segment is cut to when its frames end at `frames_end`: past a zero
+/// frame header, to the end of that page.
+pub fn sealed_len_after(frames_end: u64) -> u64 {
+    (frames_end + FRAME_HEADER_LEN as u64).div_ceil(4096) * 4096
+}
+
 /// Fill in a frame's header in `buf[..FRAME_HEADER_LEN]` (the payload follows it) and pad
 /// the buffer to 8 bytes.
 pub fn seal_frame(buf: &mut Vec<u8>, salt: u64) {
@@ -649,12 +655,17 @@ impl Log {
             }
         }
         // The old segment's tail is made durable here (a group commit may already be
-        // syncing the new one), then cut to its last frame: it is sealed.
-        // In both modes: the index records the sealed length at once, and a sealed segment
-        // shorter than that is refused as lost data, so it must be on disk first.
+        // syncing the new one), then cut after its last frame: it is sealed. In both
+        // modes: the index records the sealed length at once, and a sealed segment shorter
+        // than that is refused as lost data, so it must be on disk first. Readers see the
+        // shorter length before the file shrinks, and the cut keeps the page that holds
+        // the end of the last frame and the zeros after it, so a reader that looks past
+        // the last frame never touches a page beyond the end of the file.
+        let file_len = sealed_len_after(sealed_len);
+        old.readable.store(file_len, Ordering::Release);
         if let Err(e) = (|| {
             old.file.sync_data()?;
-            old.file.set_len(sealed_len)?;
+            old.file.set_len(file_len)?;
             old.file.sync_all()
         })() {
             return Err(fail(active, e));
@@ -690,7 +701,6 @@ impl Log {
             Ok(s) => Arc::new(s),
             Err(e) => return Err(fail(active, e)),
         };
-        old.readable.store(sealed_len, Ordering::Release);
         self.segments
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -707,7 +717,7 @@ impl Log {
         active.pos = SEGMENT_HEADER_LEN;
         Ok(Sealed {
             id: old.id,
-            len: sealed_len,
+            len: file_len,
             next_base: active.next_sequence,
         })
     }
