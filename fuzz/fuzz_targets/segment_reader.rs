@@ -139,7 +139,7 @@ fuzz_target!(|data: &[u8]| {
     };
     segment::seal_frame(&mut buf, id.salt());
     let frame_len = FRAME_HEADER_LEN + (buf.len() - FRAME_HEADER_LEN);
-    let mut file = segment::header_bytes(id).to_vec();
+    let mut file = segment::header_bytes(id, None).to_vec();
     file.extend_from_slice(&buf);
     file.resize(file.len() + 512, 0);
     segment::check_header(&file, id).expect("a header the writer wrote");

@@ -28,7 +28,7 @@ impl Options {
     /// | `event_stored_capacity` | 1 to [`notify::MAX_CHANNEL_CAPACITY`](crate::notify::MAX_CHANNEL_CAPACITY) (16,777,216) |
     /// | `cache_capacity` | [`Self::MIN_CACHE_CAPACITY`] (1 MiB) to [`Self::MAX_CACHE_CAPACITY`] (1 TiB) |
     /// | `lock_timeout` | up to [`Self::MAX_LOCK_TIMEOUT`] (1 hour) |
-    /// | `segment_size` | [`SEGMENT_SIZE_RANGE`] (64 KiB to 2 GiB) |
+    /// | `segment_size` | a multiple of 4096 in [`SEGMENT_SIZE_RANGE`] (64 KiB to 2 GiB) |
     /// | `group_commit_window` | up to [`Self::MAX_GROUP_COMMIT_WINDOW`] (1 s) |
     ///
     /// The first field out of range is reported as [`Error::InvalidInput`] with the
@@ -53,11 +53,11 @@ impl Options {
             ));
         }
         let (lo, hi) = SEGMENT_SIZE_RANGE;
-        if !(lo..=hi).contains(&self.segment_size) {
+        if !(lo..=hi).contains(&self.segment_size) || self.segment_size % 4096 != 0 {
             return Err(Error::invalid(
                 "segment_size",
                 format!(
-                    "is {} bytes; it must be between {lo} (64 KiB) and {hi} (2 GiB)",
+                    "is {} bytes; it must be a multiple of 4096 between {lo} (64 KiB) and {hi} (2 GiB)",
                     self.segment_size
                 ),
             ));

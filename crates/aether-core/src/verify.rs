@@ -50,9 +50,9 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::event::{ActorSnapshot, Event};
 use crate::sled_store::index::{
-    decode_run, decode_sealed, decode_snapshot, split_key, Hwm, FORMAT_VERSION, META_CLEAN,
-    META_FORMAT, META_HWM, TREE_ACTORS, TREE_INDEX, TREE_META, TREE_POSITIONS, TREE_SEGMENTS,
-    TREE_SNAPSHOTS,
+    decode_run, decode_sealed, decode_snapshot, split_key, split_snapshot_key, Hwm, FORMAT_VERSION,
+    META_CLEAN, META_FORMAT, META_HWM, TREE_ACTORS, TREE_INDEX, TREE_META, TREE_POSITIONS,
+    TREE_SEGMENTS, TREE_SNAPSHOTS,
 };
 use crate::sled_store::record::{self, Record};
 use crate::sled_store::segment::{self, SegmentFile, SegmentId, SEGMENT_HEADER_LEN};
@@ -680,14 +680,25 @@ impl Verifier<'_> {
                 ),
             };
             let data: &[u8] = map.as_deref().unwrap_or(&[]);
-            if let Err(why) = segment::check_header(data, s.id) {
-                self.problem(
-                    FindingKind::SegmentHeader,
+            match segment::read_header(data, s.id) {
+                Err(why) => {
+                    self.problem(
+                        FindingKind::SegmentHeader,
+                        &place,
+                        format!("the segment {why}; the next open refuses the store"),
+                    );
+                    done += s.len;
+                    continue;
+                }
+                Ok(Some(seal)) if last => self.problem(
+                    FindingKind::MissingSegment,
                     &place,
-                    format!("the segment {why}; the next open refuses the store"),
-                );
-                done += s.len;
-                continue;
+                    format!(
+                        "the newest segment is sealed, so the one after it (sequences from {}) existed and is missing",
+                        seal.next_base
+                    ),
+                ),
+                Ok(_) => {}
             }
             let hwm_here = state.hwm.filter(|h| h.segment == s.id);
             let mut hwm_sequence = hwm_here
@@ -806,6 +817,16 @@ impl Verifier<'_> {
                                 );
                             }
                             break;
+                        }
+                        if s.len <= scan.end as u64 && s.len % 4096 != 0 {
+                            self.problem(
+                                FindingKind::DamagedRecord,
+                                &place,
+                                format!(
+                                    "the newest segment ends at offset {} right after its records, with none of the zero fill that runs ahead of the writer: it was truncated; the next open refuses the store",
+                                    s.len
+                                ),
+                            );
                         }
                         if let Some(next) = frame::intact_frame_after(data, at, salt) {
                             self.problem(
@@ -1301,7 +1322,7 @@ impl Verifier<'_> {
         for item in t.snapshots.iter() {
             let (k, v) = item?;
             self.report.snapshots += 1;
-            let Some((number, version)) = split_key(&k) else {
+            let Some((number, version)) = split_snapshot_key(&k) else {
                 self.problem(
                     FindingKind::MalformedIndex,
                     "snapshots",
@@ -1309,7 +1330,6 @@ impl Verifier<'_> {
                 );
                 continue;
             };
-            let version = version as i64;
             let Some(name) = names.get(&number) else {
                 self.problem(
                     FindingKind::MalformedIndex,

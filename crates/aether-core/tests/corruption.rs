@@ -615,18 +615,11 @@ fn inject(dir: &Path, rng: &mut Rng) -> (Category, String, String) {
     }
 }
 
-/// Damage that can end in acknowledged events lost without an error, and only in a crash
-/// image, and only the log's last events: the records past the last checkpoint have no
-/// witness but themselves, and recovery reads this damage as a write the crash cut short.
-/// Each is a gap in the store's forensics to close (then remove it here):
-/// - `ActiveTruncated`: the active segment cut right at the end of a frame (a cut inside a
-///   frame is refused: the frame runs past the end of the file, where zero fill should
-///   be). The zero fill runs ahead of the writer (synced first, when durable), so an
-///   active segment that ends without it was truncated, not cut short by a crash.
-/// - `SegmentDeleted` (the active one): the segment before it ends sealed and nothing
-///   says a successor existed (the seal's index entry was not flushed). Creating the
-///   successor before sealing its predecessor would make a sealed last segment evidence.
-const KNOWN_GAPS: [Category; 2] = [Category::ActiveTruncated, Category::SegmentDeleted];
+/// Damage that may end in acknowledged events lost without an error: none. (The crash
+/// images' newest records have no witness but themselves; the forensics that tell their
+/// damage from a write cut short are the segment log's: zero fill ahead of the writer,
+/// sectors written in full, and sealed headers naming the segment after them.)
+const KNOWN_GAPS: [Category; 0] = [];
 
 /// How a trial ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -1046,7 +1039,10 @@ fn corruption_is_refused_or_reported_never_silent() {
             if ok {
                 Ok((outcome, report))
             } else {
-                Err(vec![format!("{category:?} ended {outcome:?}")])
+                Err(vec![format!(
+                    "{category:?} ended {outcome:?}; the open said {:?}",
+                    report.lines()
+                )])
             }
         });
         match result {

@@ -407,6 +407,33 @@ fn a_missing_or_shortened_segment_is_data_loss_naming_it() {
         Err(Error::DataLoss(msg)) => assert!(msg.contains("missing"), "{msg}"),
         other => panic!("expected DataLoss, got {other:?}"),
     }
+    // The newest segment: the one before it was sealed only once it existed.
+    let newest = dir.path().join("newest");
+    copy_dir(&path, &newest);
+    let last = segs.last().unwrap();
+    std::fs::remove_file(newest.join("log").join(last.id.file_name())).unwrap();
+    match SledStore::open_with(&newest, opts(Durability::Durable)) {
+        Err(Error::DataLoss(msg)) => assert!(
+            msg.contains("is sealed") || msg.contains(&last.id.file_name()),
+            "{msg}"
+        ),
+        other => panic!("expected DataLoss, got {other:?}"),
+    }
+    // The newest segment cut right after a record, off a page boundary.
+    let cut = dir.path().join("cut");
+    copy_dir(&path, &cut);
+    let bytes = std::fs::read(&last.path).unwrap();
+    let scan = segment::scan(&bytes, last.id, segment::SEGMENT_HEADER_LEN as usize);
+    let end = scan.frames[scan.frames.len() / 2].next;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(cut.join("log").join(last.id.file_name()))
+        .unwrap();
+    f.set_len(end as u64).unwrap();
+    match SledStore::open_with(&cut, opts(Durability::Durable)) {
+        Err(Error::DataLoss(msg)) => assert!(msg.contains(&last.id.file_name()), "{msg}"),
+        other => panic!("expected DataLoss, got {other:?}"),
+    }
     let short = dir.path().join("short");
     copy_dir(&path, &short);
     let f = std::fs::OpenOptions::new()
@@ -584,4 +611,31 @@ fn garbage_over_the_last_frame_written_in_full_refuses_the_store() {
         Err(Error::DataLoss(msg)) => assert!(msg.contains("written in full"), "{msg}"),
         other => panic!("expected DataLoss, got {other:?}"),
     }
+}
+
+#[test]
+fn snapshots_at_any_version_read_back_latest_first_including_negative_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let snap = |version: i64| aether_core::ActorSnapshot {
+        actor_id: "a".into(),
+        version,
+        state: None,
+        timestamp: Timestamp::ZERO,
+    };
+    let s = open(&path, Durability::Durable);
+    s.save_snapshot(&snap(-5)).unwrap();
+    assert_eq!(s.get_latest_snapshot("a").unwrap(), Some(snap(-5)));
+    s.save_snapshot(&snap(-1)).unwrap();
+    assert!(matches!(
+        s.save_snapshot(&snap(-3)),
+        Err(Error::StaleSnapshot {
+            current_version: -1,
+            ..
+        })
+    ));
+    s.save_snapshot(&snap(i64::MAX)).unwrap();
+    drop(s);
+    let s = open(&path, Durability::Durable);
+    assert_eq!(s.get_latest_snapshot("a").unwrap(), Some(snap(i64::MAX)));
 }

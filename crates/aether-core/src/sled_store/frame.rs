@@ -239,6 +239,9 @@ pub enum Damage {
     /// write cut short leaves the sectors it did not reach as zeros, so this frame was
     /// written in full and damaged since. (Segment log only.)
     WrittenInFull { at: usize },
+    /// The file ends inside the frame at `at`, where the zero fill that always runs
+    /// ahead of the writer should be: it was truncated. (Segment log only.)
+    FileEndsInFrame { at: usize },
 }
 
 /// `sequence 5`, `sequences 5..=7`, `a snapshot`.
@@ -269,6 +272,10 @@ impl std::fmt::Display for Damage {
             Damage::Unparseable { at } => write!(
                 f,
                 "the frame at offset {at} matches its checksum but its payload does not parse (another format version?)"
+            ),
+            Damage::FileEndsInFrame { at } => write!(
+                f,
+                "the file ends inside the frame at offset {at}, where zero fill always follows the frames: it was truncated, and acknowledged records from that frame on are lost"
             ),
             Damage::WrittenInFull { at } => write!(
                 f,

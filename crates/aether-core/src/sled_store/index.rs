@@ -15,7 +15,8 @@
 //! - `positions`: `first sequence u64` → `offset u32`: a sparse map from sequence to a
 //!   record start (the first record of each segment, then about every 64 KiB), from which
 //!   `read_all` reads frames in order.
-//! - `snapshots`: `actor number ‖ version u64` → `crc u32 ‖ JSON`.
+//! - `snapshots`: `actor number ‖ version` → `crc u32 ‖ JSON`; the version with its sign bit
+//!   flipped ([`snapshot_key`]), so negative versions (the seed allows any) sort first.
 //! - `segments`: `base u64 ‖ gen u32` → `length u64 ‖ next base u64` of each sealed segment.
 //! - `meta`: the format, the durability last used, the high-water mark (`hwm`: the last
 //!   sequence indexed and the log position after it) and `clean` (set by a clean close).
@@ -55,7 +56,17 @@ pub fn index_key(actor: u64, version: u64) -> [u8; 16] {
     k
 }
 
-/// Split an `index` or `snapshots` key into (actor number, version).
+/// `snapshots` key of (actor number, version): order-preserving for every `i64`.
+pub fn snapshot_key(actor: u64, version: i64) -> [u8; 16] {
+    index_key(actor, (version as u64) ^ (1 << 63))
+}
+
+/// Split a `snapshots` key into (actor number, version).
+pub fn split_snapshot_key(k: &[u8]) -> Option<(u64, i64)> {
+    split_key(k).map(|(a, v)| (a, (v ^ (1 << 63)) as i64))
+}
+
+/// Split an `index` key into (actor number, version).
 pub fn split_key(k: &[u8]) -> Option<(u64, u64)> {
     (k.len() == 16).then(|| (u64_at(k, 0).unwrap(), u64_at(k, 8).unwrap()))
 }

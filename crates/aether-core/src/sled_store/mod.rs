@@ -1526,8 +1526,19 @@ fn recover(path: &Path, t: &Trees) -> Result<Recovery> {
             )
         };
         let data: &[u8] = map.as_deref().unwrap_or(&[]);
-        segment::check_header(data, s.id)
+        let seal = segment::read_header(data, s.id)
             .map_err(|why| data_loss(format!("segment {} {why}", s.path.display())))?;
+        if is_last {
+            if let Some(seal) = seal {
+                // A segment is sealed only once the next one exists.
+                return Err(data_loss(format!(
+                    "segment {} is sealed, so the segment after it (sequences from {}) existed, but it is missing from {}",
+                    s.path.display(),
+                    seal.next_base,
+                    log_dir.display()
+                )));
+            }
+        }
         let from = if i == start_idx {
             start_at
         } else {
@@ -1601,17 +1612,56 @@ fn recover(path: &Path, t: &Trees) -> Result<Recovery> {
             }
             frame::Ending::End => {}
         }
+        let mut len = s.len;
         if !is_last {
-            if segment::sealed_len_after(scan.end as u64) != s.len {
-                return Err(data_loss(format!(
-                    "sealed segment {} ends at offset {} but is {} bytes",
-                    s.path.display(),
-                    scan.end,
-                    s.len
-                )));
+            let cut = segment::sealed_len_after(scan.end as u64);
+            match seal {
+                Some(seal) if seal.frames_end != scan.end as u64 => {
+                    return Err(data_loss(format!(
+                        "sealed segment {}: its records end at offset {} but it was sealed at {}",
+                        s.path.display(),
+                        scan.end,
+                        seal.frames_end
+                    )))
+                }
+                _ if s.len < cut => {
+                    return Err(data_loss(format!(
+                        "sealed segment {} is {} bytes, shorter than its records ({} bytes): it was truncated",
+                        s.path.display(),
+                        s.len,
+                        scan.end
+                    )))
+                }
+                // A crash while sealing it (the next segment already existed): finish.
+                _ if s.len > cut || seal.is_none() => {
+                    let f = fs::OpenOptions::new()
+                        .write(true)
+                        .open(&s.path)
+                        .map_err(|e| Error::storage("sealing a segment", e))?;
+                    segment::seal_file(
+                        &f,
+                        s.id,
+                        segment::SealInfo {
+                            frames_end: scan.end as u64,
+                            next_base: next_sequence,
+                        },
+                    )
+                    .map_err(|e| Error::storage("sealing a segment", e))?;
+                    len = cut;
+                }
+                _ => {}
             }
             t.segments
-                .insert(segment_key(s.id), &encode_sealed(s.len, next_sequence))?;
+                .insert(segment_key(s.id), &encode_sealed(len, next_sequence))?;
+        } else if scan.ending == frame::Ending::End && s.len <= scan.end as u64 && s.len % 4096 != 0
+        {
+            // The zero fill always runs ahead of the writer to a page boundary: an active
+            // segment that ends right after a record, off a page boundary, was cut.
+            return Err(data_loss(format!(
+                "segment {} ends right after its record at offset {} with none of the zero fill that runs ahead of the writer: it was truncated, and acknowledged records after that offset may be lost",
+                s.path.display(),
+                scan.end
+            )));
         }
         last_end = scan.end as u64;
     }
@@ -1688,27 +1738,26 @@ fn intern_recovering(t: &Trees, actor: &[u8]) -> Result<u64> {
 fn apply_snapshot(t: &Trees, actor: &[u8], version: i64, json: &[u8]) -> Result<()> {
     let number = intern_recovering(t, actor)?;
     let current = latest_snapshot_key(t, number)?;
-    if current.as_ref().is_some_and(|(v, _)| (*v as i64) > version) {
+    if current.as_ref().is_some_and(|(v, _)| *v > version) {
         return Ok(());
     }
     t.snapshots
-        .insert(index_key(number, version as u64), encode_snapshot(json))?;
+        .insert(snapshot_key(number, version), encode_snapshot(json))?;
     if let Some((v, key)) = current {
-        if v as i64 != version {
+        if v != version {
             t.snapshots.remove(key)?;
         }
     }
     Ok(())
 }
 
-fn latest_snapshot_key(t: &Trees, number: u64) -> Result<Option<(u64, sled::IVec)>> {
-    let Some((key, _)) = t.snapshots.get_lt(index_key(number, u64::MAX))? else {
+/// The actor's newest snapshot key and its version.
+fn latest_snapshot_key(t: &Trees, number: u64) -> Result<Option<(i64, sled::IVec)>> {
+    let range = index_key(number, 0)..=index_key(number, u64::MAX);
+    let Some((key, _)) = t.snapshots.range(range).next_back().transpose()? else {
         return Ok(None);
     };
-    Ok(match split_key(&key) {
-        Some((n, v)) if n == number => Some((v, key)),
-        _ => None,
-    })
+    Ok(split_snapshot_key(&key).map(|(_, v)| (v, key)))
 }
 
 impl Drop for SledStore {
@@ -1876,11 +1925,11 @@ impl SnapshotStore for SledStore {
                 n => n,
             };
             if let Some((current, _)) = latest_snapshot_key(&self.ix.t, number)? {
-                if snapshot.version < current as i64 {
+                if snapshot.version < current {
                     return Err(Error::StaleSnapshot {
                         actor_id: snapshot.actor_id.clone(),
                         attempted_version: snapshot.version,
-                        current_version: current as i64,
+                        current_version: current,
                     });
                 }
             }

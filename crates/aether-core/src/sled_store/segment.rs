@@ -84,26 +84,57 @@ impl SegmentId {
     }
 }
 
-/// A segment header sector.
-pub fn header_bytes(id: SegmentId) -> [u8; SEGMENT_HEADER_LEN as usize] {
+/// What a sealed segment's header says: where its frames end, and the sequence the next
+/// segment starts at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealInfo {
+    pub frames_end: u64,
+    pub next_base: u64,
+}
+
+/// A segment header sector: `AETHSEG2 ‖ base u64 ‖ gen u32 ‖ frames end u64 ‖ next base u64
+/// ‖ crc u32`, zeros after. The last two are zero until the segment is sealed; sealing
+/// rewrites the header (one sector) after the next segment exists, so a log whose newest
+/// segment is sealed has lost the segment after it.
+pub fn header_bytes(id: SegmentId, sealed: Option<SealInfo>) -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
     h[0..8].copy_from_slice(SEGMENT_MAGIC);
     h[8..16].copy_from_slice(&id.base.to_be_bytes());
     h[16..20].copy_from_slice(&id.gen.to_be_bytes());
-    let crc = crc32fast::hash(&h[0..20]);
-    h[20..24].copy_from_slice(&crc.to_be_bytes());
+    if let Some(seal) = sealed {
+        h[20..28].copy_from_slice(&seal.frames_end.to_be_bytes());
+        h[28..36].copy_from_slice(&seal.next_base.to_be_bytes());
+    }
+    let crc = crc32fast::hash(&h[0..36]);
+    h[36..40].copy_from_slice(&crc.to_be_bytes());
     h
+}
+
+/// Read a segment's header, checked against the identity its file name gives: `None` for
+/// a segment that is not sealed.
+pub fn read_header(data: &[u8], id: SegmentId) -> Result<Option<SealInfo>, String> {
+    let Some(h) = data.get(..SEGMENT_HEADER_LEN as usize) else {
+        return Err(format!("is {} bytes, shorter than its header", data.len()));
+    };
+    let frames_end = frame::be_u64(h, 20).unwrap_or(0);
+    let next_base = frame::be_u64(h, 28).unwrap_or(0);
+    let sealed = (frames_end != 0).then_some(SealInfo {
+        frames_end,
+        next_base,
+    });
+    if h != header_bytes(id, sealed) {
+        return Err("has a damaged header or one that does not match its name".into());
+    }
+    Ok(sealed)
 }
 
 /// Check a segment's header against the identity its file name gives.
 pub fn check_header(data: &[u8], id: SegmentId) -> Result<(), String> {
-    let Some(h) = data.get(..SEGMENT_HEADER_LEN as usize) else {
-        return Err(format!("is {} bytes, shorter than its header", data.len()));
-    };
-    if h != header_bytes(id) {
-        return Err("has a damaged header or one that does not match its name".into());
-    }
-    Ok(())
+    read_header(data, id).map(|_| ())
+}
+
+fn page_up(n: u64) -> u64 {
+    n.div_ceil(4096) * 4096
 }
 
 /// One intact frame found by [`scan`].
@@ -141,6 +172,9 @@ pub fn scan(data: &[u8], id: SegmentId, from: usize) -> SegmentScan {
     let mut frames = Vec::new();
     let mut at = from;
     let ending = loop {
+        if at < data.len() && at + FRAME_HEADER_LEN > data.len() {
+            break frame::Ending::Damaged(frame::Damage::FileEndsInFrame { at });
+        }
         match frame::frame_at(data, at, salt) {
             // Zeros where a frame should start, yet an intact frame later: that frame was
             // written after this one, which was damaged since (never a write cut short).
@@ -169,6 +203,9 @@ pub fn scan(data: &[u8], id: SegmentId, from: usize) -> SegmentScan {
             },
             frame::FrameAt::Damaged => {
                 break match frame::classify_damaged(data, at, salt, parse) {
+                    frame::Ending::CutShort { .. } if runs_past_the_file(data, at) => {
+                        frame::Ending::Damaged(frame::Damage::FileEndsInFrame { at })
+                    }
                     frame::Ending::CutShort { .. } if written_in_full(data, at) => {
                         frame::Ending::Damaged(frame::Damage::WrittenInFull { at })
                     }
@@ -190,7 +227,7 @@ pub fn scan(data: &[u8], id: SegmentId, from: usize) -> SegmentScan {
 /// sectors) leaves what it did not reach as zeros. So a frame none of whose sectors is all
 /// zero was written in full; and a frame whose header bytes were written (they are not
 /// zero) but name a frame running past the end of the file, where the zero fill ahead of
-/// it should be, was written with a different header.
+/// it should be, was written with a different header or the file was cut.
 fn written_in_full(data: &[u8], at: usize) -> bool {
     let Some(len) = frame::be_u32(data, at) else {
         return false;
@@ -206,6 +243,24 @@ fn written_in_full(data: &[u8], at: usize) -> bool {
         let to = ((sector + 1) * frame::SECTOR).min(end);
         data[from..to].iter().any(|&b| b != 0)
     })
+}
+
+/// Seal a segment file: rewrite its header with `seal`, cut it after its frames, sync.
+pub fn seal_file(file: &File, id: SegmentId, seal: SealInfo) -> io::Result<()> {
+    file.write_all_at(&header_bytes(id, Some(seal)), 0)?;
+    file.sync_data()?;
+    file.set_len(sealed_len_after(seal.frames_end))?;
+    file.sync_all()
+}
+
+/// Whether the frame at `at` runs past the end of a file that is not a whole number of
+/// pages long. The zero fill, synced in both modes before any frame is written over it,
+/// always runs ahead of the frames to a page boundary, so such a file was cut inside the
+/// frame. (A length running past a page-aligned end is left to `written_in_full`: a
+/// damaged length field, most likely.)
+fn runs_past_the_file(data: &[u8], at: usize) -> bool {
+    let end = frame::be_u32(data, at).map(|len| at + FRAME_HEADER_LEN + len as usize);
+    end.is_some_and(|end| end > data.len()) && data.len() % 4096 != 0
 }
 
 /// The length a sealed segment is cut to when its frames end at `frames_end`: past a zero
@@ -352,7 +407,9 @@ impl Zeroer {
                 let to = st.want;
                 st.busy = true;
                 drop(st);
-                let result = extend_with_zeros(&target.file, from, to, self.opts.sync);
+                // Synced in both modes: the file's length must never fall back below
+                // frames written over the fill, or recovery would read a cut file.
+                let result = extend_with_zeros(&target.file, from, to, true);
                 st = lock(&self.state);
                 st.busy = false;
                 match result {
@@ -401,10 +458,8 @@ fn prepare_spare(dir: &Path, opts: LogOptions) -> io::Result<()> {
         .create(true)
         .truncate(true)
         .open(&path)?;
-    extend_with_zeros(&file, 0, opts.chunk(), opts.sync)?;
-    if opts.sync {
-        frame::sync_dir(dir)?;
-    }
+    extend_with_zeros(&file, 0, opts.chunk(), true)?;
+    frame::sync_dir(dir)?;
     Ok(())
 }
 
@@ -536,7 +591,7 @@ impl Log {
             state: Mutex::new(ZeroState {
                 target: Some(active.clone()),
                 zeroed_to,
-                want: (pos + opts.chunk()).min(active.map.len() as u64),
+                want: page_up(pos + opts.chunk()).min(active.map.len() as u64),
                 spare_ready,
                 busy: false,
                 stop: false,
@@ -612,7 +667,7 @@ impl Log {
         let limit = active.seg.map.len() as u64;
         let mut st = lock(&self.zeroer.state);
         if st.zeroed_to < limit && st.want <= st.zeroed_to && st.zeroed_to < end + chunk / 2 {
-            st.want = (st.zeroed_to + chunk).min(limit);
+            st.want = page_up(st.zeroed_to + chunk).min(limit);
             self.zeroer.changed.notify_all();
         }
         while st.zeroed_to < end {
@@ -620,7 +675,7 @@ impl Log {
                 return Err(io::Error::other(e.clone()));
             }
             if st.want < end {
-                st.want = (end + chunk).min(limit).max(end);
+                st.want = page_up(end + chunk).min(limit).max(end);
                 self.zeroer.changed.notify_all();
             }
             st = self
@@ -654,20 +709,9 @@ impl Log {
                     .unwrap_or_else(|p| p.into_inner());
             }
         }
-        // The old segment's tail is made durable here (a group commit may already be
-        // syncing the new one), then cut after its last frame: it is sealed. In both
-        // modes: the index records the sealed length at once, and a sealed segment shorter
-        // than that is refused as lost data, so it must be on disk first. Readers see the
-        // shorter length before the file shrinks, and the cut keeps the page that holds
-        // the end of the last frame and the zeros after it, so a reader that looks past
-        // the last frame never touches a page beyond the end of the file.
-        let file_len = sealed_len_after(sealed_len);
-        old.readable.store(file_len, Ordering::Release);
-        if let Err(e) = (|| {
-            old.file.sync_data()?;
-            old.file.set_len(file_len)?;
-            old.file.sync_all()
-        })() {
+        // The old segment's tail is made durable first (a group commit may already be
+        // syncing the new one).
+        if let Err(e) = old.file.sync_data() {
             return Err(fail(active, e));
         }
         let id = if active.next_sequence == old.id.base {
@@ -701,6 +745,21 @@ impl Log {
             Ok(s) => Arc::new(s),
             Err(e) => return Err(fail(active, e)),
         };
+        // Only now that its successor exists is the old segment sealed: its header
+        // rewritten to say where its frames end and where the log goes on, then the file
+        // cut after its last frame. Readers see the shorter length before the file
+        // shrinks, and the cut keeps the page holding the end of the last frame and the
+        // zeros after it, so a reader that looks past the last frame never touches a page
+        // beyond the end of the file.
+        let seal = SealInfo {
+            frames_end: sealed_len,
+            next_base: active.next_sequence,
+        };
+        let file_len = sealed_len_after(sealed_len);
+        old.readable.store(file_len, Ordering::Release);
+        if let Err(e) = seal_file(&old.file, old.id, seal) {
+            return Err(fail(active, e));
+        }
         self.segments
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -710,7 +769,7 @@ impl Log {
             let len = seg.readable.load(Ordering::Acquire);
             st.target = Some(seg.clone());
             st.zeroed_to = len;
-            st.want = len + self.opts.chunk();
+            st.want = page_up(len + self.opts.chunk()).min(seg.map.len() as u64);
             self.zeroer.changed.notify_all();
         }
         active.seg = seg;
@@ -832,24 +891,23 @@ fn create_segment(
                 .create(true)
                 .truncate(true)
                 .open(&staged)?;
-            extend_with_zeros(&f, 0, opts.chunk(), false)?;
+            extend_with_zeros(&f, 0, opts.chunk(), true)?;
             staged
         }
     };
+    // Durable in both modes: the segment before it is sealed (synced) once it exists, and a
+    // sealed newest segment means a lost successor.
     let file = OpenOptions::new().read(true).write(true).open(&staged)?;
-    file.write_all_at(&header_bytes(id), 0)?;
-    if opts.sync {
-        file.sync_data()?;
-    }
+    file.write_all_at(&header_bytes(id, None), 0)?;
+    file.sync_data()?;
     drop(file);
     fs::rename(&staged, &path)?;
-    if opts.sync {
-        frame::sync_dir(dir)?;
-    }
+    frame::sync_dir(dir)?;
     Segment::open(
         dir,
         id,
-        opts.segment_size.max(SEGMENT_HEADER_LEN + frame_len),
+        opts.segment_size
+            .max(page_up(SEGMENT_HEADER_LEN + frame_len)),
         true,
     )
 }
