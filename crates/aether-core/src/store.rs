@@ -54,6 +54,25 @@ pub trait EventStore: Send + Sync {
     /// Up to `limit` events with `sequence >= from_sequence`, in sequence order.
     fn read_all(&self, from_sequence: u64, limit: usize) -> Result<Vec<SequencedEvent>>;
 
+    /// Up to `limit` events with `sequence >= from_sequence`, in sequence order, as one JSON
+    /// array of `{"sequence":N,"event":<the event's Go-compatible JSON>}` objects: what the
+    /// C ABI and Go read. Backends that store JSON copy it without decoding it.
+    fn read_all_sequenced_json(&self, from_sequence: u64, limit: usize) -> Result<Vec<u8>> {
+        let events = self.read_all(from_sequence, limit)?;
+        let mut json = Vec::with_capacity(events.len() * 300 + 2);
+        json.push(b'[');
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            push_sequenced_prefix(&mut json, e.sequence);
+            e.event.write_json(&mut json);
+            json.push(b'}');
+        }
+        json.push(b']');
+        Ok(json)
+    }
+
     /// The sequence of the last stored event (0 when empty).
     fn last_sequence(&self) -> Result<u64>;
 
@@ -205,4 +224,23 @@ impl Limits {
         }
         Ok(())
     }
+}
+
+/// `{"sequence":N,"event":` — the start of one element of
+/// [`EventStore::read_all_sequenced_json`].
+pub fn push_sequenced_prefix(out: &mut Vec<u8>, sequence: u64) {
+    out.extend_from_slice(b"{\"sequence\":");
+    let mut digits = [0u8; 20];
+    let mut n = sequence;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b",\"event\":");
 }

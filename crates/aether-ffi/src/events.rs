@@ -266,18 +266,7 @@ pub unsafe extern "C" fn aether_read_all(
     store_export!(store, err_out, {
         // SAFETY: every pointer is NULL or valid, per the contract.
         let events_out = unsafe { out(events_out, "events_out") }?;
-        let events = store.with(|s| Ok(s.read_all(from_sequence, limit)?))?;
-        let mut json = Vec::with_capacity(events.len() * 280 + 2);
-        json.push(b'[');
-        for (i, e) in events.iter().enumerate() {
-            if i > 0 {
-                json.push(b',');
-            }
-            json.extend_from_slice(format!("{{\"sequence\":{},\"event\":", e.sequence).as_bytes());
-            e.event.write_json(&mut json);
-            json.push(b'}');
-        }
-        json.push(b']');
+        let json = store.with(|s| Ok(s.read_all_sequenced_json(from_sequence, limit)?))?;
         events_out.write(aether_bytes::from_vec(json));
         Ok(())
     })

@@ -1872,6 +1872,27 @@ impl EventStore for SledStore {
         Ok(out)
     }
 
+    fn read_all_sequenced_json(&self, from_sequence: u64, limit: usize) -> Result<Vec<u8>> {
+        // The stored JSON, copied once out of the mapped log.
+        let mut out = Vec::with_capacity(limit.min(4096) * 360 + 2);
+        out.push(b'[');
+        let mut n = 0;
+        if limit > 0 {
+            self.scan_log(from_sequence, |seq, _, _, json| {
+                if n > 0 {
+                    out.push(b',');
+                }
+                crate::store::push_sequenced_prefix(&mut out, seq);
+                out.extend_from_slice(json);
+                out.push(b'}');
+                n += 1;
+                Ok(n < limit)
+            })?;
+        }
+        out.push(b']');
+        Ok(out)
+    }
+
     fn last_sequence(&self) -> Result<u64> {
         Ok(self.visible())
     }

@@ -247,6 +247,24 @@ fn the_sequence_is_gapless_across_actors(f: Factory) {
     assert!(s.read_all(16, 10).unwrap().is_empty());
     assert!(s.read_all(1, 0).unwrap().is_empty());
     assert_eq!(s.last_sequence().unwrap(), 15);
+    // The sequenced JSON that C and Go read: each event's own encoding, in order.
+    for (from, limit) in [(1, 1000), (7, 3), (15, 5), (16, 10), (1, 0)] {
+        let mut want = b"[".to_vec();
+        for (i, e) in s.read_all(from, limit).unwrap().iter().enumerate() {
+            if i > 0 {
+                want.push(b',');
+            }
+            aether_core::store::push_sequenced_prefix(&mut want, e.sequence);
+            e.event.write_json(&mut want);
+            want.push(b'}');
+        }
+        want.push(b']');
+        assert_eq!(
+            String::from_utf8(s.read_all_sequenced_json(from, limit).unwrap()).unwrap(),
+            String::from_utf8(want).unwrap(),
+            "from {from}, limit {limit}"
+        );
+    }
 }
 
 fn actor_ids_never_see_each_other(f: Factory) {
