@@ -486,7 +486,7 @@ fn verify_names_a_damaged_snapshot() {
         let db = sled::open(path.join("sled")).unwrap();
         let a = actor_number(&db, "a");
         let snapshots = db.open_tree(index::TREE_SNAPSHOTS).unwrap();
-        let key = index::index_key(a, 2);
+        let key = index::snapshot_key(a, 2);
         let mut value = snapshots.get(key).unwrap().unwrap().to_vec();
         let last = value.len() - 2;
         value[last] ^= 0x01;
