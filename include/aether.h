@@ -157,6 +157,23 @@ typedef enum aether_status {
 } aether_status;
 
 /**
+ * Whether a failed call may nonetheless have been applied. Values never change.
+ */
+typedef enum aether_outcome {
+  /**
+   * Nothing was written: the call can be retried or abandoned as it is.
+   */
+  AETHER_OUTCOME_NOT_APPLIED = 0,
+  /**
+   * It may have been applied: a storage failure after the record reached the log
+   * (the store then refuses writes until it is reopened, and the record may be there
+   * after reopening), or a networked backend that did not answer in time. Read the
+   * actor back, or retry the same event: a save that landed then conflicts.
+   */
+  AETHER_OUTCOME_UNKNOWN = 1,
+} aether_outcome;
+
+/**
  * What a successful save guarantees on a sled store (`aether_sled_options.durability`).
  */
 typedef enum aether_durability {
@@ -391,6 +408,14 @@ void aether_bytes_free(struct aether_bytes *bytes);
  * NULL -> `AETHER_INVALID_ARGUMENT`. Cannot otherwise fail. Thread-safe.
  */
 enum aether_status aether_error_code(const struct aether_error *err);
+
+/**
+ * Whether the failed call that created `err` may have been applied:
+ * `AETHER_OUTCOME_UNKNOWN` after a storage failure once the record may have reached the
+ * log, or a timeout or lost connection of a networked backend; otherwise
+ * `AETHER_OUTCOME_NOT_APPLIED`. NULL -> `AETHER_OUTCOME_NOT_APPLIED`. Thread-safe.
+ */
+enum aether_outcome aether_error_outcome(const struct aether_error *err);
 
 /**
  * The error's message: NUL-terminated UTF-8 English text, e.g.

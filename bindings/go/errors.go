@@ -83,6 +83,12 @@ var (
 type Error struct {
 	Code    Code
 	Message string
+	// OutcomeUnknown is true when the failed call may nonetheless have been applied: a
+	// storage failure after the record may have reached the log (the store then refuses
+	// writes until reopened, and the record may be there after reopening), or a
+	// JetStream timeout or lost connection. Read the actor back, or retry the same event:
+	// a save that landed then conflicts. False means nothing was written.
+	OutcomeUnknown bool
 }
 
 func (e *Error) Error() string {
@@ -145,5 +151,5 @@ func errorOf(f *capi.Failure) error {
 			CurrentVersion:   f.CurrentVersion,
 		}
 	}
-	return &Error{Code: Code(f.Status), Message: f.Message}
+	return &Error{Code: Code(f.Status), Message: f.Message, OutcomeUnknown: f.OutcomeUnknown}
 }

@@ -157,3 +157,17 @@ func waitFor(t *testing.T, what string, done <-chan struct{}) {
 		}
 	}
 }
+
+// A failure the library marks as possibly applied (aether_error_outcome) says so on the
+// *Error, and still matches its sentinel; one that wrote nothing does not.
+func TestStorageFailureCarriesItsOutcome(t *testing.T) {
+	err := errorOf(&capi.Failure{Status: capi.StatusStorage, Message: "storage error: syncing the log", OutcomeUnknown: true})
+	var e *Error
+	if !errors.As(err, &e) || !e.OutcomeUnknown || !errors.Is(err, ErrStorage) {
+		t.Fatalf("errorOf(storage failure, outcome unknown) = %#v", err)
+	}
+	err = errorOf(&capi.Failure{Status: capi.StatusStorage, Message: "storage error: opening"})
+	if !errors.As(err, &e) || e.OutcomeUnknown {
+		t.Fatalf("errorOf(storage failure, nothing written) = %#v", err)
+	}
+}

@@ -112,6 +112,9 @@ static void test_conflict(void) {
   CHECK_OK(aether_error_conflict(err, &actor, &actor_len, &attempted, &current));
   CHECK(actor_len == 7 && memcmp(actor, "order-1", 7) == 0);
   CHECK(attempted == 1 && current == 1);
+  /* A conflict wrote nothing; NULL reads as "nothing written" too. */
+  CHECK(aether_error_outcome(err) == AETHER_OUTCOME_NOT_APPLIED);
+  CHECK(aether_error_outcome(NULL) == AETHER_OUTCOME_NOT_APPLIED);
   aether_error_free(err);
   err = NULL;
 

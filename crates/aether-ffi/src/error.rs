@@ -17,6 +17,20 @@ pub struct aether_error {
     status: aether_status,
     message: CString,
     conflict: Option<Conflict>,
+    outcome: aether_outcome,
+}
+
+/// Whether a failed call may nonetheless have been applied. Values never change.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum aether_outcome {
+    /// Nothing was written: the call can be retried or abandoned as it is.
+    AETHER_OUTCOME_NOT_APPLIED = 0,
+    /// It may have been applied: a storage failure after the record reached the log
+    /// (the store then refuses writes until it is reopened, and the record may be there
+    /// after reopening), or a networked backend that did not answer in time. Read the
+    /// actor back, or retry the same event: a save that landed then conflicts.
+    AETHER_OUTCOME_UNKNOWN = 1,
 }
 
 struct Conflict {
@@ -40,6 +54,12 @@ impl aether_error {
         // Messages quote user strings with escapes, but never let an interior NUL cut
         // the C string short.
         let message = CString::new(message.replace('\0', "\\0")).expect("NULs were replaced");
+        let outcome = match &failure {
+            Failure::Core(e) if e.outcome() == aether_core::Outcome::Unknown => {
+                aether_outcome::AETHER_OUTCOME_UNKNOWN
+            }
+            _ => aether_outcome::AETHER_OUTCOME_NOT_APPLIED,
+        };
         let conflict = match failure {
             Failure::Core(aether_core::Error::VersionConflict {
                 actor_id,
@@ -61,6 +81,7 @@ impl aether_error {
             status,
             message,
             conflict,
+            outcome,
         }
     }
 
@@ -84,6 +105,19 @@ pub unsafe extern "C" fn aether_error_code(err: *const aether_error) -> aether_s
     match unsafe { err.as_ref() } {
         Some(e) => e.status,
         None => aether_status::AETHER_INVALID_ARGUMENT,
+    }
+}
+
+/// Whether the failed call that created `err` may have been applied:
+/// `AETHER_OUTCOME_UNKNOWN` after a storage failure once the record may have reached the
+/// log, or a timeout or lost connection of a networked backend; otherwise
+/// `AETHER_OUTCOME_NOT_APPLIED`. NULL -> `AETHER_OUTCOME_NOT_APPLIED`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn aether_error_outcome(err: *const aether_error) -> aether_outcome {
+    // SAFETY: NULL or a valid error, per the contract.
+    match unsafe { err.as_ref() } {
+        Some(e) => e.outcome,
+        None => aether_outcome::AETHER_OUTCOME_NOT_APPLIED,
     }
 }
 
@@ -155,4 +189,44 @@ pub unsafe extern "C" fn aether_error_free(err: *mut aether_error) {
         drop(unsafe { Box::from_raw(err) });
         Ok(())
     });
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_that_may_have_been_applied_says_so() {
+        let unknown = aether_error::new(
+            aether_status::AETHER_STORAGE,
+            Failure::Core(aether_core::Error::Storage {
+                context: "syncing the log".into(),
+                source: std::io::Error::other("EIO"),
+                outcome: aether_core::Outcome::Unknown,
+            }),
+        );
+        let not_applied = aether_error::new(
+            aether_status::AETHER_STORAGE,
+            Failure::Core(aether_core::Error::Storage {
+                context: "opening".into(),
+                source: std::io::Error::other("EACCES"),
+                outcome: aether_core::Outcome::NotApplied,
+            }),
+        );
+        // SAFETY: valid errors and NULL.
+        unsafe {
+            assert_eq!(
+                aether_error_outcome(&unknown),
+                aether_outcome::AETHER_OUTCOME_UNKNOWN
+            );
+            assert_eq!(
+                aether_error_outcome(&not_applied),
+                aether_outcome::AETHER_OUTCOME_NOT_APPLIED
+            );
+            assert_eq!(
+                aether_error_outcome(std::ptr::null()),
+                aether_outcome::AETHER_OUTCOME_NOT_APPLIED
+            );
+        }
+    }
 }

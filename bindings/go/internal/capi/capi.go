@@ -223,13 +223,15 @@ typedef struct {
 	size_t actor_id_len;
 	int64_t attempted;
 	int64_t current;
+	int outcome_unknown;
 } goaether_error_detail;
 
 static goaether_error_detail goaether_error_details(const aether_error *e) {
-	goaether_error_detail d = {AETHER_OK, "", 0, NULL, 0, 0, 0};
+	goaether_error_detail d = {AETHER_OK, "", 0, NULL, 0, 0, 0, 0};
 	d.status = aether_error_code(e);
 	d.message = aether_error_message(e);
 	d.has_conflict = aether_error_conflict(e, &d.actor_id, &d.actor_id_len, &d.attempted, &d.current) == AETHER_OK;
+	d.outcome_unknown = aether_error_outcome(e) == AETHER_OUTCOME_UNKNOWN;
 	return d;
 }
 */
@@ -276,6 +278,8 @@ type Failure struct {
 	ActorID          string
 	AttemptedVersion int64
 	CurrentVersion   int64
+	// OutcomeUnknown: the call may have been applied (aether_error_outcome).
+	OutcomeUnknown bool
 }
 
 // failure copies an aether_error into Go memory and frees it.
@@ -287,6 +291,7 @@ func failure(status C.aether_status, e *C.aether_error) *Failure {
 	}
 	d := C.goaether_error_details(e)
 	f.Message = C.GoString(d.message)
+	f.OutcomeUnknown = d.outcome_unknown != 0
 	if d.has_conflict != 0 {
 		f.HasConflict = true
 		f.ActorID = C.GoStringN((*C.char)(unsafe.Pointer(d.actor_id)), C.int(d.actor_id_len))
