@@ -172,8 +172,13 @@ pub fn scan(data: &[u8], id: SegmentId, from: usize) -> SegmentScan {
     let mut frames = Vec::new();
     let mut at = from;
     let ending = loop {
+        // The file ends inside a frame header: the end of a full segment (zeros: no frame
+        // fits there, the writer rolled), or a cut file (a header was written there).
         if at < data.len() && at + FRAME_HEADER_LEN > data.len() {
-            break frame::Ending::Damaged(frame::Damage::FileEndsInFrame { at });
+            if data[at..].iter().any(|&b| b != 0) {
+                break frame::Ending::Damaged(frame::Damage::FileEndsInFrame { at });
+            }
+            break frame::Ending::End;
         }
         match frame::frame_at(data, at, salt) {
             // Zeros where a frame should start, yet an intact frame later: that frame was
@@ -915,6 +920,41 @@ fn create_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A segment file's bytes: the header, then one frame per payload.
+    fn segment_bytes(id: SegmentId, events: u64) -> Vec<u8> {
+        let mut data = header_bytes(id, None).to_vec();
+        for seq in id.base..id.base + events {
+            let mut b = super::super::record::EventsRecordBuilder::new(FRAME_HEADER_LEN, 64);
+            b.group(b"a");
+            b.event(seq as i64, |o| o.extend_from_slice(b"{}"));
+            let (mut buf, _) = b.finish();
+            super::super::record::set_first_sequence(&mut buf[FRAME_HEADER_LEN..], seq);
+            seal_frame(&mut buf, id.salt());
+            data.extend_from_slice(&buf);
+        }
+        data
+    }
+
+    #[test]
+    fn a_file_ending_inside_a_frame_header_is_the_end_when_zero_and_damage_when_not() {
+        let id = SegmentId { base: 1, gen: 0 };
+        let frames = segment_bytes(id, 3);
+        // A full segment: fewer than a header's bytes left, all zero (the writer rolled).
+        let mut full = frames.clone();
+        full.extend_from_slice(&[0u8; 8]);
+        let found = scan(&full, id, SEGMENT_HEADER_LEN as usize);
+        assert_eq!((found.frames.len(), found.ending), (3, frame::Ending::End));
+        // A cut file: part of a header was written there.
+        let mut cut = frames.clone();
+        cut.extend_from_slice(&[0, 0, 0, 40, 1, 2, 3, 4]);
+        let found = scan(&cut, id, SEGMENT_HEADER_LEN as usize);
+        assert_eq!(found.frames.len(), 3);
+        assert!(matches!(
+            found.ending,
+            frame::Ending::Damaged(frame::Damage::FileEndsInFrame { .. })
+        ));
+    }
 
     #[test]
     fn names_round_trip_and_order() {
