@@ -454,16 +454,19 @@ fn extend_with_zeros(file: &File, from: u64, to: u64, sync: bool) -> io::Result<
     Ok(())
 }
 
-/// Create `spare`: the next segment's first chunk, zero-filled and synced.
+/// Create `spare`: the next segment's first chunk, zero-filled and synced. Built under a
+/// name of its own and renamed, so no file that is (or may become) a segment is opened.
 fn prepare_spare(dir: &Path, opts: LogOptions) -> io::Result<()> {
-    let path = dir.join(SPARE_NAME);
+    let building = dir.join(format!("{SPARE_NAME}.building"));
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&path)?;
+        .open(&building)?;
     extend_with_zeros(&file, 0, opts.chunk(), true)?;
+    drop(file);
+    fs::rename(&building, dir.join(SPARE_NAME))?;
     frame::sync_dir(dir)?;
     Ok(())
 }
@@ -743,10 +746,17 @@ impl Log {
             if let Some(e) = st.error.clone() {
                 return Err(fail(active, io::Error::other(e)));
             }
-            st.spare_ready = false;
             self.dir.join(SPARE_NAME)
         };
-        let seg = match create_segment(&self.dir, id, self.opts, Some((&spare, frame_len))) {
+        // `spare_ready` stays set until the spare has its new name: the zero-filling
+        // thread prepares the next spare only then, so it never writes to this file.
+        let created = create_segment(&self.dir, id, self.opts, Some((&spare, frame_len)));
+        {
+            let mut st = lock(&self.zeroer.state);
+            st.spare_ready = false;
+            self.zeroer.changed.notify_all();
+        }
+        let seg = match created {
             Ok(s) => Arc::new(s),
             Err(e) => return Err(fail(active, e)),
         };
