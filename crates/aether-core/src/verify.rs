@@ -680,7 +680,7 @@ impl Verifier<'_> {
                 ),
             };
             let data: &[u8] = map.as_deref().unwrap_or(&[]);
-            match segment::read_header(data, s.id) {
+            let seal = match segment::read_header(data, s.id) {
                 Err(why) => {
                     self.problem(
                         FindingKind::SegmentHeader,
@@ -690,15 +690,17 @@ impl Verifier<'_> {
                     done += s.len;
                     continue;
                 }
-                Ok(Some(seal)) if last => self.problem(
+                Ok(seal) => seal,
+            };
+            if let (true, Some(seal)) = (last, seal) {
+                self.problem(
                     FindingKind::MissingSegment,
                     &place,
                     format!(
                         "the newest segment is sealed, so the one after it (sequences from {}) existed and is missing",
                         seal.next_base
                     ),
-                ),
-                Ok(_) => {}
+                );
             }
             let hwm_here = state.hwm.filter(|h| h.segment == s.id);
             let mut hwm_sequence = hwm_here
@@ -806,7 +808,14 @@ impl Verifier<'_> {
                 match scan.ending {
                     frame::Ending::End => {
                         if !last {
-                            if segment::sealed_len_after(scan.end as u64) != s.len {
+                            if seal.is_none() {
+                                self.found(
+                                    Severity::Note,
+                                    FindingKind::SealedLength,
+                                    &place,
+                                    "a crash came while this segment was being sealed (the next one exists); the next open finishes sealing it",
+                                );
+                            } else if segment::sealed_len_after(scan.end as u64) != s.len {
                                 self.problem(
                                     FindingKind::SealedLength,
                                     &place,

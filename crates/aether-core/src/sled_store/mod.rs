@@ -1624,7 +1624,7 @@ fn recover(path: &Path, t: &Trees) -> Result<Recovery> {
                         seal.frames_end
                     )))
                 }
-                _ if s.len < cut => {
+                Some(_) if s.len < cut => {
                     return Err(data_loss(format!(
                         "sealed segment {} is {} bytes, shorter than its records ({} bytes): it was truncated",
                         s.path.display(),
