@@ -808,7 +808,10 @@ impl Verifier<'_> {
                 match scan.ending {
                     frame::Ending::End => {
                         if !last {
-                            if seal.is_none() {
+                            if seal.is_none()
+                                || seal.is_some_and(|x| x.frames_end == scan.end as u64)
+                                    && segment::sealed_len_after(scan.end as u64) != s.len
+                            {
                                 self.found(
                                     Severity::Note,
                                     FindingKind::SealedLength,

@@ -1624,16 +1624,10 @@ fn recover(path: &Path, t: &Trees) -> Result<Recovery> {
                         seal.frames_end
                     )))
                 }
-                Some(_) if s.len < cut => {
-                    return Err(data_loss(format!(
-                        "sealed segment {} is {} bytes, shorter than its records ({} bytes): it was truncated",
-                        s.path.display(),
-                        s.len,
-                        scan.end
-                    )))
-                }
-                // A crash while sealing it (the next segment already existed): finish.
-                _ if s.len > cut || seal.is_none() => {
+                // A crash while sealing it (the next segment already existed), before or
+                // after its header was rewritten: its records are all there (a cut inside
+                // them shows as records ending early, above), so finish.
+                _ if s.len != cut || seal.is_none() => {
                     let f = fs::OpenOptions::new()
                         .write(true)
                         .open(&s.path)
