@@ -91,7 +91,9 @@ fn check_scan(data: &[u8], from: usize, scan: &SegmentScan) {
                 assert_eq!(at, scan.end);
                 assert!(bit_at >= at && bit_at < data.len());
             }
-            frame::Damage::Unparseable { at } => assert_eq!(at, scan.end),
+            frame::Damage::Unparseable { at }
+            | frame::Damage::WrittenInFull { at }
+            | frame::Damage::FileEndsInFrame { at } => assert_eq!(at, scan.end),
         },
     }
 }
