@@ -3,6 +3,13 @@
 
 use std::path::PathBuf;
 
+use crate::append::ActorConflict;
+
+fn join_conflicts(conflicts: &[ActorConflict]) -> String {
+    let parts: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
+    parts.join("; ")
+}
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -32,6 +39,20 @@ pub enum Error {
         /// The actor's latest stored version.
         current_version: i64,
     },
+
+    /// One or more conditions of a commit (or an append with an expected state) failed:
+    /// each names the actor, what was expected and the actor's latest version. Nothing
+    /// was written.
+    #[error("version conflict: {}", join_conflicts(conflicts))]
+    CommitConflict {
+        /// Every failed condition, in entry order.
+        conflicts: Vec<ActorConflict>,
+    },
+
+    /// The backend does not offer this operation (or not with this server version).
+    /// Nothing was written.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
 
     /// The input is unusable (empty actor ID, too large, versions out of order in a batch, …).
     /// Nothing was written.
@@ -153,9 +174,13 @@ impl Error {
         }
     }
 
-    /// Whether this is a version conflict.
+    /// Whether this is a version conflict: the seed's [`Error::VersionConflict`] or a
+    /// commit's [`Error::CommitConflict`].
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::VersionConflict { .. })
+        matches!(
+            self,
+            Error::VersionConflict { .. } | Error::CommitConflict { .. }
+        )
     }
 }
 

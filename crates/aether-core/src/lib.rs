@@ -27,6 +27,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+pub mod append;
 pub mod error;
 pub mod event;
 pub mod json;
@@ -38,6 +39,10 @@ pub mod store;
 pub mod timestamp;
 pub mod verify;
 
+pub use append::{
+    ActorConflict, AppendStatus, CommitEntry, Committed, CommittedActor, Direction, EventFilter,
+    EventRange, ExpectedState,
+};
 pub use error::{Error, Outcome, Result};
 pub use event::{
     ActorSnapshot, Event, EventStored, ReplayError, ReplayResult, SequencedEvent,
@@ -47,7 +52,7 @@ pub use event::{
 pub use memory::MemoryStore;
 pub use notify::{BusMessage, EventBus, Metrics, MetricsSnapshot, INTERNAL_NAMESPACE};
 pub use sled_store::{Durability, OpenReport, Options, SledStore};
-pub use store::{EventStore, Limits, SnapshotStore};
+pub use store::{EventStore, Limits, SnapshotStore, DEFAULT_SNAPSHOT_RETENTION};
 pub use timestamp::Timestamp;
 
 /// The crate version, as in `Cargo.toml`.

@@ -1,18 +1,24 @@
 //! `MemoryStore`: the Go original's in-memory store, with the same contract as the sled
 //! backend (sequence, batches, limits, notifications). Nothing survives the process.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use crossbeam_channel::Receiver;
 use serde_json::Value;
 
+use crate::append::{
+    already_appended, check_commit, conflict_error, conflicts, AppendStatus, CommitEntry,
+    Committed, CommittedActor, Direction, EventFilter, EventRange, StoredId,
+};
 use crate::error::{Error, Result};
 use crate::event::{ActorSnapshot, Event, EventStored, ReplayResult, SequencedEvent};
 use crate::notify::{
     check_channel_capacity, EventBus, Metrics, MetricsSnapshot, Notifier, DEFAULT_CHANNEL_CAPACITY,
 };
-use crate::store::{EventStore, Limits, SnapshotStore};
+use crate::store::{
+    sequenced_json_array, EventStore, Limits, SnapshotStore, DEFAULT_SNAPSHOT_RETENTION,
+};
 use crate::timestamp::Timestamp;
 
 struct Stored {
@@ -26,7 +32,8 @@ struct State {
     log: Vec<Arc<Stored>>,
     /// Per actor: (version, sequence) in version order.
     actors: HashMap<String, Vec<(i64, u64)>>,
-    snapshots: HashMap<String, ActorSnapshot>,
+    /// Per actor, the newest snapshots by version (at most `retention`).
+    snapshots: HashMap<String, BTreeMap<i64, ActorSnapshot>>,
     closed: bool,
 }
 
@@ -39,15 +46,44 @@ impl State {
     }
 
     fn actor_range(&self, actor_id: &str, from_version: i64) -> Vec<Arc<Stored>> {
+        self.actor_bounded(actor_id, &EventRange::new(from_version, i64::MAX))
+    }
+
+    /// The actor's events in `range`, in the range's direction, at most its limit.
+    fn actor_bounded(&self, actor_id: &str, range: &EventRange) -> Vec<Arc<Stored>> {
         let Some(stream) = self.actors.get(actor_id) else {
             return Vec::new();
         };
-        let start = stream.partition_point(|&(v, _)| v < from_version);
-        stream[start..]
-            .iter()
-            .map(|&(_, seq)| self.log[seq as usize - 1].clone())
-            .collect()
+        let start = stream.partition_point(|&(v, _)| v < range.from);
+        let end = stream.partition_point(|&(v, _)| v <= range.to);
+        let slice = &stream[start..end.max(start)];
+        let pick = |&(_, seq): &(i64, u64)| self.log[seq as usize - 1].clone();
+        match range.direction {
+            Direction::Forward => slice.iter().take(range.limit).map(pick).collect(),
+            Direction::Backward => slice.iter().rev().take(range.limit).map(pick).collect(),
+        }
     }
+
+    /// The stored event of `actor_id` at exactly `version`.
+    fn at_version(&self, actor_id: &str, version: i64) -> Option<(u64, &Stored)> {
+        let stream = self.actors.get(actor_id)?;
+        let i = stream.binary_search_by_key(&version, |&(v, _)| v).ok()?;
+        let seq = stream[i].1;
+        Some((seq, &self.log[seq as usize - 1]))
+    }
+}
+
+fn json_array<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    out.push(b'[');
+    for (i, json) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(json);
+    }
+    out.push(b']');
+    out
 }
 
 /// The event as it reads back from its JSON, which is what every persistent backend
@@ -77,6 +113,7 @@ pub struct MemoryStore {
     state: RwLock<State>,
     notifier: Notifier,
     limits: Limits,
+    snapshot_retention: usize,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -114,6 +151,7 @@ impl MemoryStore {
             state: RwLock::new(State::default()),
             notifier: Notifier::new(capacity),
             limits: Limits::default(),
+            snapshot_retention: DEFAULT_SNAPSHOT_RETENTION as usize,
         }
     }
 
@@ -133,6 +171,14 @@ impl MemoryStore {
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Keep the newest `n` snapshots of each actor (default
+    /// [`DEFAULT_SNAPSHOT_RETENTION`]); 0 is refused with [`Error::InvalidInput`].
+    pub fn with_snapshot_retention(mut self, n: u32) -> Result<Self> {
+        crate::options_check::check_snapshot_retention(n)?;
+        self.snapshot_retention = n as usize;
+        Ok(self)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -197,7 +243,180 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Encode each entry's events at the versions they take when its actor's latest is
+    /// `latest[i]`, checking the size limits.
+    fn encode(&self, entries: &[CommitEntry<'_>], latest: &[i64]) -> Result<Vec<Vec<Box<[u8]>>>> {
+        let mut total = 0;
+        let encoded = entries
+            .iter()
+            .zip(latest)
+            .map(|(entry, &l)| {
+                (0..entry.events.len())
+                    .map(|i| {
+                        let mut json = Vec::with_capacity(256);
+                        entry.events[i].write_json_at_version(entry.version_at(i, l), &mut json);
+                        self.limits.check_record_len("event", json.len())?;
+                        total += json.len();
+                        Ok(json.into_boxed_slice())
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.limits.check_batch_bytes(total)?;
+        Ok(encoded)
+    }
+}
+
 impl EventStore for MemoryStore {
+    fn commit(&self, entries: &[CommitEntry<'_>]) -> Result<Committed> {
+        check_commit(&self.limits, entries)?;
+        // Encoded before the lock, at the versions the actors have now; an entry with
+        // automatic versions whose actor moved meanwhile is encoded again under the lock.
+        let guess: Vec<i64> = {
+            let state = self.read();
+            entries
+                .iter()
+                .map(|e| {
+                    if e.automatic() {
+                        state.latest(e.actor_id)
+                    } else {
+                        0
+                    }
+                })
+                .collect()
+        };
+        let mut encoded = self.encode(entries, &guess)?;
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if state.closed {
+            return Err(Error::Closed("the store was closed".into()));
+        }
+        let latest: Vec<i64> = entries.iter().map(|e| state.latest(e.actor_id)).collect();
+        let failed = conflicts(entries, &latest);
+        if !failed.is_empty() {
+            let retry = already_appended(entries, |entry, first, last| {
+                Ok((first..=last)
+                    .filter_map(|version| {
+                        let (sequence, stored) = state.at_version(entry.actor_id, version)?;
+                        Some(StoredId {
+                            version,
+                            sequence,
+                            same_id: stored.event.id == entry.events[(version - first) as usize].id,
+                        })
+                    })
+                    .collect())
+            })?;
+            if let Some(done) = retry {
+                return Ok(done);
+            }
+            self.notifier.metrics().add_conflict();
+            return Err(conflict_error(failed));
+        }
+        if entries
+            .iter()
+            .zip(guess.iter().zip(&latest))
+            .any(|(e, (g, l))| e.automatic() && g != l)
+        {
+            encoded = self.encode(entries, &latest)?;
+        }
+        let now = Timestamp::now();
+        let first = state.log.len() as u64 + 1;
+        let mut actors = Vec::new();
+        let mut notes = Vec::new();
+        for ((entry, jsons), &l) in entries.iter().zip(encoded).zip(&latest) {
+            let Some((first_version, last_version)) = entry.versions(l) else {
+                continue;
+            };
+            for (i, (event, json)) in entry.events.iter().zip(jsons).enumerate() {
+                let version = entry.version_at(i, l);
+                let mut stored = canonical(event, &json);
+                stored.version = version;
+                state.log.push(Arc::new(Stored {
+                    event: stored,
+                    json,
+                }));
+                let seq = state.log.len() as u64;
+                state
+                    .actors
+                    .entry(entry.actor_id.to_string())
+                    .or_default()
+                    .push((version, seq));
+                notes.push(EventStored {
+                    event_id: event.id.clone(),
+                    actor_id: entry.actor_id.to_string(),
+                    version,
+                    timestamp: now,
+                    sequence: seq,
+                });
+            }
+            actors.push(CommittedActor {
+                actor_id: entry.actor_id.to_string(),
+                first_version,
+                last_version,
+            });
+        }
+        let last = state.log.len() as u64;
+        self.notifier.metrics().add_events_saved(notes.len() as u64);
+        // Published under the lock, so notifications leave in commit order.
+        for n in notes {
+            self.notifier.publish(n);
+        }
+        let written = last >= first;
+        Ok(Committed {
+            status: AppendStatus::Appended,
+            first_sequence: if written { first } else { 0 },
+            last_sequence: if written { last } else { 0 },
+            actors,
+        })
+    }
+
+    fn get_events_range(&self, actor_id: &str, range: &EventRange) -> Result<Vec<Event>> {
+        range.check()?;
+        let stored = self.read().actor_bounded(actor_id, range);
+        Ok(stored.iter().map(|s| s.event.clone()).collect())
+    }
+
+    fn get_events_range_json(&self, actor_id: &str, range: &EventRange) -> Result<Vec<u8>> {
+        range.check()?;
+        let stored = self.read().actor_bounded(actor_id, range);
+        Ok(json_array(stored.iter().map(|s| &*s.json)))
+    }
+
+    fn read_all_filtered(
+        &self,
+        from_sequence: u64,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<SequencedEvent>> {
+        let state = self.read();
+        let start = from_sequence.max(1) as usize - 1;
+        Ok(state
+            .log
+            .iter()
+            .enumerate()
+            .skip(start)
+            .filter(|(_, s)| filter.matches(&s.event))
+            .take(limit)
+            .map(|(i, s)| SequencedEvent {
+                sequence: i as u64 + 1,
+                event: s.event.clone(),
+            })
+            .collect())
+    }
+
+    fn read_all_filtered_json(
+        &self,
+        from_sequence: u64,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<u8>> {
+        Ok(sequenced_json_array(&self.read_all_filtered(
+            from_sequence,
+            limit,
+            filter,
+        )?))
+    }
+
     fn save_event(&self, event: &Event) -> Result<u64> {
         self.append(std::slice::from_ref(event))
     }
@@ -221,17 +440,7 @@ impl EventStore for MemoryStore {
 
     fn get_events_json(&self, actor_id: &str, from_version: i64) -> Result<Vec<u8>> {
         let stored = self.read().actor_range(actor_id, from_version);
-        let len = stored.iter().map(|s| s.json.len() + 1).sum::<usize>() + 2;
-        let mut out = Vec::with_capacity(len);
-        out.push(b'[');
-        for (i, s) in stored.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&s.json);
-        }
-        out.push(b']');
-        Ok(out)
+        Ok(json_array(stored.iter().map(|s| &*s.json)))
     }
 
     fn get_latest_version(&self, actor_id: &str) -> Result<i64> {
@@ -289,22 +498,43 @@ impl SnapshotStore for MemoryStore {
         if state.closed {
             return Err(Error::Closed("the store was closed".into()));
         }
-        if let Some(existing) = state.snapshots.get(&snapshot.actor_id) {
-            if snapshot.version < existing.version {
+        let history = state
+            .snapshots
+            .entry(snapshot.actor_id.clone())
+            .or_default();
+        if let Some((&newest, _)) = history.last_key_value() {
+            if snapshot.version < newest {
                 return Err(Error::StaleSnapshot {
                     actor_id: snapshot.actor_id.clone(),
                     attempted_version: snapshot.version,
-                    current_version: existing.version,
+                    current_version: newest,
                 });
             }
         }
-        state.snapshots.insert(snapshot.actor_id.clone(), canonical);
+        history.insert(snapshot.version, canonical);
+        while history.len() > self.snapshot_retention {
+            history.pop_first();
+        }
         self.notifier.metrics().add_snapshot();
         Ok(())
     }
 
     fn get_latest_snapshot(&self, actor_id: &str) -> Result<Option<ActorSnapshot>> {
-        Ok(self.read().snapshots.get(actor_id).cloned())
+        Ok(self
+            .read()
+            .snapshots
+            .get(actor_id)
+            .and_then(|h| h.last_key_value())
+            .map(|(_, s)| s.clone()))
+    }
+
+    fn get_snapshot(&self, actor_id: &str, at_or_below: i64) -> Result<Option<ActorSnapshot>> {
+        Ok(self
+            .read()
+            .snapshots
+            .get(actor_id)
+            .and_then(|h| h.range(..=at_or_below).next_back())
+            .map(|(_, s)| s.clone()))
     }
 }
 

@@ -30,6 +30,7 @@ impl Options {
     /// | `lock_timeout` | up to [`Self::MAX_LOCK_TIMEOUT`] (1 hour) |
     /// | `segment_size` | a multiple of 4096 in [`SEGMENT_SIZE_RANGE`] (64 KiB to 2 GiB) |
     /// | `group_commit_window` | up to [`Self::MAX_GROUP_COMMIT_WINDOW`] (1 s) |
+    /// | `snapshot_retention` | 1 or more |
     ///
     /// The first field out of range is reported as [`Error::InvalidInput`] with the
     /// field's name and its range.
@@ -68,8 +69,19 @@ impl Options {
                 format!("is {:?}; it must be at most 1 s", self.group_commit_window),
             ));
         }
-        Ok(())
+        check_snapshot_retention(self.snapshot_retention)
     }
+}
+
+/// A snapshot retention keeps at least one snapshot per actor.
+pub(crate) fn check_snapshot_retention(n: u32) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid(
+            "snapshot_retention",
+            "is 0; it must be between 1 and 4294967295 (snapshots kept per actor)",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -124,6 +136,12 @@ mod tests {
         }
         let o = with(&|o| o.group_commit_window = Duration::MAX);
         assert_eq!(field_of(&o), "group_commit_window");
+        let o = with(&|o| o.snapshot_retention = 0);
+        assert_eq!(field_of(&o), "snapshot_retention");
+        with(&|o| o.snapshot_retention = 1).validate().unwrap();
+        with(&|o| o.snapshot_retention = u32::MAX)
+            .validate()
+            .unwrap();
         let e = with(&|o| o.cache_capacity = 1).validate().unwrap_err();
         assert_eq!(
             e.to_string(),

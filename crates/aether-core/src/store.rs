@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
+use crate::append::{CommitEntry, Committed, Direction, EventFilter, EventRange, ExpectedState};
 use crate::error::{Error, Result};
 use crate::event::{ActorSnapshot, Event, EventStored, ReplayResult, SequencedEvent};
 use crate::notify::MetricsSnapshot;
@@ -35,17 +36,96 @@ pub trait EventStore: Send + Sync {
     /// The actor's events with `version >= from_version` as one JSON array, each element
     /// the stored Go-compatible encoding. Backends that store JSON hand it out undecoded.
     fn get_events_json(&self, actor_id: &str, from_version: i64) -> Result<Vec<u8>> {
-        let events = self.get_events(actor_id, from_version)?;
-        let mut out = Vec::with_capacity(events.len() * 256 + 2);
-        out.push(b'[');
-        for (i, e) in events.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            e.write_json(&mut out);
+        Ok(events_json_array(&self.get_events(actor_id, from_version)?))
+    }
+
+    /// Append to one actor if `expected` holds: [`EventStore::commit`] with one entry.
+    /// Events with version 0 are given the actor's next versions.
+    fn append(
+        &self,
+        actor_id: &str,
+        expected: ExpectedState,
+        events: &[Event],
+    ) -> Result<Committed> {
+        self.commit(&[CommitEntry::new(actor_id, expected, events)])
+    }
+
+    /// Append to several actors at once, all or nothing: one record, consecutive
+    /// sequences in entry order, one `EventStored` per event once it is as durable as the
+    /// mode promises.
+    ///
+    /// - Every entry's condition is checked; if any fails, nothing is written and
+    ///   [`Error::CommitConflict`] lists every failed one, unless the commit is a retry
+    ///   of one already stored (same actors, versions and event IDs), which succeeds as
+    ///   [`AppendStatus::AlreadyAppended`](crate::AppendStatus::AlreadyAppended) with the
+    ///   stored sequences. Automatic versions can be recognised as a retry only under
+    ///   `NoStream` or `Exact`.
+    /// - The same version with another event ID is a conflict.
+    /// - Limits: at most `max_batch_len` entries and events, each event at most
+    ///   `max_record_len` encoded, `max_batch_bytes` in all. Bad input is
+    ///   [`Error::InvalidInput`] (see [`check_commit`](crate::append::check_commit)).
+    ///
+    /// Backends without atomic multi-actor writes return [`Error::Unsupported`].
+    fn commit(&self, entries: &[CommitEntry<'_>]) -> Result<Committed> {
+        let _ = entries;
+        Err(Error::Unsupported(
+            "this backend does not implement commit".into(),
+        ))
+    }
+
+    /// The actor's events in `range` (versions `from..=to`, at most `limit`, forward or
+    /// backward). A reversed range is [`Error::InvalidInput`]; an unknown actor has none.
+    fn get_events_range(&self, actor_id: &str, range: &EventRange) -> Result<Vec<Event>> {
+        range.check()?;
+        let mut events = self.get_events(actor_id, range.from)?;
+        events.retain(|e| e.version <= range.to);
+        if range.direction == Direction::Backward {
+            events.reverse();
         }
-        out.push(b']');
+        events.truncate(range.limit);
+        Ok(events)
+    }
+
+    /// [`EventStore::get_events_range`] as one JSON array of the stored encodings.
+    fn get_events_range_json(&self, actor_id: &str, range: &EventRange) -> Result<Vec<u8>> {
+        Ok(events_json_array(&self.get_events_range(actor_id, range)?))
+    }
+
+    /// Up to `limit` events with `sequence >= from_sequence` that pass `filter`, in
+    /// sequence order. The filter is applied inside the store.
+    fn read_all_filtered(
+        &self,
+        from_sequence: u64,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<SequencedEvent>> {
+        let mut out = Vec::new();
+        let mut from = from_sequence;
+        while out.len() < limit {
+            let chunk = self.read_all(from, 4096)?;
+            let Some(last) = chunk.last() else {
+                break;
+            };
+            from = last.sequence + 1;
+            out.extend(chunk.into_iter().filter(|e| filter.matches(&e.event)));
+        }
+        out.truncate(limit);
         Ok(out)
+    }
+
+    /// [`EventStore::read_all_filtered`] in the layout of
+    /// [`EventStore::read_all_sequenced_json`].
+    fn read_all_filtered_json(
+        &self,
+        from_sequence: u64,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<u8>> {
+        Ok(sequenced_json_array(&self.read_all_filtered(
+            from_sequence,
+            limit,
+            filter,
+        )?))
     }
 
     /// The actor's latest version, 0 for an unknown actor.
@@ -58,19 +138,7 @@ pub trait EventStore: Send + Sync {
     /// array of `{"sequence":N,"event":<the event's Go-compatible JSON>}` objects: what the
     /// C ABI and Go read. Backends that store JSON copy it without decoding it.
     fn read_all_sequenced_json(&self, from_sequence: u64, limit: usize) -> Result<Vec<u8>> {
-        let events = self.read_all(from_sequence, limit)?;
-        let mut json = Vec::with_capacity(events.len() * 300 + 2);
-        json.push(b'[');
-        for (i, e) in events.iter().enumerate() {
-            if i > 0 {
-                json.push(b',');
-            }
-            push_sequenced_prefix(&mut json, e.sequence);
-            e.event.write_json(&mut json);
-            json.push(b'}');
-        }
-        json.push(b']');
-        Ok(json)
+        Ok(sequenced_json_array(&self.read_all(from_sequence, limit)?))
     }
 
     /// The sequence of the last stored event (0 when empty).
@@ -102,14 +170,61 @@ pub trait EventStore: Send + Sync {
     fn metrics(&self) -> MetricsSnapshot;
 }
 
-/// Snapshot persistence: the latest snapshot per actor.
+/// Snapshot persistence: the newest snapshots per actor, by version.
+///
+/// Each backend keeps the newest N snapshots of each actor (its snapshot retention,
+/// [`DEFAULT_SNAPSHOT_RETENTION`] unless configured) and drops older ones as newer ones
+/// are saved.
 pub trait SnapshotStore: EventStore {
-    /// Store `snapshot` as the actor's latest. A snapshot with a lower version than the
-    /// stored one is rejected with [`Error::StaleSnapshot`]; an equal version replaces it.
+    /// Store `snapshot`. A snapshot with a lower version than the actor's newest is
+    /// rejected with [`Error::StaleSnapshot`] and nothing is written, on every backend: the
+    /// history only grows at its top. An equal version replaces the newest.
     fn save_snapshot(&self, snapshot: &ActorSnapshot) -> Result<()>;
 
     /// The actor's latest snapshot, `None` when it has none.
     fn get_latest_snapshot(&self, actor_id: &str) -> Result<Option<ActorSnapshot>>;
+
+    /// The actor's newest kept snapshot with `version <= at_or_below`; `None` when none is
+    /// kept (never taken, or dropped by retention).
+    fn get_snapshot(&self, actor_id: &str, at_or_below: i64) -> Result<Option<ActorSnapshot>> {
+        let _ = (actor_id, at_or_below);
+        Err(Error::Unsupported(
+            "this backend keeps no snapshot history".into(),
+        ))
+    }
+}
+
+/// How many snapshots per actor a store keeps unless configured otherwise.
+pub const DEFAULT_SNAPSHOT_RETENTION: u32 = 3;
+
+/// `events` as one JSON array of their Go-compatible encodings.
+pub fn events_json_array(events: &[Event]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(events.len() * 300 + 2);
+    out.push(b'[');
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        e.write_json(&mut out);
+    }
+    out.push(b']');
+    out
+}
+
+/// `events` in the layout of [`EventStore::read_all_sequenced_json`].
+pub fn sequenced_json_array(events: &[SequencedEvent]) -> Vec<u8> {
+    let mut json = Vec::with_capacity(events.len() * 330 + 2);
+    json.push(b'[');
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        push_sequenced_prefix(&mut json, e.sequence);
+        e.event.write_json(&mut json);
+        json.push(b'}');
+    }
+    json.push(b']');
+    json
 }
 
 /// Size limits enforced before anything is written.

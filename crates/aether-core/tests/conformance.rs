@@ -58,3 +58,10 @@ fn sled_buffered(cap: usize, bus: Option<Arc<EventBus>>, m: Option<Arc<Metrics>>
 }
 
 conformance!(memory, sled_durable, sled_buffered);
+
+/// Appends beyond the seed, snapshot history, bounded and filtered reads.
+mod appends {
+    use super::*;
+    include!("conformance/appends.rs");
+    appends_conformance!(memory, sled_durable, sled_buffered);
+}

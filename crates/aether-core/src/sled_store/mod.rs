@@ -58,6 +58,10 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
+use crate::append::{
+    self, already_appended, AppendStatus, CommitEntry, Committed, CommittedActor, Direction,
+    EventFilter, EventRange, ExpectedState, StoredId,
+};
 use crate::error::{Error, Result};
 use crate::event::{ActorSnapshot, Event, EventStored, ReplayError, ReplayResult, SequencedEvent};
 use crate::notify::{EventBus, Metrics, MetricsSnapshot, Notifier, DEFAULT_CHANNEL_CAPACITY};
@@ -131,6 +135,9 @@ pub struct Options {
     /// How often the background checkpoint syncs the log and records the index's
     /// high-water mark (buffered mode's loss window on an OS crash).
     pub checkpoint_interval: Duration,
+    /// Snapshots kept per actor (the newest ones; 1 or more). Older ones are dropped from
+    /// the index as newer ones are saved.
+    pub snapshot_retention: u32,
 }
 
 impl Default for Options {
@@ -144,6 +151,7 @@ impl Default for Options {
             segment_size: 128 << 20,
             group_commit_window: Duration::ZERO,
             checkpoint_interval: Duration::from_millis(500),
+            snapshot_retention: crate::store::DEFAULT_SNAPSHOT_RETENTION,
         }
     }
 }
@@ -266,6 +274,8 @@ pub struct SledStore {
     /// Serialises snapshot saves: each is checked, logged, made durable and then made
     /// visible before the next is checked.
     snapshot_lock: Mutex<()>,
+    /// Snapshots kept per actor.
+    snapshot_retention: usize,
     /// Set when a failed write may have left state the store cannot vouch for: writes are
     /// refused until the store is reopened (recovery then sorts it out).
     failure: Mutex<Option<String>>,
@@ -733,7 +743,7 @@ impl SledStore {
             segment_size: options.segment_size,
             sync: options.durability == Durability::Durable,
         };
-        let mut recovery = recover(&path, &t)?;
+        let mut recovery = recover(&path, &t, options.snapshot_retention as usize)?;
         recovery.report.rebuilt = rebuilt;
         let log = Log::resume(
             &path,
@@ -784,6 +794,7 @@ impl SledStore {
                 options.group_commit_window,
             ),
             snapshot_lock: Mutex::new(()),
+            snapshot_retention: options.snapshot_retention as usize,
             failure: Mutex::new(None),
             shut: AtomicBool::new(false),
             report: recovery.report,
@@ -978,61 +989,196 @@ impl SledStore {
         }
     }
 
+    /// The seed's save: one actor's events, each version above the actor's latest, a
+    /// conflict reported as [`Error::VersionConflict`], no retry detection.
     fn append(&self, events: &[Event]) -> Result<u64> {
         self.limits.check_batch(events)?;
-        let actor_id = &events[0].actor_id;
-        let mut builder = EventsRecordBuilder::new(FRAME_HEADER_LEN, events.len() * 400);
-        builder.group(actor_id.as_bytes());
-        let mut total = 0;
-        for event in events {
-            let len = builder.event(event.version, |out| event.write_json(out));
-            self.limits.check_record_len("event", len)?;
-            total += len;
-        }
-        self.limits.check_batch_bytes(total)?;
-        let (mut buf, count) = builder.finish();
-        let in_flight = self.commit.enter();
-        let result = self.append_locked(events, &mut buf, count);
-        drop(in_flight);
-        let (last, ticket) = match result {
-            Ok(r) => r,
-            Err(Conflict { error, ticket }) => {
-                if ticket > 0 {
-                    // The version the conflict names must be durable before it is named.
-                    self.wait_durable(ticket)?;
-                }
-                return Err(error);
-            }
-        };
-        if ticket > 0 {
-            self.wait_durable(ticket)?;
-        }
-        Ok(last)
+        let entry = CommitEntry::new(&events[0].actor_id, ExpectedState::Increasing, events);
+        Ok(self.write_commit(&[entry], Rule::Seed)?.last_sequence)
     }
 
-    fn append_locked(
+    /// Encode `entries` into one events record at the versions they take when each
+    /// entry's actor has latest version `latest[i]`.
+    fn encode_commit(
         &self,
-        events: &[Event],
+        entries: &[CommitEntry<'_>],
+        latest: &[i64],
+        rule: Rule,
+    ) -> Result<(Vec<u8>, u32)> {
+        let hint = entries.iter().map(|e| e.events.len()).sum::<usize>() * 400;
+        let mut builder = EventsRecordBuilder::new(FRAME_HEADER_LEN, hint);
+        let mut total = 0;
+        for (entry, &l) in entries.iter().zip(latest) {
+            if entry.events.is_empty() {
+                continue;
+            }
+            builder.group(entry.actor_id.as_bytes());
+            for (i, event) in entry.events.iter().enumerate() {
+                let len = match rule {
+                    Rule::Seed => builder.event(event.version, |out| event.write_json(out)),
+                    Rule::Expected => {
+                        let version = entry.version_at(i, l);
+                        builder.event(version, |out| event.write_json_at_version(version, out))
+                    }
+                };
+                self.limits.check_record_len("event", len)?;
+                total += len;
+            }
+        }
+        self.limits.check_batch_bytes(total)?;
+        Ok(builder.finish())
+    }
+
+    /// Write `entries` as one record if every condition holds (see
+    /// [`EventStore::commit`]); the seed's saves come through here too, under `Rule::Seed`.
+    fn write_commit(&self, entries: &[CommitEntry<'_>], rule: Rule) -> Result<Committed> {
+        // Encoded before the writer lock, at the versions the actors have now; an entry
+        // with automatic versions whose actor moves meanwhile is encoded again under it.
+        let guess: Vec<i64> = entries
+            .iter()
+            .map(|e| match rule {
+                Rule::Expected if e.automatic() => self.get_latest_version(e.actor_id),
+                _ => Ok(0),
+            })
+            .collect::<Result<_>>()?;
+        let (mut buf, count) = self.encode_commit(entries, &guess, rule)?;
+        let in_flight = self.commit.enter();
+        let result = self.commit_locked(entries, rule, &guess, &mut buf, count);
+        drop(in_flight);
+        match result {
+            Ok((committed, ticket)) => {
+                if ticket > 0 {
+                    self.wait_durable(ticket)?;
+                }
+                Ok(committed)
+            }
+            Err(Conflict { error, ticket }) => {
+                if ticket > 0 {
+                    // The versions a conflict names must be durable before they are named.
+                    self.wait_durable(ticket)?;
+                }
+                if rule == Rule::Expected && error.is_conflict() {
+                    if let Some(done) =
+                        already_appended(entries, |e, first, last| self.stored_ids(e, first, last))?
+                    {
+                        return Ok(done);
+                    }
+                    self.notifier.metrics().add_conflict();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The actor's stored events with versions `first..=last`, compared with `entry`'s
+    /// events by ID (a retry check).
+    fn stored_ids(&self, entry: &CommitEntry<'_>, first: i64, last: i64) -> Result<Vec<StoredId>> {
+        let mut found = Vec::with_capacity(entry.events.len());
+        let range = EventRange::new(first, last);
+        self.scan_actor_range(
+            entry.actor_id,
+            &range,
+            |sequence, version, json| {
+                let wanted = &entry.events[(version - first) as usize].id;
+                let same_id = match append::stored_event_id(json) {
+                    Some(id) => id == append::quoted(wanted).as_slice(),
+                    None => Event::from_json(json).is_ok_and(|e| &e.id == wanted),
+                };
+                found.push(StoredId {
+                    version,
+                    sequence,
+                    same_id,
+                });
+                Ok(true)
+            },
+            |_, _, _| Ok(()),
+        )?;
+        Ok(found)
+    }
+
+    fn commit_locked(
+        &self,
+        entries: &[CommitEntry<'_>],
+        rule: Rule,
+        guess: &[i64],
         buf: &mut Vec<u8>,
         count: u32,
-    ) -> std::result::Result<(u64, u64), Conflict> {
-        let actor_id = &events[0].actor_id;
+    ) -> std::result::Result<(Committed, u64), Conflict> {
         let mut w = lock(&self.writer);
         if w.closed {
             return Err(Error::Closed("the store was closed".into()).into());
         }
         self.check_failure()?;
-        let state = self.writer_actor(&mut w, actor_id)?;
-        if events[0].version <= state.latest {
-            self.notifier.metrics().add_conflict();
-            return Err(Conflict {
-                error: Error::VersionConflict {
-                    actor_id: actor_id.clone(),
-                    attempted_version: events[0].version,
-                    current_version: state.latest,
+        let states = entries
+            .iter()
+            .map(|e| self.writer_actor(&mut w, e.actor_id))
+            .collect::<Result<Vec<_>>>()?;
+        let latest: Vec<i64> = states.iter().map(|s| s.latest).collect();
+        let ticket_of = |failed: &dyn Fn(usize) -> bool| {
+            (0..entries.len())
+                .filter(|&i| failed(i))
+                .map(|i| states[i].ticket)
+                .max()
+                .unwrap_or(0)
+        };
+        match rule {
+            Rule::Seed => {
+                let events = entries[0].events;
+                if events[0].version <= latest[0] {
+                    self.notifier.metrics().add_conflict();
+                    return Err(Conflict {
+                        error: Error::VersionConflict {
+                            actor_id: entries[0].actor_id.to_string(),
+                            attempted_version: events[0].version,
+                            current_version: latest[0],
+                        },
+                        ticket: states[0].ticket,
+                    });
+                }
+            }
+            Rule::Expected => {
+                let failed = append::conflicts(entries, &latest);
+                if !failed.is_empty() {
+                    let ticket = ticket_of(&|i| entries[i].conflict(latest[i]).is_some());
+                    return Err(Conflict {
+                        error: append::conflict_error(failed),
+                        ticket,
+                    });
+                }
+                if entries
+                    .iter()
+                    .zip(guess.iter().zip(&latest))
+                    .any(|(e, (g, l))| e.automatic() && g != l)
+                {
+                    let (again, n) = self.encode_commit(entries, &latest, rule)?;
+                    debug_assert_eq!(n, count);
+                    *buf = again;
+                }
+            }
+        }
+        let actors: Vec<CommittedActor> = entries
+            .iter()
+            .zip(&latest)
+            .filter_map(|(e, &l)| {
+                e.versions(l)
+                    .map(|(first_version, last_version)| CommittedActor {
+                        actor_id: e.actor_id.to_string(),
+                        first_version,
+                        last_version,
+                    })
+            })
+            .collect();
+        if count == 0 {
+            // Conditions only: checked, nothing to write.
+            return Ok((
+                Committed {
+                    status: AppendStatus::Appended,
+                    first_sequence: 0,
+                    last_sequence: 0,
+                    actors,
                 },
-                ticket: state.ticket,
-            });
+                0,
+            ));
         }
         let first = w.next_sequence;
         let last = first + count as u64 - 1;
@@ -1044,24 +1190,31 @@ impl SledStore {
         w.next_sequence = last + 1;
         w.dirty = true;
         // From here the record is in the log: an index failure leaves it to recovery.
-        let indexed = (|| -> Result<()> {
+        let indexed = (|| -> Result<Vec<u64>> {
             if let Some(sealed) = written.rolled {
                 self.ix.t.segments.insert(
                     segment_key(sealed.id),
                     &encode_sealed(sealed.len, sealed.next_base),
                 )?;
             }
-            let number = match state.number {
-                0 => self.intern(&mut w, actor_id)?,
-                n => n,
-            };
-            let newest = events[events.len() - 1].version;
+            let mut numbers = Vec::with_capacity(entries.len());
+            for (entry, state) in entries.iter().zip(&states) {
+                numbers.push(match (entry.events.is_empty(), state.number) {
+                    (true, n) => n,
+                    (false, 0) => self.intern(&mut w, entry.actor_id)?,
+                    (false, n) => n,
+                });
+            }
             let mut mem = self.ix.mem.write().unwrap_or_else(|p| p.into_inner());
-            mem.actors.entry(number).or_default().push(RunRecord {
-                first_sequence: first,
-                offset: written.offset as u32,
-                last_version: newest,
-            });
+            for ((entry, &l), &number) in entries.iter().zip(&latest).zip(&numbers) {
+                if let Some((_, newest)) = entry.versions(l) {
+                    mem.actors.entry(number).or_default().push(RunRecord {
+                        first_sequence: first,
+                        offset: written.offset as u32,
+                        last_version: newest,
+                    });
+                }
+            }
             if w.last_sparse.0 != written.segment
                 || written.offset >= w.last_sparse.1 + SPARSE_EVERY
             {
@@ -1070,26 +1223,36 @@ impl SledStore {
             }
             drop(mem);
             self.publish_indexed(&w);
-            Ok(())
+            Ok(numbers)
         })();
-        if let Err(e) = indexed {
-            return Err(self
-                .fail(Error::storage_unknown(
-                    "indexing a save",
-                    std::io::Error::other(e.to_string()),
-                ))
-                .into());
-        }
+        let numbers = match indexed {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(self
+                    .fail(Error::storage_unknown(
+                        "indexing a save",
+                        std::io::Error::other(e.to_string()),
+                    ))
+                    .into())
+            }
+        };
         self.notifier.metrics().add_events_saved(count as u64);
         let now = Timestamp::now();
-        let notes = events.iter().enumerate().map(|(i, e)| EventStored {
-            event_id: e.id.clone(),
-            actor_id: actor_id.clone(),
-            version: e.version,
-            timestamp: now,
-            sequence: first + i as u64,
-        });
-        let newest = events[events.len() - 1].version;
+        let mut notes = Vec::with_capacity(count as usize);
+        for (entry, &l) in entries.iter().zip(&latest) {
+            for (i, e) in entry.events.iter().enumerate() {
+                notes.push(EventStored {
+                    event_id: e.id.clone(),
+                    actor_id: entry.actor_id.to_string(),
+                    version: match rule {
+                        Rule::Seed => e.version,
+                        Rule::Expected => entry.version_at(i, l),
+                    },
+                    timestamp: now,
+                    sequence: first + notes.len() as u64,
+                });
+            }
+        }
         let ticket = match self.durability {
             Durability::Durable => self.commit.submit(
                 Vec::new(),
@@ -1108,11 +1271,31 @@ impl SledStore {
                 0
             }
         };
-        if let Some(s) = w.actors.get_mut(actor_id.as_str()) {
-            s.latest = newest;
-            s.ticket = ticket;
+        for (a, number) in actors.iter().zip(
+            entries
+                .iter()
+                .zip(&numbers)
+                .filter(|(e, _)| !e.events.is_empty())
+                .map(|(_, n)| *n),
+        ) {
+            w.actors.insert(
+                a.actor_id.clone(),
+                ActorState {
+                    number,
+                    latest: a.last_version,
+                    ticket,
+                },
+            );
         }
-        Ok((last, ticket))
+        Ok((
+            Committed {
+                status: AppendStatus::Appended,
+                first_sequence: first,
+                last_sequence: last,
+                actors,
+            },
+            ticket,
+        ))
     }
 
     /// Block until commit ticket `ticket` is durable, leading a group commit if no one is.
@@ -1190,14 +1373,36 @@ impl SledStore {
         actor_id: &str,
         from_version: i64,
         mut good: impl FnMut(u64, i64, &[u8]) -> Result<()>,
+        bad: impl FnMut(u64, &[u8], String) -> Result<()>,
+    ) -> Result<()> {
+        self.scan_actor_range(
+            actor_id,
+            &EventRange::new(from_version, i64::MAX),
+            |seq, version, json| good(seq, version, json).map(|()| true),
+            bad,
+        )
+    }
+
+    /// Visit the actor's visible events in `range` (its direction, at most its limit),
+    /// each as (sequence, version, JSON) until `good` returns `false`, or a damaged record
+    /// as (sequence, raw bytes, cause).
+    fn scan_actor_range(
+        &self,
+        actor_id: &str,
+        range: &EventRange,
+        mut good: impl FnMut(u64, i64, &[u8]) -> Result<bool>,
         mut bad: impl FnMut(u64, &[u8], String) -> Result<()>,
     ) -> Result<()> {
+        if range.limit == 0 || range.from > range.to {
+            return Ok(());
+        }
         let Some(number) = self.actor_number(actor_id.as_bytes())? else {
             return Ok(());
         };
         let visible = self.visible();
         let actor = actor_id.as_bytes();
-        self.actor_records(number, from_version, visible, |first, found| {
+        let mut taken = 0usize;
+        let mut visit = |first: u64, found: Result<(Arc<Segment>, usize)>| -> Result<bool> {
             let (seg, at) = match found {
                 Ok(f) => f,
                 Err(e) => {
@@ -1231,14 +1436,112 @@ impl SledStore {
                     return Ok(true);
                 }
             }
+            let mut record_events = Vec::new();
+            let mut past_to = false;
             for e in record.events() {
                 let e = e.map_err(|c| corrupt(first, location(actor, 0), c))?;
-                if e.actor_id == actor && e.version >= from_version {
-                    good(e.sequence, e.version, e.json)?;
+                if e.actor_id == actor {
+                    past_to |= e.version > range.to;
+                    if range.contains(e.version) {
+                        record_events.push((e.sequence, e.version, e.json));
+                    }
                 }
             }
-            Ok(true)
-        })
+            if range.direction == Direction::Backward {
+                record_events.reverse();
+            }
+            for &(sequence, version, json) in &record_events {
+                taken += 1;
+                if !good(sequence, version, json)? || taken >= range.limit {
+                    return Ok(false);
+                }
+            }
+            // Forward, a record holding a version past `to` ends the range.
+            Ok(range.direction == Direction::Backward || !past_to)
+        };
+        match range.direction {
+            Direction::Forward => self.actor_records(number, range.from, visible, visit),
+            Direction::Backward => {
+                self.actor_records_back(number, range.from, range.to, visible, &mut visit)
+            }
+        }
+    }
+
+    /// Like [`Self::actor_records`], newest record first: each record of `number` that may
+    /// hold versions in `from..=to`, through `visible`.
+    fn actor_records_back(
+        &self,
+        number: u64,
+        from_version: i64,
+        to_version: i64,
+        visible: u64,
+        each: &mut RecordVisitor<'_>,
+    ) -> Result<()> {
+        let mem = self.ix.mem_records(number, from_version);
+        let found = |r: &RunRecord| {
+            self.log
+                .segment_for(r.first_sequence)
+                .map(|s| (s, r.offset as usize))
+                .ok_or_else(|| {
+                    corrupt(
+                        r.first_sequence,
+                        "the index".into(),
+                        "no log segment holds this sequence",
+                    )
+                })
+        };
+        // Records are visited in falling sequence order; one met twice (in memory and, once
+        // flushed, in sled) is skipped.
+        let mut lowest = u64::MAX;
+        let mut visit = |r: Option<&RunRecord>| -> Result<Option<bool>> {
+            let Some(r) = r else {
+                return each(0, Err(corrupt(0, "the index".into(), "damaged index run"))).map(Some);
+            };
+            if r.first_sequence > visible || r.first_sequence >= lowest {
+                return Ok(Some(true));
+            }
+            if r.last_version < from_version {
+                return Ok(None);
+            }
+            lowest = r.first_sequence;
+            each(r.first_sequence, found(r)).map(Some)
+        };
+        for r in mem.iter().rev() {
+            match visit(Some(r))? {
+                Some(true) => {}
+                _ => return Ok(()),
+            }
+        }
+        let start = index_key(number, from_version.max(0) as u64);
+        let mut end = index_key(number, u64::MAX);
+        // The run holding `to` is the first whose last version reaches it: newer runs hold
+        // only versions above the range.
+        if let Some((key, _)) = self
+            .ix
+            .t
+            .index
+            .range(index_key(number, to_version.max(0) as u64)..=end)
+            .next()
+            .transpose()?
+        {
+            if let Ok(k) = <[u8; 16]>::try_from(key.as_ref()) {
+                end = k;
+            }
+        }
+        for item in self.ix.t.index.range(start..=end).rev() {
+            let (_, value) = item?;
+            let Some(run) = decode_run(&value) else {
+                visit(None)?;
+                continue;
+            };
+            for r in run.iter().rev() {
+                match visit(Some(r))? {
+                    Some(true) => {}
+                    _ => return Ok(()),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Events of the log from sequence `from` on, in order, through `visible`, each handed
@@ -1381,6 +1684,18 @@ struct Conflict {
     ticket: u64,
 }
 
+/// Visits a record of an actor: (its first sequence, where it is), returns whether to go on.
+type RecordVisitor<'a> = dyn FnMut(u64, Result<(Arc<Segment>, usize)>) -> Result<bool> + 'a;
+
+/// Which contract a write follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// The seed's `save_event(s)`: versions as given, [`Error::VersionConflict`].
+    Seed,
+    /// [`EventStore::commit`]: expected states, automatic versions, retry detection.
+    Expected,
+}
+
 impl From<Error> for Conflict {
     fn from(error: Error) -> Self {
         Conflict { error, ticket: 0 }
@@ -1417,7 +1732,7 @@ impl GroupLog<EventStored> for SledStore {
 /// past the high-water mark, and cut a torn tail. sled never holds a run past the durable
 /// log (runs are written after the log is synced through them), so nothing in it needs
 /// undoing.
-fn recover(path: &Path, t: &Trees) -> Result<Recovery> {
+fn recover(path: &Path, t: &Trees, retention: usize) -> Result<Recovery> {
     let log_dir = path.join(segment::LOG_DIR);
     let segments = segment::list(&log_dir).map_err(|e| Error::storage("listing the log", e))?;
     // The active segment is never sealed: a record of it left by a roll whose new segment
@@ -1588,7 +1903,7 @@ fn recover(path: &Path, t: &Trees) -> Result<Recovery> {
                     actor_id,
                     version,
                     json,
-                } => apply_snapshot(t, actor_id, version, json)?,
+                } => apply_snapshot(t, actor_id, version, json, retention)?,
             }
             records += 1;
         }
@@ -1728,26 +2043,43 @@ fn intern_recovering(t: &Trees, actor: &[u8]) -> Result<u64> {
     Ok(number)
 }
 
-/// Keep a snapshot found in the log if it is not older than the actor's stored one.
-fn apply_snapshot(t: &Trees, actor: &[u8], version: i64, json: &[u8]) -> Result<()> {
+/// Keep a snapshot found in the log if it is not older than the actor's newest, and
+/// drop all but the newest `retention` of the actor's snapshots.
+fn apply_snapshot(
+    t: &Trees,
+    actor: &[u8],
+    version: i64,
+    json: &[u8],
+    retention: usize,
+) -> Result<()> {
     let number = intern_recovering(t, actor)?;
-    let current = latest_snapshot_key(t, number)?;
+    let current = latest_snapshot_key(t, number, i64::MAX)?;
     if current.as_ref().is_some_and(|(v, _)| *v > version) {
         return Ok(());
     }
     t.snapshots
         .insert(snapshot_key(number, version), encode_snapshot(json))?;
-    if let Some((v, key)) = current {
-        if v != version {
-            t.snapshots.remove(key)?;
-        }
+    let range = index_key(number, 0)..=index_key(number, u64::MAX);
+    let dropped = t
+        .snapshots
+        .range(range)
+        .rev()
+        .skip(retention.max(1))
+        .map(|r| r.map(|(k, _)| k))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    for key in dropped {
+        t.snapshots.remove(key)?;
     }
     Ok(())
 }
 
-/// The actor's newest snapshot key and its version.
-fn latest_snapshot_key(t: &Trees, number: u64) -> Result<Option<(i64, sled::IVec)>> {
-    let range = index_key(number, 0)..=index_key(number, u64::MAX);
+/// The key and version of the actor's newest snapshot with `version <= at_or_below`.
+fn latest_snapshot_key(
+    t: &Trees,
+    number: u64,
+    at_or_below: i64,
+) -> Result<Option<(i64, sled::IVec)>> {
+    let range = snapshot_key(number, i64::MIN)..=snapshot_key(number, at_or_below);
     let Some((key, _)) = t.snapshots.range(range).next_back().transpose()? else {
         return Ok(None);
     };
@@ -1887,6 +2219,108 @@ impl EventStore for SledStore {
         Ok(out)
     }
 
+    fn commit(&self, entries: &[CommitEntry<'_>]) -> Result<Committed> {
+        append::check_commit(&self.limits, entries)?;
+        self.write_commit(entries, Rule::Expected)
+    }
+
+    fn get_events_range(&self, actor_id: &str, range: &EventRange) -> Result<Vec<Event>> {
+        range.check()?;
+        let mut out = Vec::new();
+        let actor = actor_id.as_bytes();
+        self.scan_actor_range(
+            actor_id,
+            range,
+            |seq, version, json| {
+                out.push(
+                    decode_event(json, actor, version)
+                        .map_err(|e| corrupt(seq, location(actor, version), e))?,
+                );
+                Ok(true)
+            },
+            |seq, _, cause| Err(corrupt(seq, format!("actor {actor_id:?}"), cause)),
+        )?;
+        Ok(out)
+    }
+
+    fn get_events_range_json(&self, actor_id: &str, range: &EventRange) -> Result<Vec<u8>> {
+        range.check()?;
+        let mut out = Vec::with_capacity(1024);
+        out.push(b'[');
+        self.scan_actor_range(
+            actor_id,
+            range,
+            |_, _, json| {
+                if out.len() > 1 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(json);
+                Ok(true)
+            },
+            |seq, _, cause| Err(corrupt(seq, format!("actor {actor_id:?}"), cause)),
+        )?;
+        out.push(b']');
+        Ok(out)
+    }
+
+    fn read_all_filtered(
+        &self,
+        from_sequence: u64,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<SequencedEvent>> {
+        let mut out = Vec::with_capacity(limit.min(4096));
+        if limit == 0 {
+            return Ok(out);
+        }
+        let raw = filter.raw();
+        self.scan_log(from_sequence, |seq, actor, version, json| {
+            if !raw.matches(actor, json) {
+                return Ok(true);
+            }
+            let event = decode_event(json, actor, version)
+                .map_err(|e| corrupt(seq, location(actor, version), e))?;
+            // A record in another layout passed the raw test undecided.
+            if filter.matches(&event) {
+                out.push(SequencedEvent {
+                    sequence: seq,
+                    event,
+                });
+            }
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    fn read_all_filtered_json(
+        &self,
+        from_sequence: u64,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(limit.min(4096) * 360 + 2);
+        out.push(b'[');
+        let mut n = 0;
+        if limit > 0 {
+            let raw = filter.raw();
+            self.scan_log(from_sequence, |seq, actor, _, json| {
+                if !raw.matches(actor, json) {
+                    return Ok(true);
+                }
+                if n > 0 {
+                    out.push(b',');
+                }
+                crate::store::push_sequenced_prefix(&mut out, seq);
+                out.extend_from_slice(json);
+                out.push(b'}');
+                n += 1;
+                Ok(n < limit)
+            })?;
+        }
+        out.push(b']');
+        Ok(out)
+    }
+
     fn last_sequence(&self) -> Result<u64> {
         Ok(self.visible())
     }
@@ -1939,7 +2373,7 @@ impl SnapshotStore for SledStore {
                 0 => self.intern(&mut w, &snapshot.actor_id)?,
                 n => n,
             };
-            if let Some((current, _)) = latest_snapshot_key(&self.ix.t, number)? {
+            if let Some((current, _)) = latest_snapshot_key(&self.ix.t, number, i64::MAX)? {
                 if snapshot.version < current {
                     return Err(Error::StaleSnapshot {
                         actor_id: snapshot.actor_id.clone(),
@@ -1980,6 +2414,7 @@ impl SnapshotStore for SledStore {
             snapshot.actor_id.as_bytes(),
             snapshot.version,
             &json,
+            self.snapshot_retention,
         )
         .map_err(|e| {
             self.fail(Error::storage_unknown(
@@ -1997,10 +2432,14 @@ impl SnapshotStore for SledStore {
     }
 
     fn get_latest_snapshot(&self, actor_id: &str) -> Result<Option<ActorSnapshot>> {
+        self.get_snapshot(actor_id, i64::MAX)
+    }
+
+    fn get_snapshot(&self, actor_id: &str, at_or_below: i64) -> Result<Option<ActorSnapshot>> {
         let Some(number) = self.actor_number(actor_id.as_bytes())? else {
             return Ok(None);
         };
-        let Some((_, key)) = latest_snapshot_key(&self.ix.t, number)? else {
+        let Some((_, key)) = latest_snapshot_key(&self.ix.t, number, at_or_below)? else {
             return Ok(None);
         };
         let location = format!("snapshot of actor {actor_id:?}");
