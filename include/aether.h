@@ -178,17 +178,61 @@ typedef enum aether_outcome {
  */
 typedef enum aether_durability {
   /**
-   * The default: a returned save is fdatasync'ed to the store's write-ahead log
-   * (concurrent savers share one sync). Survives process crashes and power loss.
+   * The default: a returned save is fdatasync'ed to the store's log (concurrent
+   * savers share one sync). Survives process crashes and power loss.
    */
   AETHER_DURABILITY_DURABLE = 0,
   /**
-   * A returned save is in sled's buffers, written out about every 500 ms; a crash
-   * can lose the saves of that window (never part of a batch). `aether_store_flush()`
-   * makes everything durable.
+   * A returned save is written to the store's log file but not synced: a killed
+   * process loses nothing; an OS crash or power loss can lose the last ~500 ms of
+   * saves (never part of a batch or commit). `aether_store_flush()` makes everything
+   * durable.
    */
   AETHER_DURABILITY_BUFFERED = 1,
 } aether_durability;
+
+/**
+ * What an append expects of an actor's stream (`expected_mode` arguments and
+ * `aether_commit_entry.expected_mode`). Whatever the mode, explicit versions must be
+ * greater than the actor's latest. Values never change.
+ */
+typedef enum aether_expected_mode {
+  /**
+   * The seed's rule, and the default: the first event's version is greater than the
+   * actor's latest (gaps allowed).
+   */
+  AETHER_EXPECT_INCREASING = 0,
+  /**
+   * No expectation (KurrentDB's "any"): the same check as `AETHER_EXPECT_INCREASING`.
+   */
+  AETHER_EXPECT_ANY = 1,
+  /**
+   * The actor has no events.
+   */
+  AETHER_EXPECT_NO_STREAM = 2,
+  /**
+   * The actor has at least one event.
+   */
+  AETHER_EXPECT_STREAM_EXISTS = 3,
+  /**
+   * The actor's latest version equals `expected_version` (0: no events).
+   */
+  AETHER_EXPECT_EXACT = 4,
+} aether_expected_mode;
+
+/**
+ * Which way a bounded read runs (`direction` arguments). Values never change.
+ */
+typedef enum aether_direction {
+  /**
+   * Oldest first.
+   */
+  AETHER_FORWARD = 0,
+  /**
+   * Newest first: with `limit` 1, the actor's last event.
+   */
+  AETHER_BACKWARD = 1,
+} aether_direction;
 
 /**
  * The detail of one failed call: its status, a message, and for a version conflict or
@@ -215,6 +259,63 @@ typedef struct aether_error aether_error;
 typedef struct aether_store aether_store;
 
 /**
+ * What `aether_commit()` and `aether_append()` did. Plain data written by the library
+ * into caller-owned storage.
+ */
+typedef struct aether_commit_result {
+  /**
+   * 1 when every event was already stored with the same actor, version and ID (a
+   * retry of a commit that succeeded: nothing was written, no EventStored was
+   * published); 0 when the call wrote them.
+   */
+  int already_appended;
+  /**
+   * The store-wide sequence of the first event; 0 when no event was written
+   * (condition-only entries).
+   */
+  uint64_t first_sequence;
+  /**
+   * The sequence of the last event; events of one commit have consecutive sequences,
+   * in entry order.
+   */
+  uint64_t last_sequence;
+} aether_commit_result;
+
+/**
+ * One actor's part of `aether_commit()`. Plain data owned by the caller; the library
+ * reads it (and the buffers it points to) during the call only.
+ */
+typedef struct aether_commit_entry {
+  /**
+   * The actor ID: UTF-8, not NUL-terminated.
+   */
+  const uint8_t *actor_id;
+  /**
+   * Its length in bytes.
+   */
+  size_t actor_id_len;
+  /**
+   * An `aether_expected_mode` value.
+   */
+  int expected_mode;
+  /**
+   * The version `AETHER_EXPECT_EXACT` expects (0 or more); ignored by other modes.
+   */
+  int64_t expected_version;
+  /**
+   * A JSON array of the actor's events (format as in `aether_save_event()`; each
+   * `actorId` must be this entry's). Versions are all explicit (strictly increasing,
+   * from 1) or all 0 (assigned: the actor's latest + 1, + 2, ...). NULL (with length 0)
+   * or `[]`: a condition-only entry, which checks the actor and writes nothing to it.
+   */
+  const uint8_t *events_json;
+  /**
+   * Its length in bytes.
+   */
+  size_t events_json_len;
+} aether_commit_entry;
+
+/**
  * A byte buffer allocated by the library (JSON results), owned by the caller until it
  * passes it to `aether_bytes_free()`. `ptr` is NULL exactly when `len` is 0. The bytes
  * are not NUL-terminated. Never free `ptr` with `free()`.
@@ -231,6 +332,44 @@ typedef struct aether_bytes {
    */
   size_t len;
 } aether_bytes;
+
+/**
+ * A borrowed UTF-8 string: `ptr`/`len`, not NUL-terminated. Plain data owned by the
+ * caller.
+ */
+typedef struct aether_str {
+  /**
+   * The bytes.
+   */
+  const uint8_t *ptr;
+  /**
+   * Their length.
+   */
+  size_t len;
+} aether_str;
+
+/**
+ * Which events `aether_read_all_filtered()` returns. Plain data owned by the caller;
+ * read during the call only.
+ */
+typedef struct aether_event_filter {
+  /**
+   * Accepted event types (exact match); NULL with length 0 accepts every type.
+   */
+  const struct aether_str *event_types;
+  /**
+   * How many.
+   */
+  size_t event_types_len;
+  /**
+   * Accepted actor-ID prefix; NULL with length 0 accepts every actor.
+   */
+  const uint8_t *actor_prefix;
+  /**
+   * Its length in bytes.
+   */
+  size_t actor_prefix_len;
+} aether_event_filter;
 
 /**
  * One EventStored notification: published after an event was stored (and is as durable
@@ -347,6 +486,11 @@ typedef struct aether_sled_options {
    * 3600000 (one hour).
    */
   uint64_t lock_timeout_ms;
+  /**
+   * Snapshots kept per actor (the newest ones; older ones are dropped as newer ones
+   * are saved); 0 = 3, otherwise 1 to 4294967295.
+   */
+  uint32_t snapshot_retention;
 } aether_sled_options;
 
 /**
@@ -394,6 +538,121 @@ extern "C" {
 const char *aether_version(void);
 
 /**
+ * Append `events_json` (a JSON array of one actor's events) to `actor_id` if the actor
+ * meets `expected_mode` / `expected_version` (see `aether_expected_mode`); events with
+ * version 0 are given the actor's next versions. `aether_commit()` with one entry.
+ *
+ * Outputs (each may be NULL): `*result_out` (see `aether_commit_result`); on success
+ * `*last_version_out` receives the actor's version after the call (its last event's).
+ *
+ * A retry of an append that succeeded (same versions and event IDs) returns `AETHER_OK`
+ * with `already_appended` 1; automatic versions are recognised as a retry only under
+ * `AETHER_EXPECT_NO_STREAM` and `AETHER_EXPECT_EXACT`. Errors:
+ * `AETHER_VERSION_CONFLICT` (nothing written; the `aether_error` carries the actor,
+ * the expectation and the current version: `aether_error_conflict_at()`),
+ * `AETHER_INVALID_ARGUMENT` (NULL pointer, bad UTF-8, an unknown mode, a negative exact
+ * version), `AETHER_INVALID_EVENT` (malformed JSON, an event of another actor, version 0
+ * mixed with explicit versions, limits as for `aether_save_events()`),
+ * `AETHER_STORE_CLOSED`, `AETHER_STORAGE`, `AETHER_UNSUPPORTED` (a backend without
+ * this operation). Outputs are untouched on error; if `err_out` is not NULL, `*err_out`
+ * receives an `aether_error` to free with `aether_error_free()`. Thread-safe.
+ */
+AETHER_MUST_USE
+enum aether_status aether_append(const struct aether_store *store,
+                                 const uint8_t *actor_id,
+                                 size_t actor_id_len,
+                                 int expected_mode,
+                                 int64_t expected_version,
+                                 const uint8_t *events_json,
+                                 size_t events_json_len,
+                                 struct aether_commit_result *result_out,
+                                 int64_t *last_version_out,
+                                 struct aether_error **err_out);
+
+/**
+ * Append to several actors at once, all or nothing: one record, consecutive sequences
+ * in entry order, each event's EventStored published once the commit is as durable as
+ * the store's mode promises.
+ *
+ * `entries`/`entries_len`: 1 to 10000 entries (see `aether_commit_entry`), at most one
+ * per actor, at most 10000 events in all. Every entry's condition is checked; if any
+ * fails nothing is written and the `aether_error` lists every failed condition
+ * (`aether_error_conflict_count()`, `aether_error_conflict_at()`), unless the commit is
+ * a retry of one already stored (see `aether_append()`).
+ *
+ * Outputs (each may be NULL): `*result_out`; `last_versions_out`, an array of
+ * `entries_len` values, receives each entry's last written version (0 for a
+ * condition-only entry).
+ *
+ * Errors as for `aether_append()`, plus `AETHER_INVALID_ARGUMENT` for no entries or two
+ * entries of one actor. Outputs are untouched on error. Thread-safe.
+ */
+AETHER_MUST_USE
+enum aether_status aether_commit(const struct aether_store *store,
+                                 const struct aether_commit_entry *entries,
+                                 size_t entries_len,
+                                 struct aether_commit_result *result_out,
+                                 int64_t *last_versions_out,
+                                 struct aether_error **err_out);
+
+/**
+ * The actor's events with versions `from_version..=to_version`, at most `limit`
+ * (`SIZE_MAX`: no limit; 0 gives `[]`), oldest first (`AETHER_FORWARD`) or newest first
+ * (`AETHER_BACKWARD`), as one JSON array in `*events_out`. `from_version` 0 and 1 both
+ * mean the first event, `to_version` `INT64_MAX` the last; the last event of an actor
+ * is `from 0, to INT64_MAX, limit 1, AETHER_BACKWARD`, one index seek on a sled store.
+ *
+ * Errors: `AETHER_INVALID_ARGUMENT` (NULL pointer, bad UTF-8, negative `from_version`,
+ * `from_version > to_version`, an unknown direction), `AETHER_CORRUPT`,
+ * `AETHER_STORE_CLOSED`, `AETHER_STORAGE`. Ownership and the rest as for
+ * `aether_get_events()`. Thread-safe.
+ */
+AETHER_MUST_USE
+enum aether_status aether_get_events_range(const struct aether_store *store,
+                                           const uint8_t *actor_id,
+                                           size_t actor_id_len,
+                                           int64_t from_version,
+                                           int64_t to_version,
+                                           size_t limit,
+                                           int direction,
+                                           struct aether_bytes *events_out,
+                                           struct aether_error **err_out);
+
+/**
+ * Up to `limit` events with `sequence >= from_sequence` that pass `filter` (NULL: every
+ * event), in sequence order, in the layout of `aether_read_all()`. The filter is
+ * applied inside the store, on the stored bytes, before anything is copied out; `limit`
+ * counts returned events, and the read stops at the end of the store.
+ *
+ * Errors: `AETHER_INVALID_ARGUMENT` (NULL pointer where one is required, bad UTF-8),
+ * `AETHER_CORRUPT`, `AETHER_STORE_CLOSED`, `AETHER_STORAGE`. Ownership and the rest as
+ * for `aether_read_all()`. Thread-safe.
+ */
+AETHER_MUST_USE
+enum aether_status aether_read_all_filtered(const struct aether_store *store,
+                                            uint64_t from_sequence,
+                                            size_t limit,
+                                            const struct aether_event_filter *filter,
+                                            struct aether_bytes *events_out,
+                                            struct aether_error **err_out);
+
+/**
+ * The actor's newest kept snapshot with `version <= at_or_below`, as JSON (Go format) in
+ * `*snapshot_out`; `AETHER_NOT_FOUND` when none is kept (never taken, or dropped by the
+ * store's snapshot retention, 3 per actor unless configured).
+ *
+ * Ownership, errors and thread safety as for `aether_get_latest_snapshot()`, plus
+ * `AETHER_UNSUPPORTED` on a backend that keeps no snapshot history.
+ */
+AETHER_MUST_USE
+enum aether_status aether_get_snapshot(const struct aether_store *store,
+                                       const uint8_t *actor_id,
+                                       size_t actor_id_len,
+                                       int64_t at_or_below,
+                                       struct aether_bytes *snapshot_out,
+                                       struct aether_error **err_out);
+
+/**
  * Release the buffer `bytes` describes and reset it to `{NULL, 0}`.
  *
  * NULL `bytes` and an empty buffer are no-ops, so freeing twice through the same
@@ -429,7 +688,8 @@ const char *aether_error_message(const struct aether_error *err);
 /**
  * The details of a version conflict (`AETHER_VERSION_CONFLICT`) or a stale snapshot
  * (`AETHER_STALE_SNAPSHOT`): the actor, the version the call attempted, and the
- * actor's current version (latest event, or stored snapshot).
+ * actor's current version (latest event, or stored snapshot). For a commit with several
+ * failed conditions, the first; see `aether_error_conflict_at()` for all of them.
  *
  * `*actor_id_out`/`*actor_id_len_out` receive the actor ID (UTF-8, not NUL-terminated;
  * NULL with length 0 if empty), which belongs to `err` and is valid until
@@ -443,6 +703,36 @@ enum aether_status aether_error_conflict(const struct aether_error *err,
                                          size_t *actor_id_len_out,
                                          int64_t *attempted_version_out,
                                          int64_t *current_version_out);
+
+/**
+ * How many failed conditions `err` carries: one per actor whose condition failed for a
+ * commit's `AETHER_VERSION_CONFLICT`, 1 for a save's conflict or a stale snapshot, 0
+ * for any other error and for NULL. Thread-safe.
+ */
+size_t aether_error_conflict_count(const struct aether_error *err);
+
+/**
+ * The failed condition number `index` (0 to `aether_error_conflict_count(err) - 1`):
+ * the actor, what was expected (`*expected_mode_out`, an `aether_expected_mode`, and
+ * `*expected_version_out`, the version `AETHER_EXPECT_EXACT` expected, else 0), the
+ * version of the entry's first event (`*attempted_version_out`; 0 for automatic
+ * versions or a condition-only entry) and the actor's version when the commit was
+ * checked (`*current_version_out`). A save's conflict reports
+ * `AETHER_EXPECT_INCREASING`.
+ *
+ * The actor ID belongs to `err` (as for `aether_error_conflict()`). Returns
+ * `AETHER_NOT_FOUND` when `index` is out of range; any NULL pointer ->
+ * `AETHER_INVALID_ARGUMENT`. Outputs are untouched on error. Thread-safe.
+ */
+AETHER_MUST_USE
+enum aether_status aether_error_conflict_at(const struct aether_error *err,
+                                            size_t index,
+                                            const uint8_t **actor_id_out,
+                                            size_t *actor_id_len_out,
+                                            int *expected_mode_out,
+                                            int64_t *expected_version_out,
+                                            int64_t *attempted_version_out,
+                                            int64_t *current_version_out);
 
 /**
  * Release an error. NULL is a no-op. The error must not be used afterwards, and must

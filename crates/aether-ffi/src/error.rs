@@ -1,6 +1,6 @@
 //! `aether_error`: the detail of one failure, handed to the caller through `err_out`.
 
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_int, CString};
 use std::ptr;
 
 use crate::args::{out, Out};
@@ -16,7 +16,9 @@ use crate::status::aether_status;
 pub struct aether_error {
     status: aether_status,
     message: CString,
-    conflict: Option<Conflict>,
+    /// A version conflict's failed conditions (several for a commit), or a stale
+    /// snapshot's one.
+    conflicts: Vec<Conflict>,
     outcome: aether_outcome,
 }
 
@@ -35,6 +37,9 @@ pub enum aether_outcome {
 
 struct Conflict {
     actor_id: String,
+    /// `aether_expected_mode` and its version (the seed's rule for a save).
+    mode: c_int,
+    expected_version: i64,
     attempted_version: i64,
     current_version: i64,
 }
@@ -60,7 +65,7 @@ impl aether_error {
             }
             _ => aether_outcome::AETHER_OUTCOME_NOT_APPLIED,
         };
-        let conflict = match failure {
+        let conflicts = match failure {
             Failure::Core(aether_core::Error::VersionConflict {
                 actor_id,
                 attempted_version,
@@ -70,17 +75,32 @@ impl aether_error {
                 actor_id,
                 attempted_version,
                 current_version,
-            }) => Some(Conflict {
+            }) => vec![Conflict {
                 actor_id,
+                mode: 0,
+                expected_version: 0,
                 attempted_version,
                 current_version,
-            }),
-            _ => None,
+            }],
+            Failure::Core(aether_core::Error::CommitConflict { conflicts }) => conflicts
+                .into_iter()
+                .map(|c| {
+                    let (mode, expected_version) = crate::appends::mode_of(c.expected);
+                    Conflict {
+                        actor_id: c.actor_id,
+                        mode,
+                        expected_version,
+                        attempted_version: c.attempted_version,
+                        current_version: c.current_version,
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
         };
         aether_error {
             status,
             message,
-            conflict,
+            conflicts,
             outcome,
         }
     }
@@ -137,7 +157,8 @@ pub unsafe extern "C" fn aether_error_message(err: *const aether_error) -> *cons
 
 /// The details of a version conflict (`AETHER_VERSION_CONFLICT`) or a stale snapshot
 /// (`AETHER_STALE_SNAPSHOT`): the actor, the version the call attempted, and the
-/// actor's current version (latest event, or stored snapshot).
+/// actor's current version (latest event, or stored snapshot). For a commit with several
+/// failed conditions, the first; see `aether_error_conflict_at()` for all of them.
 ///
 /// `*actor_id_out`/`*actor_id_len_out` receive the actor ID (UTF-8, not NUL-terminated;
 /// NULL with length 0 if empty), which belongs to `err` and is valid until
@@ -160,16 +181,74 @@ pub unsafe extern "C" fn aether_error_conflict(
         let len_out = unsafe { out(actor_id_len_out, "actor_id_len_out") }?;
         let attempted_out = unsafe { out(attempted_version_out, "attempted_version_out") }?;
         let current_out = unsafe { out(current_version_out, "current_version_out") }?;
-        let c = err.conflict.as_ref().ok_or(Failure::NotFound(
+        let c = err.conflicts.first().ok_or(Failure::NotFound(
             "the error is neither a version conflict nor a stale snapshot",
         ))?;
-        let actor = if c.actor_id.is_empty() {
-            ptr::null()
-        } else {
-            c.actor_id.as_ptr()
-        };
-        actor_out.write(actor);
-        len_out.write(c.actor_id.len());
+        write_actor(c, actor_out, len_out);
+        attempted_out.write(c.attempted_version);
+        current_out.write(c.current_version);
+        Ok(())
+    })
+}
+
+fn write_actor(c: &Conflict, actor_out: Out<*const u8>, len_out: Out<usize>) {
+    let actor = if c.actor_id.is_empty() {
+        ptr::null()
+    } else {
+        c.actor_id.as_ptr()
+    };
+    actor_out.write(actor);
+    len_out.write(c.actor_id.len());
+}
+
+/// How many failed conditions `err` carries: one per actor whose condition failed for a
+/// commit's `AETHER_VERSION_CONFLICT`, 1 for a save's conflict or a stale snapshot, 0
+/// for any other error and for NULL. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn aether_error_conflict_count(err: *const aether_error) -> usize {
+    // SAFETY: the caller passes NULL or a live error from this library.
+    unsafe { err.as_ref() }.map_or(0, |e| e.conflicts.len())
+}
+
+/// The failed condition number `index` (0 to `aether_error_conflict_count(err) - 1`):
+/// the actor, what was expected (`*expected_mode_out`, an `aether_expected_mode`, and
+/// `*expected_version_out`, the version `AETHER_EXPECT_EXACT` expected, else 0), the
+/// version of the entry's first event (`*attempted_version_out`; 0 for automatic
+/// versions or a condition-only entry) and the actor's version when the commit was
+/// checked (`*current_version_out`). A save's conflict reports
+/// `AETHER_EXPECT_INCREASING`.
+///
+/// The actor ID belongs to `err` (as for `aether_error_conflict()`). Returns
+/// `AETHER_NOT_FOUND` when `index` is out of range; any NULL pointer ->
+/// `AETHER_INVALID_ARGUMENT`. Outputs are untouched on error. Thread-safe.
+#[must_use]
+#[no_mangle]
+pub unsafe extern "C" fn aether_error_conflict_at(
+    err: *const aether_error,
+    index: usize,
+    actor_id_out: *mut *const u8,
+    actor_id_len_out: *mut usize,
+    expected_mode_out: *mut c_int,
+    expected_version_out: *mut i64,
+    attempted_version_out: *mut i64,
+    current_version_out: *mut i64,
+) -> aether_status {
+    ffi_guard(ErrOut::none(), || {
+        // SAFETY: the caller passes NULL or a live error, and valid outputs.
+        let err = unsafe { err.as_ref() }.ok_or(Failure::invalid("err is NULL"))?;
+        let actor_out: Out<*const u8> = unsafe { out(actor_id_out, "actor_id_out") }?;
+        let len_out = unsafe { out(actor_id_len_out, "actor_id_len_out") }?;
+        let mode_out = unsafe { out(expected_mode_out, "expected_mode_out") }?;
+        let expected_out = unsafe { out(expected_version_out, "expected_version_out") }?;
+        let attempted_out = unsafe { out(attempted_version_out, "attempted_version_out") }?;
+        let current_out = unsafe { out(current_version_out, "current_version_out") }?;
+        let c = err
+            .conflicts
+            .get(index)
+            .ok_or(Failure::NotFound("no failed condition has that index"))?;
+        write_actor(c, actor_out, len_out);
+        mode_out.write(c.mode);
+        expected_out.write(c.expected_version);
         attempted_out.write(c.attempted_version);
         current_out.write(c.current_version);
         Ok(())

@@ -13,7 +13,7 @@ use crate::store::aether_store;
 
 /// Decode the borrowed JSON once. The UTF-8 check comes first so that bad UTF-8 is an
 /// invalid argument (like everywhere else), not a JSON error.
-fn decode<'a, T: serde::de::Deserialize<'a>>(
+pub(crate) fn decode<'a, T: serde::de::Deserialize<'a>>(
     json: &'a [u8],
     what: &'static str,
 ) -> Result<T, Failure> {

@@ -80,7 +80,10 @@ impl From<aether_core::Error> for Failure {
 pub fn status_of(e: &aether_core::Error) -> aether_status {
     use aether_core::Error as E;
     match e {
-        E::VersionConflict { .. } => aether_status::AETHER_VERSION_CONFLICT,
+        E::VersionConflict { .. } | E::CommitConflict { .. } => {
+            aether_status::AETHER_VERSION_CONFLICT
+        }
+        E::Unsupported(_) => aether_status::AETHER_UNSUPPORTED,
         // Options and paths are arguments of the open call, not parts of an event.
         E::InvalidInput {
             field:
@@ -97,7 +100,11 @@ pub fn status_of(e: &aether_core::Error) -> aether_status {
                 | "lock_timeout"
                 | "segment_size"
                 | "checkpoint_interval"
-                | "group_commit_window",
+                | "group_commit_window"
+                | "snapshot_retention"
+                | "entries"
+                | "expected"
+                | "range",
             ..
         } => aether_status::AETHER_INVALID_ARGUMENT,
         E::InvalidInput { .. } => aether_status::AETHER_INVALID_EVENT,

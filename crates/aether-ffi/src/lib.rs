@@ -20,6 +20,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 // Declaration order is the order of the header's sections.
+pub mod appends;
 mod args;
 pub mod bytes;
 pub mod error;
@@ -31,6 +32,10 @@ pub mod jetstream;
 pub mod status;
 pub mod store;
 
+pub use appends::{
+    aether_commit_entry, aether_commit_result, aether_direction, aether_event_filter,
+    aether_expected_mode, aether_str,
+};
 pub use bytes::aether_bytes;
 pub use error::aether_error;
 pub use event_stored::aether_event_stored;

@@ -118,12 +118,13 @@ pub(crate) unsafe fn store_arg<'a>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(clippy::upper_case_acronyms)]
 pub enum aether_durability {
-    /// The default: a returned save is fdatasync'ed to the store's write-ahead log
-    /// (concurrent savers share one sync). Survives process crashes and power loss.
+    /// The default: a returned save is fdatasync'ed to the store's log (concurrent
+    /// savers share one sync). Survives process crashes and power loss.
     AETHER_DURABILITY_DURABLE = 0,
-    /// A returned save is in sled's buffers, written out about every 500 ms; a crash
-    /// can lose the saves of that window (never part of a batch). `aether_store_flush()`
-    /// makes everything durable.
+    /// A returned save is written to the store's log file but not synced: a killed
+    /// process loses nothing; an OS crash or power loss can lose the last ~500 ms of
+    /// saves (never part of a batch or commit). `aether_store_flush()` makes everything
+    /// durable.
     AETHER_DURABILITY_BUFFERED = 1,
 }
 
@@ -149,6 +150,9 @@ pub struct aether_sled_options {
     /// milliseconds, before failing with `AETHER_LOCKED`; 0 = 2000, otherwise 1 to
     /// 3600000 (one hour).
     pub lock_timeout_ms: u64,
+    /// Snapshots kept per actor (the newest ones; older ones are dropped as newer ones
+    /// are saved); 0 = 3, otherwise 1 to 4294967295.
+    pub snapshot_retention: u32,
 }
 
 impl aether_sled_options {
@@ -188,6 +192,9 @@ impl aether_sled_options {
                 "2000",
             )?;
             o.lock_timeout = Duration::from_millis(ms);
+        }
+        if self.snapshot_retention != 0 {
+            o.snapshot_retention = self.snapshot_retention;
         }
         // The checks above name the C fields; the core's own check guards the rest.
         o.validate()
