@@ -8,6 +8,8 @@
 //!   `EventStored` the child received names an event that survived.
 //! - Buffered mode: the same, since a buffered save is in the log file (the OS's page
 //!   cache) before it returns; only an OS crash or power loss can lose buffered saves.
+//! - Commits across actors are all or nothing: the child commits to "pair-x" and
+//!   "pair-y" together, so after every kill their histories must be identical.
 //!
 //! `AETHER_CRASH_CYCLES` sets the number of cycles per mode (default 200; `make soak`
 //! raises it), `AETHER_CRASH_CYCLES_PER_STORE` how many of them share one store (default
@@ -22,7 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aether_core::{
-    ActorSnapshot, Durability, Event, EventStore, Options, SledStore, SnapshotStore, Timestamp,
+    ActorSnapshot, CommitEntry, Durability, Event, EventStore, ExpectedState, Options, SledStore,
+    SnapshotStore, Timestamp,
 };
 use serde_json::json;
 
@@ -127,9 +130,34 @@ fn crash_child() {
             })
         })
         .collect();
+    // Commits across actors: "pair-x" and "pair-y" always move together, one record per
+    // commit, so after any kill their histories must be identical (all or nothing).
+    let pairs = {
+        let store = store.clone();
+        let say = say.clone();
+        std::thread::spawn(move || {
+            let mut rng = Rng(seed ^ 0x9e37_79b9);
+            loop {
+                let latest = store.get_latest_version("pair-x").unwrap();
+                let count = 1 + rng.below(3) as i64;
+                let xs: Vec<Event> = (1..=count).map(|i| ev("pair-x", latest + i)).collect();
+                let ys: Vec<Event> = (1..=count).map(|i| ev("pair-y", latest + i)).collect();
+                let c = store
+                    .commit(&[
+                        CommitEntry::new("pair-x", ExpectedState::Exact(latest), &xs),
+                        CommitEntry::new("pair-y", ExpectedState::Exact(latest), &ys),
+                    ])
+                    .unwrap_or_else(|e| panic!("commit failed: {e}"));
+                let seq = c.last_sequence;
+                say(format!("ACK pair-x {} {count} {seq}", latest + 1));
+                say(format!("ACK pair-y {} {count} {seq}", latest + 1));
+            }
+        })
+    };
     for w in writers {
         w.join().unwrap();
     }
+    pairs.join().unwrap();
 }
 
 #[derive(Default)]
@@ -221,6 +249,33 @@ fn check_store(
         assert_eq!(
             stored.iter().map(|e| e.version).collect::<Vec<_>>(),
             *versions
+        );
+    }
+    // A commit across actors is all or nothing: the pair's histories are identical, and
+    // each commit's events are consecutive (x's, then y's).
+    let (xs, ys) = (
+        per_actor.get("pair-x").cloned().unwrap_or_default(),
+        per_actor.get("pair-y").cloned().unwrap_or_default(),
+    );
+    assert_eq!(
+        xs, ys,
+        "a commit across actors was cut: pair-x and pair-y differ"
+    );
+    let seq_of: BTreeMap<(&str, i64), u64> = all
+        .iter()
+        .map(|se| ((se.event.actor_id.as_str(), se.event.version), se.sequence))
+        .collect();
+    for w in xs.windows(2) {
+        // Within one commit, x's events are followed directly by y's of the same count.
+        let (x0, x1) = (seq_of[&("pair-x", w[0])], seq_of[&("pair-x", w[1])]);
+        if x1 == x0 + 1 {
+            continue;
+        }
+        let y0 = seq_of[&("pair-y", w[0])];
+        assert!(
+            y0 > x0 && y0 < x1,
+            "the commit holding pair-x v{} is split",
+            w[0]
         );
     }
     // Versions are strictly increasing per actor (checked above): binary search, so a
@@ -332,6 +387,12 @@ fn crash_one_store(
         }
     }
     tally.distinct = acked.len();
+    if cycles >= 10 {
+        assert!(
+            acked.iter().any(|(a, _)| a == "pair-x"),
+            "store {index}: no commit across actors was acknowledged in {cycles} cycles"
+        );
+    }
     tally
 }
 

@@ -639,3 +639,62 @@ fn snapshots_at_any_version_read_back_latest_first_including_negative_ones() {
     let s = open(&path, Durability::Durable);
     assert_eq!(s.get_latest_snapshot("a").unwrap(), Some(snap(i64::MAX)));
 }
+
+/// Retries are recognised from what the log holds, so across a reopen too; commits across
+/// actors, snapshot history and its retention come back from the log when the index is
+/// rebuilt.
+#[test]
+fn appends_retries_and_snapshot_history_survive_reopen_and_reindex() {
+    use aether_core::{ActorSnapshot, AppendStatus, CommitEntry, EventRange, ExpectedState};
+    for durability in [Durability::Durable, Durability::Buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let mut o = opts(durability);
+        o.snapshot_retention = 2;
+        let snap = |v: i64| ActorSnapshot {
+            actor_id: "a".into(),
+            version: v,
+            state: Some(json!({"v": v}).as_object().unwrap().clone()),
+            timestamp: Timestamp::ZERO,
+        };
+        let xs: Vec<Event> = (1..=3).map(|v| ev("x", v)).collect();
+        let ys = [ev("y", 1)];
+        let entries = [
+            CommitEntry::new("x", ExpectedState::NoStream, &xs),
+            CommitEntry::new("y", ExpectedState::NoStream, &ys),
+        ];
+        let first = {
+            let s = SledStore::open_with(&path, o.clone()).unwrap();
+            for v in 1..=200 {
+                s.save_event(&ev("a", v)).unwrap();
+            }
+            for v in [50, 100, 150] {
+                s.save_snapshot(&snap(v)).unwrap();
+            }
+            let c = s.commit(&entries).unwrap();
+            s.close().unwrap();
+            c
+        };
+        for round in 0..2 {
+            if round == 1 {
+                aether_core::sled_store::reindex(&path, o.clone()).unwrap();
+            }
+            let s = SledStore::open_with(&path, o.clone()).unwrap();
+            let again = s.commit(&entries).unwrap();
+            assert_eq!(again.status, AppendStatus::AlreadyAppended, "round {round}");
+            assert_eq!(
+                (again.first_sequence, again.last_sequence),
+                (first.first_sequence, first.last_sequence)
+            );
+            assert_eq!(s.get_events("x", 0).unwrap(), xs);
+            assert_eq!(
+                s.get_events_range("x", &EventRange::last(1)).unwrap(),
+                vec![ev("x", 3)]
+            );
+            assert_eq!(s.get_snapshot("a", 149).unwrap(), Some(snap(100)));
+            assert_eq!(s.get_snapshot("a", 99).unwrap(), None, "retention is 2");
+            assert_eq!(s.get_latest_snapshot("a").unwrap(), Some(snap(150)));
+            s.close().unwrap();
+        }
+    }
+}
