@@ -15,7 +15,8 @@
 //! buffered-save, raw-insert, sqlite-normal, durable-1, sqlite-full, disk-append-sync,
 //! disk-overwrite-sync, durable-8, durable-8-window, durable-batch, sqlite-batch-full,
 //! replay, parse, parse-drop, replay-json, raw-scan, read-all-json, sqlite-scan,
-//! latest-version.
+//! latest-version, commit-10x10, batch-100, retry, last-event, read-all-filtered,
+//! read-all-raw.
 //!
 //! Rows marked "context" have no target: they show a stricter or a looser baseline, or a
 //! configuration to compare with, next to the row above them.
@@ -814,6 +815,8 @@ fn main() {
         }
     }
 
+    appends(&s, &mut rows, &wanted);
+
     if s.only.is_some() {
         return;
     }
@@ -835,4 +838,167 @@ fn main() {
         started.elapsed().as_secs_f64(),
         bench_root().display()
     );
+}
+
+/// The appends issue's targets: a commit across 10 actors against a one-actor batch of the
+/// same 100 events, an idempotent retry, the last event of a long stream, a filtered
+/// `read_all` against the unfiltered one.
+fn appends(s: &Settings, rows: &mut Vec<Row>, wanted: &dyn Fn(&[&str]) -> bool) {
+    use aether_core::{CommitEntry, EventFilter, EventRange, ExpectedState};
+
+    if wanted(&["commit-10x10", "batch-100"]) {
+        let (_dir, store) = open_store("ratio-commit", Durability::Durable);
+        let mut pool = EventPool::batches(&actor_ids(1_000), 10);
+        let batch_actors: Vec<String> = actor_ids(100).iter().map(|a| format!("b-{a}")).collect();
+        let mut batch_pool = EventPool::batches(&batch_actors, 100);
+        let mut a = |budget: Duration| {
+            let mut ops = 0u64;
+            let mut took = Duration::ZERO;
+            while took < budget {
+                let parts: Vec<Vec<Event>> = (0..10).map(|_| pool.take(10).to_vec()).collect();
+                let entries: Vec<CommitEntry> = parts
+                    .iter()
+                    .map(|p| CommitEntry::new(&p[0].actor_id, ExpectedState::Increasing, p))
+                    .collect();
+                let start = Instant::now();
+                black_box(store.commit(&entries).expect("commit"));
+                took += start.elapsed();
+                ops += 100;
+            }
+            (ops, took)
+        };
+        let mut b = |budget: Duration| {
+            let mut ops = 0u64;
+            let mut took = Duration::ZERO;
+            while took < budget {
+                let batch = batch_pool.take(100);
+                let start = Instant::now();
+                black_box(store.save_events(batch).expect("save_events"));
+                took += start.elapsed();
+                ops += batch.len() as u64;
+            }
+            (ops, took)
+        };
+        let pair = Pair {
+            row: "commit 10 actors x 10 / batch of 100 (durable)",
+            a: "commit-10x10",
+            b: "batch-100",
+            a_unit: "events",
+            b_unit: "events",
+            target: Some(0.9),
+            aim: None,
+        };
+        measure(s, rows, pair, &mut a, &mut b);
+    }
+
+    if wanted(&["retry", "last-event"]) {
+        let (_dir, store) = open_store("appends-latency", Durability::Buffered);
+        let actors = actor_ids(1_000);
+        save_all(&store, &round_robin_events(&actors, 10), 1);
+        let long = actor_events("long-10k", 10_000);
+        save_all(&store, &long, 1_000);
+        store.flush().expect("flush");
+        settle();
+        // A retry of a stored single-event append: Exact(v - 1) with the same event.
+        let mut rng = XorShift::new(11);
+        let stored = round_robin_events(&actors, 10);
+        let picks: Vec<usize> = (0..100_000)
+            .map(|_| rng.below(stored.len() as u64) as usize)
+            .collect();
+        let retry = |i: usize| {
+            let e = &stored[picks[i]];
+            let c = store
+                .append(&e.actor_id, ExpectedState::Exact(e.version - 1), std::slice::from_ref(e))
+                .expect("retry");
+            black_box(c);
+        };
+        for i in 0..10_000 {
+            retry(i);
+        }
+        let hist = latency_histogram(picks.len(), retry);
+        let last = || {
+            black_box(
+                store
+                    .get_events_range("long-10k", &EventRange::last(1))
+                    .expect("last event"),
+            )
+        };
+        for _ in 0..10_000 {
+            last();
+        }
+        let last_hist = latency_histogram(100_000, |_| {
+            last();
+        });
+        for (name, h, target) in [
+            ("idempotent retry p50 (µs)", &hist, 10.0),
+            ("last event of 10k p50 (µs)", &last_hist, 5.0),
+        ] {
+            let p50 = percentile_us(h, 50.0);
+            eprintln!(
+                "{name}: p50 {p50:.2} µs, p99 {:.2} µs",
+                percentile_us(h, 99.0)
+            );
+            rows.push(Row {
+                name,
+                a: format!("{} calls", h.len()),
+                b: String::new(),
+                value: p50,
+                spread: None,
+                target: Some(target),
+                aim: None,
+                higher_is_better: false,
+                unit: " µs",
+            });
+        }
+    }
+
+    if wanted(&["read-all-filtered", "read-all-raw"]) {
+        let (_dir, store) = open_store("appends-filtered", Durability::Buffered);
+        let mut events = round_robin_events(&actor_ids(1_000), 100);
+        for (i, e) in events.iter_mut().enumerate() {
+            e.event_type = format!("Type{}", i % 10);
+        }
+        save_all(&store, &events, 1);
+        store.flush().expect("flush");
+        let total = events.len() as u64;
+        drop(events);
+        const PAGE: usize = 1_000;
+        let filter = EventFilter::event_types(["Type3"]);
+        // Filtered: events scanned per second (the whole store per pass, a tenth returned).
+        let mut a = |budget: Duration| {
+            let start = Instant::now();
+            let mut ops = 0u64;
+            while start.elapsed() < budget {
+                black_box(
+                    store
+                        .read_all_filtered_json(1, usize::MAX, &filter)
+                        .expect("filtered"),
+                );
+                ops += total;
+            }
+            (ops, start.elapsed())
+        };
+        let mut from = 1u64;
+        let mut b = |budget: Duration| {
+            let start = Instant::now();
+            let mut ops = 0u64;
+            while start.elapsed() < budget {
+                let (json, last) = store.read_all_json(from, PAGE).expect("read_all_json");
+                black_box(json);
+                ops += last + 1 - from;
+                from = if last >= total { 1 } else { last + 1 };
+            }
+            (ops, start.elapsed())
+        };
+        let pair = Pair {
+            row: "filtered read_all (1 type in 10) / raw read_all, events scanned",
+            a: "read-all-filtered",
+            b: "read-all-raw",
+            a_unit: "events",
+            b_unit: "events",
+            target: Some(0.5),
+            aim: None,
+        };
+        measure(s, rows, pair, &mut a, &mut b);
+    }
 }

@@ -543,19 +543,22 @@ pub struct RawFilter {
 }
 
 impl RawFilter {
-    /// Whether the event stored as `json` (of actor `actor_id`) passes. JSON that does not
-    /// have the stored layout passes, so the reader meets it and reports it.
-    pub fn matches(&self, actor_id: &[u8], json: &[u8]) -> bool {
+    /// Whether the event stored as `json` (of actor `actor_id`) passes; `None` when only
+    /// decoding can tell (JSON without the stored layout, under a filter on types).
+    pub fn decide(&self, actor_id: &[u8], json: &[u8]) -> Option<bool> {
         if !actor_id.starts_with(&self.prefix) {
-            return false;
+            return Some(false);
         }
         if self.types.is_empty() {
-            return true;
+            return Some(true);
         }
-        match stored_event_type(json) {
-            Some(t) => self.types.iter().any(|w| w.as_slice() == t),
-            None => true,
-        }
+        stored_event_type(json).map(|t| self.types.iter().any(|w| w.as_slice() == t))
+    }
+
+    /// [`RawFilter::decide`], letting undecided events pass (to be decoded and checked,
+    /// or reported if they do not decode).
+    pub fn matches(&self, actor_id: &[u8], json: &[u8]) -> bool {
+        self.decide(actor_id, json).unwrap_or(true)
     }
 }
 

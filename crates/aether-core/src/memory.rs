@@ -448,19 +448,7 @@ impl EventStore for MemoryStore {
     }
 
     fn read_all(&self, from_sequence: u64, limit: usize) -> Result<Vec<SequencedEvent>> {
-        let state = self.read();
-        let start = from_sequence.max(1) as usize - 1;
-        Ok(state
-            .log
-            .iter()
-            .enumerate()
-            .skip(start)
-            .take(limit)
-            .map(|(i, s)| SequencedEvent {
-                sequence: i as u64 + 1,
-                event: s.event.clone(),
-            })
-            .collect())
+        self.read_all_filtered(from_sequence, limit, &EventFilter::default())
     }
 
     fn last_sequence(&self) -> Result<u64> {

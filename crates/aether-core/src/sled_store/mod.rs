@@ -2182,41 +2182,12 @@ impl EventStore for SledStore {
     }
 
     fn read_all(&self, from_sequence: u64, limit: usize) -> Result<Vec<SequencedEvent>> {
-        let mut out = Vec::with_capacity(limit.min(4096));
-        if limit == 0 {
-            return Ok(out);
-        }
-        self.scan_log(from_sequence, |seq, actor, version, json| {
-            let event = decode_event(json, actor, version)
-                .map_err(|e| corrupt(seq, location(actor, version), e))?;
-            out.push(SequencedEvent {
-                sequence: seq,
-                event,
-            });
-            Ok(out.len() < limit)
-        })?;
-        Ok(out)
+        self.read_all_filtered(from_sequence, limit, &EventFilter::default())
     }
 
     fn read_all_sequenced_json(&self, from_sequence: u64, limit: usize) -> Result<Vec<u8>> {
         // The stored JSON, copied once out of the mapped log.
-        let mut out = Vec::with_capacity(limit.min(4096) * 360 + 2);
-        out.push(b'[');
-        let mut n = 0;
-        if limit > 0 {
-            self.scan_log(from_sequence, |seq, _, _, json| {
-                if n > 0 {
-                    out.push(b',');
-                }
-                crate::store::push_sequenced_prefix(&mut out, seq);
-                out.extend_from_slice(json);
-                out.push(b'}');
-                n += 1;
-                Ok(n < limit)
-            })?;
-        }
-        out.push(b']');
-        Ok(out)
+        self.read_all_filtered_json(from_sequence, limit, &EventFilter::default())
     }
 
     fn commit(&self, entries: &[CommitEntry<'_>]) -> Result<Committed> {
@@ -2303,8 +2274,15 @@ impl EventStore for SledStore {
         let mut n = 0;
         if limit > 0 {
             let raw = filter.raw();
-            self.scan_log(from_sequence, |seq, actor, _, json| {
-                if !raw.matches(actor, json) {
+            self.scan_log(from_sequence, |seq, actor, version, json| {
+                let pass = match raw.decide(actor, json) {
+                    Some(pass) => pass,
+                    None => filter.matches(
+                        &decode_event(json, actor, version)
+                            .map_err(|e| corrupt(seq, location(actor, version), e))?,
+                    ),
+                };
+                if !pass {
                     return Ok(true);
                 }
                 if n > 0 {
