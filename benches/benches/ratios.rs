@@ -14,6 +14,7 @@
 //! profiler: `perf record -g target/release/deps/ratios-* --only buffered-save`. Sides:
 //! buffered-save, raw-insert, sqlite-normal, durable-1, sqlite-full, disk-append-sync,
 //! disk-overwrite-sync, durable-8, durable-8-window, durable-batch, sqlite-batch-full,
+//! sqlite-batch-full-encoding, batch-encoding,
 //! replay, parse, parse-drop, replay-json, raw-scan, read-all-json, sqlite-scan,
 //! latest-version, commit-10x10, batch-100, retry, last-event, read-all-filtered,
 //! read-all-raw.
@@ -552,7 +553,12 @@ fn main() {
         }
     }
 
-    if wanted(&["durable-batch", "sqlite-batch-full"]) {
+    if wanted(&[
+        "durable-batch",
+        "sqlite-batch-full",
+        "sqlite-batch-full-encoding",
+        "batch-encoding",
+    ]) {
         const BATCH: usize = 100;
         let batch_actors = actor_ids(100);
         let (_dir, store) = open_store("ratio-batch", Durability::Durable);
@@ -595,6 +601,74 @@ fn main() {
             a_unit: "events",
             b_unit: "events",
             target: Some(2.0),
+            aim: None,
+        };
+        measure(&s, &mut rows, pair, &mut a, &mut b);
+
+        // Context: the SQLite peer above is handed each event's JSON ready-made, while a
+        // save encodes it. Here SQLite's timed part encodes the batch too (into one reused
+        // buffer), so both sides do the same work from the same `Event`s.
+        let mut encoded = Vec::with_capacity(BATCH * 400);
+        let mut ends = Vec::with_capacity(BATCH);
+        let mut b = |budget: Duration| {
+            let mut ops = 0u64;
+            let mut took = Duration::ZERO;
+            while took < budget {
+                let batch = sqlite_pool.take(BATCH);
+                let start = Instant::now();
+                encoded.clear();
+                ends.clear();
+                for e in batch {
+                    e.write_json(&mut encoded);
+                    ends.push(encoded.len());
+                }
+                let refs: Vec<&[u8]> = (0..ends.len())
+                    .map(|i| &encoded[if i == 0 { 0 } else { ends[i - 1] }..ends[i]])
+                    .collect();
+                assert!(sqlite.save_batch(batch, &refs), "SQLite refused a batch");
+                took += start.elapsed();
+                ops += batch.len() as u64;
+            }
+            (ops, took)
+        };
+        let pair = Pair {
+            row: "  context: same / SQLite tx, encoding timed",
+            a: "durable-batch",
+            b: "sqlite-batch-full-encoding",
+            a_unit: "events",
+            b_unit: "events",
+            target: None,
+            aim: None,
+        };
+        measure(&s, &mut rows, pair, &mut a, &mut b);
+
+        // Context: the batch's JSON encoding alone, the part of a save that is CPU work
+        // rather than the device's flush: how much of a batch it is.
+        let mut encode_pool = EventPool::batches(&batch_actors, BATCH);
+        let mut b = |budget: Duration| {
+            let mut ops = 0u64;
+            let mut took = Duration::ZERO;
+            let mut out = Vec::with_capacity(BATCH * 400);
+            while took < budget {
+                let batch = encode_pool.take(BATCH);
+                let start = Instant::now();
+                out.clear();
+                for e in batch {
+                    e.write_json(&mut out);
+                }
+                black_box(&out);
+                took += start.elapsed();
+                ops += batch.len() as u64;
+            }
+            (ops, took)
+        };
+        let pair = Pair {
+            row: "  context: same / its JSON encoding alone",
+            a: "durable-batch",
+            b: "batch-encoding",
+            a_unit: "events",
+            b_unit: "events",
+            target: None,
             aim: None,
         };
         measure(&s, &mut rows, pair, &mut a, &mut b);

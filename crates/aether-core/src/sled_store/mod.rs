@@ -413,18 +413,33 @@ impl Index {
         Ok(())
     }
 
-    /// The actor's records in memory with last version >= `from`, in order.
-    fn mem_records(&self, number: u64, from_version: i64) -> Vec<RunRecord> {
+    /// The latest version of actor `number` among its records in memory with first
+    /// sequence <= `visible`, looked up in place under the read lock (this is the hot
+    /// path of `get_latest_version` and of a conflict check for an uncached actor).
+    fn mem_latest(&self, number: u64, visible: u64) -> Option<i64> {
         let mem = self.mem.read().unwrap_or_else(|p| p.into_inner());
-        mem.actors
-            .get(&number)
-            .map(|recs| {
-                recs.iter()
-                    .filter(|r| r.last_version >= from_version)
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default()
+        let recs = mem.actors.get(&number)?;
+        // Records are in sequence order: the last one at or below `visible` is the newest.
+        let n = recs.partition_point(|r| r.first_sequence <= visible);
+        n.checked_sub(1).map(|i| recs[i].last_version)
+    }
+
+    /// The actor's records in memory with last version >= `from_version` and first
+    /// sequence <= `visible`, in order, and whether an older record of the actor is in
+    /// memory too (then sled holds nothing the caller needs: see `actor_records`). Only
+    /// that slice is copied: the caller reads sled after this and must not hold the lock
+    /// that saves take while it does.
+    fn mem_records(&self, number: u64, from_version: i64, visible: u64) -> (Vec<RunRecord>, bool) {
+        let mem = self.mem.read().unwrap_or_else(|p| p.into_inner());
+        let Some(recs) = mem.actors.get(&number) else {
+            return (Vec::new(), false);
+        };
+        // Both orders agree: an actor's versions rise with its sequences.
+        let from = recs.partition_point(|r| r.last_version < from_version);
+        let to = recs
+            .partition_point(|r| r.first_sequence <= visible)
+            .max(from);
+        (recs[from..to].to_vec(), from > 0)
     }
 }
 
@@ -960,14 +975,8 @@ impl SledStore {
     /// Memory first: its records are newer than sled's, and a flush writes sled before it
     /// empties memory, so reading in this order never misses a record.
     fn latest_indexed(&self, number: u64, visible: u64) -> Result<i64> {
-        if let Some(r) = self
-            .ix
-            .mem_records(number, 0)
-            .iter()
-            .rev()
-            .find(|r| r.first_sequence <= visible)
-        {
-            return Ok(r.last_version);
+        if let Some(latest) = self.ix.mem_latest(number, visible) {
+            return Ok(latest);
         }
         let mut bound = index_key(number, u64::MAX);
         loop {
@@ -1320,8 +1329,10 @@ impl SledStore {
         visible: u64,
         mut each: impl FnMut(u64, Result<(Arc<Segment>, usize)>) -> Result<bool>,
     ) -> Result<()> {
-        // Memory first (see `latest_indexed`); records sled also has are skipped.
-        let mem = self.ix.mem_records(number, from_version);
+        // Memory first (see `latest_indexed`); records sled also has are skipped. When
+        // memory holds an older record of the actor than any this read needs, every record
+        // in sled is older still, and sled is not read at all.
+        let (mem, mem_covers) = self.ix.mem_records(number, from_version, visible);
         let start = index_key(number, from_version.max(0) as u64);
         let end = index_key(number, u64::MAX);
         let mut seen = 0u64;
@@ -1337,7 +1348,8 @@ impl SledStore {
                     )
                 })
         };
-        for item in self.ix.t.index.range(start..=end) {
+        let sled_runs = (!mem_covers).then(|| self.ix.t.index.range(start..=end));
+        for item in sled_runs.into_iter().flatten() {
             let (_, value) = item?;
             let Some(run) = decode_run(&value) else {
                 each(0, Err(corrupt(0, "the index".into(), "damaged index run")))?;
@@ -1359,7 +1371,7 @@ impl SledStore {
             }
         }
         for r in mem.iter().filter(|r| r.first_sequence > seen) {
-            if r.first_sequence > visible || !each(r.first_sequence, found(r))? {
+            if !each(r.first_sequence, found(r))? {
                 break;
             }
         }

@@ -10,13 +10,15 @@
 //! - Segments roll at `segment_size` (a record never spans two; a record larger than a
 //!   whole segment gets a segment of its own). A sealed segment is truncated to its last
 //!   frame and never written again.
-//! - `spare`: the next segment, zero-filled ahead of time and renamed into place at a roll.
+//! - `spare`: the next segment's start, zero-filled ahead of time (one zero-fill chunk) and
+//!   renamed into place at a roll.
 //!
 //! # Writing
 //! One writer (the store's, under its write lock) appends each record with one
 //! `pwrite(2)`, so a returned save is in the OS's page cache and survives the process
 //! being killed. The space ahead of the writer is zero-filled (and synced, in durable
-//! mode) by a background thread, in chunks, before the writer reaches it: a durable
+//! mode) by a background thread, in chunks that grow with the log (1/32 of it, 64 KiB to
+//! 4 MiB: the fill counts on disk), before the writer reaches it: a durable
 //! commit's `fdatasync` then writes data only, never file-size metadata, and a write cut
 //! short by a crash leaves zeros where it did not reach — which is how recovery tells a
 //! torn tail (dropped: never acknowledged) from damage to an acknowledged record
@@ -360,16 +362,32 @@ pub struct LogOptions {
     pub sync: bool,
 }
 
+/// The smallest zero-fill chunk, and the size of the spare a new store starts with.
+const MIN_CHUNK: u64 = 64 * 1024;
+
 impl LogOptions {
-    /// Zero-fill this far ahead of the writer.
-    fn chunk(&self) -> u64 {
-        (self.segment_size / 8).clamp(64 * 1024, 4 << 20) & !4095
+    /// The largest zero-fill chunk: what a log that has filled a segment fills ahead.
+    fn max_chunk(&self) -> u64 {
+        (self.segment_size / 8).clamp(MIN_CHUNK, 4 << 20) & !4095
+    }
+
+    /// Zero-fill this far ahead of the writer once the log holds `written` bytes (sealed
+    /// segments and the active one up to the writer). The preallocated space counts on
+    /// disk, so it grows with the log, 1/32 of it, from [`MIN_CHUNK`] up to
+    /// [`LogOptions::max_chunk`]: a small store carries a few percent of zero fill
+    /// instead of a fixed 8 MiB, and a large one fills in big chunks with few syncs.
+    fn chunk(&self, written: u64) -> u64 {
+        let max = self.max_chunk();
+        ((written / 32) & !4095).clamp(MIN_CHUNK.min(max), max)
     }
 }
 
 #[derive(Debug)]
 struct ZeroState {
     target: Option<Arc<Segment>>,
+    /// Bytes the log holds (see [`LogOptions::chunk`]), as the writer last reported it:
+    /// sizes the next spare.
+    written: u64,
     /// The target is zero-filled (and synced when durable) up to here.
     zeroed_to: u64,
     want: u64,
@@ -409,7 +427,10 @@ impl Zeroer {
                     continue;
                 };
                 let from = st.zeroed_to;
-                let to = st.want;
+                // At most doubling the file per step (each published as it is done), so
+                // a segment that began from a small spare is written into at once even
+                // when a big chunk was asked for.
+                let to = st.want.min(page_up(from.max(MIN_CHUNK) * 2));
                 st.busy = true;
                 drop(st);
                 // Synced in both modes: the file's length must never fall back below
@@ -431,8 +452,9 @@ impl Zeroer {
                 self.changed.notify_all();
             } else {
                 st.busy = true;
+                let size = self.opts.chunk(st.written);
                 drop(st);
-                let result = prepare_spare(&self.dir, self.opts);
+                let result = prepare_spare(&self.dir, size);
                 st = lock(&self.state);
                 st.busy = false;
                 match result {
@@ -454,9 +476,10 @@ fn extend_with_zeros(file: &File, from: u64, to: u64, sync: bool) -> io::Result<
     Ok(())
 }
 
-/// Create `spare`: the next segment's first chunk, zero-filled and synced. Built under a
-/// name of its own and renamed, so no file that is (or may become) a segment is opened.
-fn prepare_spare(dir: &Path, opts: LogOptions) -> io::Result<()> {
+/// Create `spare`: the next segment's first `size` bytes, zero-filled and synced. Built
+/// under a name of its own and renamed, so no file that is (or may become) a segment is
+/// opened.
+fn prepare_spare(dir: &Path, size: u64) -> io::Result<()> {
     let building = dir.join(format!("{SPARE_NAME}.building"));
     let file = OpenOptions::new()
         .read(true)
@@ -464,7 +487,7 @@ fn prepare_spare(dir: &Path, opts: LogOptions) -> io::Result<()> {
         .create(true)
         .truncate(true)
         .open(&building)?;
-    extend_with_zeros(&file, 0, opts.chunk(), true)?;
+    extend_with_zeros(&file, 0, size, true)?;
     drop(file);
     fs::rename(&building, dir.join(SPARE_NAME))?;
     frame::sync_dir(dir)?;
@@ -474,6 +497,8 @@ fn prepare_spare(dir: &Path, opts: LogOptions) -> io::Result<()> {
 #[derive(Debug)]
 struct Active {
     seg: Arc<Segment>,
+    /// Bytes of the log's sealed segments (what sizes the zero fill, with `pos`).
+    sealed_bytes: u64,
     /// Where the next frame goes.
     pos: u64,
     /// The sequence the next events record starts at.
@@ -593,13 +618,17 @@ impl Log {
         };
         let zeroed_to = active.file.metadata()?.len();
         active.readable.store(zeroed_to, Ordering::Release);
+        // A spare is renamed into place only once it is whole: any size will do.
         let spare_ready = dir.join(SPARE_NAME).exists()
-            && fs::metadata(dir.join(SPARE_NAME))?.len() >= opts.chunk();
+            && fs::metadata(dir.join(SPARE_NAME))?.len() >= MIN_CHUNK.min(opts.max_chunk());
+        let sealed_bytes: u64 = segments.iter().rev().skip(1).map(|s| s.len).sum();
+        let written = sealed_bytes + pos;
         let zeroer = Arc::new(Zeroer {
             state: Mutex::new(ZeroState {
                 target: Some(active.clone()),
+                written,
                 zeroed_to,
-                want: page_up(pos + opts.chunk()).min(active.map.len() as u64),
+                want: page_up(pos + opts.chunk(written)).min(active.map.len() as u64),
                 spare_ready,
                 busy: false,
                 stop: false,
@@ -619,6 +648,7 @@ impl Log {
             segments: RwLock::new(map),
             active: Mutex::new(Active {
                 seg: active,
+                sealed_bytes,
                 pos,
                 next_sequence,
                 broken: None,
@@ -671,9 +701,11 @@ impl Log {
     /// Wait until the active segment is zero-filled through `end` (normally long done),
     /// and ask for the next chunk once the writer is within half a chunk of the fill.
     fn ensure_zeroed(&self, active: &Active, end: u64) -> io::Result<()> {
-        let chunk = self.opts.chunk();
+        let written = active.sealed_bytes + end;
+        let chunk = self.opts.chunk(written);
         let limit = active.seg.map.len() as u64;
         let mut st = lock(&self.zeroer.state);
+        st.written = written;
         if st.zeroed_to < limit && st.want <= st.zeroed_to && st.zeroed_to < end + chunk / 2 {
             st.want = page_up(st.zeroed_to + chunk).min(limit);
             self.zeroer.changed.notify_all();
@@ -779,12 +811,14 @@ impl Log {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, seg.clone());
+        active.sealed_bytes += file_len;
         {
             let mut st = lock(&self.zeroer.state);
             let len = seg.readable.load(Ordering::Acquire);
+            st.written = active.sealed_bytes + SEGMENT_HEADER_LEN;
             st.target = Some(seg.clone());
             st.zeroed_to = len;
-            st.want = page_up(len + self.opts.chunk()).min(seg.map.len() as u64);
+            st.want = page_up(len + self.opts.chunk(st.written)).min(seg.map.len() as u64);
             self.zeroer.changed.notify_all();
         }
         active.seg = seg;
@@ -906,7 +940,7 @@ fn create_segment(
                 .create(true)
                 .truncate(true)
                 .open(&staged)?;
-            extend_with_zeros(&f, 0, opts.chunk(), true)?;
+            extend_with_zeros(&f, 0, opts.chunk(0), true)?;
             staged
         }
     };
@@ -964,6 +998,33 @@ mod tests {
             found.ending,
             frame::Ending::Damaged(frame::Damage::FileEndsInFrame { .. })
         ));
+    }
+
+    #[test]
+    fn the_zero_fill_chunk_grows_with_the_log_within_its_bounds() {
+        let opts = LogOptions {
+            segment_size: 128 << 20,
+            sync: true,
+        };
+        assert_eq!(opts.chunk(0), MIN_CHUNK);
+        assert_eq!(opts.chunk(16 << 20), 512 << 10);
+        assert_eq!(opts.chunk(128 << 20), 4 << 20);
+        assert_eq!(opts.chunk(u64::MAX), 4 << 20);
+        let mut last = 0;
+        for written in (0..(256u64 << 20)).step_by(999_983) {
+            let c = opts.chunk(written);
+            assert!(c >= last && c % 4096 == 0 && c <= (written / 32).max(MIN_CHUNK));
+            last = c;
+        }
+        // Small segments (the crash tests') keep one fixed chunk.
+        let small = LogOptions {
+            segment_size: 256 << 10,
+            sync: true,
+        };
+        assert_eq!(
+            (small.chunk(0), small.chunk(u64::MAX)),
+            (MIN_CHUNK, MIN_CHUNK)
+        );
     }
 
     #[test]
