@@ -10,9 +10,12 @@
 //! - `FORMAT`, `LOCK`: the format marker and the directory lock (`dirlock.rs`).
 //!
 //! # Write path
-//! A save validates and encodes its record outside any lock. Under the write lock it
-//! checks the version (from an in-memory map of recently written actors, or one sled
-//! seek), appends the record to the log with one `pwrite`, and inserts one index entry.
+//! A save (or a commit across actors) validates and encodes its record outside any lock.
+//! Under the write lock it checks the versions (from an in-memory map of recently written
+//! actors, or one sled seek), appends the record to the log with one `pwrite`, and notes
+//! where it is in an in-memory table. A background checkpoint (about every 500 ms, and
+//! `flush`/`close`) syncs the log and moves that table to sled: per actor, runs of at
+//! most 64 records keyed by the actor and the run's last version.
 //!
 //! # Durability
 //! - [`Durability::Durable`] (the default): the save returns once an `fdatasync` of the
@@ -176,6 +179,9 @@ pub const SLED_DIR: &str = "sled";
 /// Most actors whose state the writer remembers; past it the map starts over (a miss
 /// costs a sled seek or two, so this only bounds memory).
 const ACTOR_CACHE: usize = 100_000;
+
+/// The most records one index entry (run) holds.
+const RUN_MAX: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct ActorState {
@@ -389,10 +395,15 @@ impl Index {
             (runs, positions)
         };
         for (actor, recs) in &runs {
-            let last = recs[recs.len() - 1].last_version;
-            self.t
-                .index
-                .insert(index_key(*actor, last as u64), encode_run(recs))?;
+            // Runs of at most RUN_MAX records, so a read near an actor's end (its latest
+            // version, its last event) decodes one short run, however many records a
+            // burst of saves left since the last flush.
+            for run in recs.chunks(RUN_MAX) {
+                let last = run[run.len() - 1].last_version;
+                self.t
+                    .index
+                    .insert(index_key(*actor, last as u64), encode_run(run))?;
+            }
         }
         for (seq, offset) in &positions {
             self.t
@@ -1431,7 +1442,7 @@ impl SledStore {
                     return Ok(true);
                 }
             };
-            let record = match record::parse(payload) {
+            let record = match record::parse_header(payload) {
                 Ok(r) => r,
                 Err(cause) => {
                     bad(first, payload, cause.to_string())?;
@@ -1489,7 +1500,9 @@ impl SledStore {
         visible: u64,
         each: &mut RecordVisitor<'_>,
     ) -> Result<()> {
-        let mem = self.ix.mem_records(number, from_version);
+        // Memory's records through `visible`; when memory also holds a record older than
+        // the range, sled holds only older ones still and is not read.
+        let (mem, sled_older) = self.ix.mem_records(number, from_version, visible);
         let found = |r: &RunRecord| {
             self.log
                 .segment_for(r.first_sequence)
@@ -1523,6 +1536,9 @@ impl SledStore {
                 Some(true) => {}
                 _ => return Ok(()),
             }
+        }
+        if sled_older {
+            return Ok(());
         }
         let start = index_key(number, from_version.max(0) as u64);
         let mut end = index_key(number, u64::MAX);
@@ -1624,7 +1640,9 @@ impl SledStore {
                         ))
                     }
                 };
-                let record = record::parse(payload).map_err(|e| {
+                // The frame's checksum matched; the events are bounds-checked as they are
+                // walked (recovery and `aether verify` check the whole structure).
+                let record = record::parse_header(payload).map_err(|e| {
                     corrupt(
                         expected.unwrap_or(from),
                         format!("offset {at} of {}", seg.path.display()),

@@ -168,6 +168,17 @@ fn malformed<T>(what: &str) -> Result<T, RecordError> {
 /// Parse a payload, checking that its structure is complete (every length in bounds,
 /// counts that match, nothing after the end).
 pub fn parse(p: &[u8]) -> Result<Record<'_>, RecordError> {
+    parse_with(p, true)
+}
+
+/// Parse a payload's header only; its events are checked as [`Record::events`] walks
+/// them (each step bounds-checked, an error where they are malformed). For reads of a
+/// frame whose checksum already matched, which walk the events anyway.
+pub fn parse_header(p: &[u8]) -> Result<Record<'_>, RecordError> {
+    parse_with(p, false)
+}
+
+fn parse_with(p: &[u8], full: bool) -> Result<Record<'_>, RecordError> {
     match p.first() {
         Some(&KIND_EVENTS) => {
             let (Some(first_sequence), Some(count), Some(groups)) =
@@ -187,6 +198,9 @@ pub fn parse(p: &[u8]) -> Result<Record<'_>, RecordError> {
             }
             if first_sequence.checked_add(count as u64).is_none() {
                 return malformed("sequence overflows");
+            }
+            if !full {
+                return Ok(record);
             }
             let mut seen = 0u32;
             let mut iter = record.events();
