@@ -203,9 +203,9 @@ func newStore(h backend) *Store {
 // (aether_store_close, the checkpoint that syncs every file of a sled store) and reports
 // nothing: a finalizer has nobody to report to, and anything a close would have
 // checkpointed is recovered by the next open. aether_store_free releases the files and
-// the lock; note that today it still checkpoints a sled store on the way (the core's
-// SledStore checkpoints when dropped, and the C ABI has no release that skips it), which
-// is why the release runs off the finalizer goroutine.
+// the lock without a checkpoint (no sync of a sled store's log, no index flush); it still
+// runs off the finalizer goroutine, since joining the store's background threads can
+// take a moment.
 func finalizeStore(s *Store) {
 	if h := s.h; h != nil {
 		s.h = nil

@@ -293,6 +293,36 @@ fn segments_roll_and_every_read_spans_them() {
     assert!(s.open_report().lines().is_empty(), "{:?}", s.open_report());
 }
 
+/// Dropping an unclosed store skips the closing checkpoint, and loses nothing: the next
+/// open indexes the log's tail.
+#[test]
+fn a_store_dropped_without_close_loses_nothing_and_is_recovered_at_open() {
+    for durability in [Durability::Durable, Durability::Buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        {
+            let s = open(&path, durability);
+            for v in 1..=50 {
+                s.save_event(&ev("a", v)).unwrap();
+            }
+        }
+        let s = open(&path, durability);
+        // The tail past the high-water mark (every record: the test's options never
+        // checkpoint in the background) is read from the log again.
+        assert_eq!(s.open_report().records_indexed, 50);
+        assert_eq!(s.get_latest_version("a").unwrap(), 50);
+        assert_eq!(s.get_events("a", 0).unwrap().len(), 50);
+        s.close().unwrap();
+        drop(s);
+        let s = open(&path, durability);
+        assert_eq!(
+            s.open_report().records_indexed,
+            0,
+            "a close leaves nothing to recover"
+        );
+    }
+}
+
 #[test]
 fn damage_before_the_high_water_mark_is_reported_when_read_never_skipped() {
     let dir = tempfile::tempdir().unwrap();
@@ -302,6 +332,9 @@ fn damage_before_the_high_water_mark_is_reported_when_read_never_skipped() {
         for v in 1..=5 {
             s.save_event(&ev("a", v)).unwrap();
         }
+        // Closed, so the high-water mark covers every record (a drop would leave the tail
+        // to the next open's recovery).
+        s.close().unwrap();
     }
     // Flip a byte inside the JSON of version 3.
     let seg = &segments(&path)[0];

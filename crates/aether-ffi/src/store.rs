@@ -278,7 +278,8 @@ pub unsafe extern "C" fn aether_store_open_memory(
 /// `options` may be NULL for the defaults; it is only read during the call.
 ///
 /// On success `*store_out` receives a new handle, owned by the caller and released with
-/// `aether_store_free()` (which also closes it). NULL `path` or `store_out`, or an
+/// `aether_store_free()` (close it first with `aether_store_close()` to checkpoint).
+/// NULL `path` or `store_out`, or an
 /// option out of its range -> `AETHER_INVALID_ARGUMENT`. On error `*store_out` is
 /// untouched and, if `err_out` is not NULL, `*err_out` receives an `aether_error` to
 /// free with `aether_error_free()`. Thread-safe.
@@ -368,9 +369,13 @@ pub unsafe extern "C" fn aether_store_close(
     store_export!(store, err_out, { store.close() })
 }
 
-/// Close (if still open; errors are dropped - call `aether_store_close()` first to see
-/// them) and release a store handle. NULL is a no-op. No other call on the handle may be
-/// in progress or follow; the handle must not be freed twice.
+/// Release a store handle: its files, its lock and its memory. NULL is a no-op. No other
+/// call on the handle may be in progress or follow; the handle must not be freed twice.
+///
+/// A store that was not closed is released without the closing checkpoint: nothing
+/// acknowledged is lost (every save is in the store's log when it returns), and the next
+/// open indexes the log's tail. Call `aether_store_close()` first to checkpoint and to see
+/// a failure; freeing is then only a release.
 #[no_mangle]
 pub unsafe extern "C" fn aether_store_free(store: *mut aether_store) {
     if store.is_null() || !store.is_aligned() {
@@ -379,8 +384,8 @@ pub unsafe extern "C" fn aether_store_free(store: *mut aether_store) {
     let _ = ffi_guard(ErrOut::none(), || {
         // SAFETY: created by Box::into_raw in an open function and, per the contract,
         // not freed before and not in use.
-        let store = unsafe { Box::from_raw(store) };
-        let _ = store.close();
+        // Dropping the last reference releases without a checkpoint (see SledStore's Drop).
+        drop(unsafe { Box::from_raw(store) });
         Ok(())
     });
 }

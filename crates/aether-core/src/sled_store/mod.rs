@@ -889,6 +889,16 @@ impl SledStore {
         result
     }
 
+    /// Stop the background threads and refuse writes, without a checkpoint (see `Drop`).
+    fn release(&self) {
+        if self.shut.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.checkpointer.stop();
+        lock(&self.writer).closed = true;
+        self.log.stop();
+    }
+
     /// Make everything written durable (waiting for group commits in flight), then record
     /// the high-water mark. Holds the write lock, so it covers every save returned so far.
     fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
@@ -2116,10 +2126,15 @@ fn latest_snapshot_key(
     Ok(split_snapshot_key(&key).map(|(_, v)| (v, key)))
 }
 
+/// Dropping a store that was not closed releases it without the closing checkpoint (no
+/// sync of the log, no index flush): nothing acknowledged is lost, since every save is in
+/// the log file when it returns, and the next open indexes the log's tail. `close()`
+/// checkpoints first, so the next open has nothing to recover. A drop is therefore cheap
+/// wherever it happens (Go runs finalizers, which drop stores nobody closed, on one
+/// goroutine).
 impl Drop for SledStore {
     fn drop(&mut self) {
-        // Best effort: an unclean close is recovered at the next open anyway.
-        let _ = self.shutdown();
+        self.release();
     }
 }
 
