@@ -47,6 +47,11 @@ fn damaged_records_are_reported() {
         };
         assert_eq!(status, aether_status::AETHER_OK);
     }
+    // Closed, so the damage lies before the index's high-water mark: a read finds it
+    // (a free alone would leave the records to the next open's recovery, which refuses a
+    // damaged record followed by intact ones).
+    let status = unsafe { store::aether_store_close(store, ptr::null_mut()) };
+    assert_eq!(status, aether_status::AETHER_OK);
     unsafe { store::aether_store_free(store) };
 
     // Flip a bit inside version 2's JSON behind the store's back: one save, one record,
