@@ -333,6 +333,65 @@ pub fn conflict_error(conflicts: Vec<ActorConflict>) -> Error {
     Error::CommitConflict { conflicts }
 }
 
+/// Which contract a write follows: backends run the seed's saves and commits through one
+/// write path, and this says which rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// The seed's `save_event(s)`: one entry, versions as given (0 and below conflict),
+    /// a conflict is [`Error::VersionConflict`], no retry detection.
+    Seed,
+    /// [`EventStore::commit`](crate::EventStore::commit): expected states, automatic
+    /// versions, [`Error::CommitConflict`], retry detection.
+    Expected,
+}
+
+impl Rule {
+    /// The version of `entry`'s `i`th event when its actor's latest is `latest`.
+    pub fn version_at(self, entry: &CommitEntry<'_>, i: usize, latest: i64) -> i64 {
+        match self {
+            Rule::Seed => entry.events[i].version,
+            Rule::Expected => entry.version_at(i, latest),
+        }
+    }
+
+    /// The conflict to report when the entries' actors have latest versions `latest`,
+    /// `None` when the write may go ahead.
+    pub fn conflict(self, entries: &[CommitEntry<'_>], latest: &[i64]) -> Option<Error> {
+        match self {
+            Rule::Seed => {
+                let first = &entries[0].events[0];
+                (first.version <= latest[0]).then(|| Error::VersionConflict {
+                    actor_id: entries[0].actor_id.to_string(),
+                    attempted_version: first.version,
+                    current_version: latest[0],
+                })
+            }
+            Rule::Expected => {
+                let failed = conflicts(entries, latest);
+                (!failed.is_empty()).then(|| conflict_error(failed))
+            }
+        }
+    }
+
+    /// The versions (first, last) each entry with events takes, in entry order.
+    pub fn committed_actors(
+        self,
+        entries: &[CommitEntry<'_>],
+        latest: &[i64],
+    ) -> Vec<CommittedActor> {
+        entries
+            .iter()
+            .zip(latest)
+            .filter(|(e, _)| !e.events.is_empty())
+            .map(|(e, &l)| CommittedActor {
+                actor_id: e.actor_id.to_string(),
+                first_version: self.version_at(e, 0, l),
+                last_version: self.version_at(e, e.events.len() - 1, l),
+            })
+            .collect()
+    }
+}
+
 /// What a retry check found for one stored event of an entry: its sequence and whether
 /// its ID is the one the retried event carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

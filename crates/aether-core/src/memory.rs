@@ -8,8 +8,8 @@ use crossbeam_channel::Receiver;
 use serde_json::Value;
 
 use crate::append::{
-    already_appended, check_commit, conflict_error, conflicts, AppendStatus, CommitEntry,
-    Committed, CommittedActor, Direction, EventFilter, EventRange, StoredId,
+    already_appended, check_commit, AppendStatus, CommitEntry, Committed, Direction, EventFilter,
+    EventRange, ExpectedState, Rule, StoredId,
 };
 use crate::error::{Error, Result};
 use crate::event::{ActorSnapshot, Event, EventStored, ReplayResult, SequencedEvent};
@@ -185,68 +185,23 @@ impl MemoryStore {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The seed's save: see [`Rule::Seed`].
     fn append(&self, events: &[Event]) -> Result<u64> {
         self.limits.check_batch(events)?;
-        let encoded = events
-            .iter()
-            .map(|e| {
-                let json = e.to_json();
-                self.limits.check_record_len("event", json.len())?;
-                Ok(json.into_boxed_slice())
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.limits
-            .check_batch_bytes(encoded.iter().map(|j| j.len()).sum())?;
-        let actor_id = &events[0].actor_id;
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        if state.closed {
-            return Err(Error::Closed("the store was closed".into()));
-        }
-        let current = state.latest(actor_id);
-        if events[0].version <= current {
-            self.notifier.metrics().add_conflict();
-            return Err(Error::VersionConflict {
-                actor_id: actor_id.clone(),
-                attempted_version: events[0].version,
-                current_version: current,
-            });
-        }
-        let now = Timestamp::now();
-        let mut seq = state.log.len() as u64;
-        for (event, json) in events.iter().zip(encoded) {
-            seq += 1;
-            state.log.push(Arc::new(Stored {
-                event: canonical(event, &json),
-                json,
-            }));
-            state
-                .actors
-                .entry(actor_id.clone())
-                .or_default()
-                .push((event.version, seq));
-        }
-        self.notifier
-            .metrics()
-            .add_events_saved(events.len() as u64);
-        // Published under the lock, so notifications leave in commit order.
-        let first = seq + 1 - events.len() as u64;
-        for (i, event) in events.iter().enumerate() {
-            self.notifier.publish(EventStored {
-                event_id: event.id.clone(),
-                actor_id: actor_id.clone(),
-                version: event.version,
-                timestamp: now,
-                sequence: first + i as u64,
-            });
-        }
-        Ok(seq)
+        let entry = CommitEntry::new(&events[0].actor_id, ExpectedState::Increasing, events);
+        Ok(self.write(&[entry], Rule::Seed)?.last_sequence)
     }
 }
 
 impl MemoryStore {
     /// Encode each entry's events at the versions they take when its actor's latest is
     /// `latest[i]`, checking the size limits.
-    fn encode(&self, entries: &[CommitEntry<'_>], latest: &[i64]) -> Result<Vec<Vec<Box<[u8]>>>> {
+    fn encode(
+        &self,
+        entries: &[CommitEntry<'_>],
+        latest: &[i64],
+        rule: Rule,
+    ) -> Result<Vec<Vec<Box<[u8]>>>> {
         let mut total = 0;
         let encoded = entries
             .iter()
@@ -255,7 +210,8 @@ impl MemoryStore {
                 (0..entry.events.len())
                     .map(|i| {
                         let mut json = Vec::with_capacity(256);
-                        entry.events[i].write_json_at_version(entry.version_at(i, l), &mut json);
+                        let version = rule.version_at(entry, i, l);
+                        entry.events[i].write_json_at_version(version, &mut json);
                         self.limits.check_record_len("event", json.len())?;
                         total += json.len();
                         Ok(json.into_boxed_slice())
@@ -266,19 +222,19 @@ impl MemoryStore {
         self.limits.check_batch_bytes(total)?;
         Ok(encoded)
     }
-}
 
-impl EventStore for MemoryStore {
-    fn commit(&self, entries: &[CommitEntry<'_>]) -> Result<Committed> {
-        check_commit(&self.limits, entries)?;
+    /// Write `entries` if `rule`'s conditions hold: the one write path of the seed's saves
+    /// and of commits.
+    fn write(&self, entries: &[CommitEntry<'_>], rule: Rule) -> Result<Committed> {
         // Encoded before the lock, at the versions the actors have now; an entry with
         // automatic versions whose actor moved meanwhile is encoded again under the lock.
+        let automatic = |e: &CommitEntry<'_>| rule == Rule::Expected && e.automatic();
         let guess: Vec<i64> = {
             let state = self.read();
             entries
                 .iter()
                 .map(|e| {
-                    if e.automatic() {
+                    if automatic(e) {
                         state.latest(e.actor_id)
                     } else {
                         0
@@ -286,49 +242,47 @@ impl EventStore for MemoryStore {
                 })
                 .collect()
         };
-        let mut encoded = self.encode(entries, &guess)?;
+        let mut encoded = self.encode(entries, &guess, rule)?;
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         if state.closed {
             return Err(Error::Closed("the store was closed".into()));
         }
         let latest: Vec<i64> = entries.iter().map(|e| state.latest(e.actor_id)).collect();
-        let failed = conflicts(entries, &latest);
-        if !failed.is_empty() {
-            let retry = already_appended(entries, |entry, first, last| {
-                Ok((first..=last)
-                    .filter_map(|version| {
-                        let (sequence, stored) = state.at_version(entry.actor_id, version)?;
-                        Some(StoredId {
-                            version,
-                            sequence,
-                            same_id: stored.event.id == entry.events[(version - first) as usize].id,
+        if let Some(conflict) = rule.conflict(entries, &latest) {
+            if rule == Rule::Expected {
+                let retry = already_appended(entries, |entry, first, last| {
+                    Ok((first..=last)
+                        .filter_map(|version| {
+                            let (sequence, stored) = state.at_version(entry.actor_id, version)?;
+                            Some(StoredId {
+                                version,
+                                sequence,
+                                same_id: stored.event.id
+                                    == entry.events[(version - first) as usize].id,
+                            })
                         })
-                    })
-                    .collect())
-            })?;
-            if let Some(done) = retry {
-                return Ok(done);
+                        .collect())
+                })?;
+                if let Some(done) = retry {
+                    return Ok(done);
+                }
             }
             self.notifier.metrics().add_conflict();
-            return Err(conflict_error(failed));
+            return Err(conflict);
         }
         if entries
             .iter()
             .zip(guess.iter().zip(&latest))
-            .any(|(e, (g, l))| e.automatic() && g != l)
+            .any(|(e, (g, l))| automatic(e) && g != l)
         {
-            encoded = self.encode(entries, &latest)?;
+            encoded = self.encode(entries, &latest, rule)?;
         }
         let now = Timestamp::now();
         let first = state.log.len() as u64 + 1;
-        let mut actors = Vec::new();
         let mut notes = Vec::new();
         for ((entry, jsons), &l) in entries.iter().zip(encoded).zip(&latest) {
-            let Some((first_version, last_version)) = entry.versions(l) else {
-                continue;
-            };
             for (i, (event, json)) in entry.events.iter().zip(jsons).enumerate() {
-                let version = entry.version_at(i, l);
+                let version = rule.version_at(entry, i, l);
                 let mut stored = canonical(event, &json);
                 stored.version = version;
                 state.log.push(Arc::new(Stored {
@@ -349,11 +303,6 @@ impl EventStore for MemoryStore {
                     sequence: seq,
                 });
             }
-            actors.push(CommittedActor {
-                actor_id: entry.actor_id.to_string(),
-                first_version,
-                last_version,
-            });
         }
         let last = state.log.len() as u64;
         self.notifier.metrics().add_events_saved(notes.len() as u64);
@@ -366,8 +315,23 @@ impl EventStore for MemoryStore {
             status: AppendStatus::Appended,
             first_sequence: if written { first } else { 0 },
             last_sequence: if written { last } else { 0 },
-            actors,
+            actors: rule.committed_actors(entries, &latest),
         })
+    }
+}
+
+impl EventStore for MemoryStore {
+    fn save_event(&self, event: &Event) -> Result<u64> {
+        self.append(std::slice::from_ref(event))
+    }
+
+    fn save_events(&self, events: &[Event]) -> Result<u64> {
+        self.append(events)
+    }
+
+    fn commit(&self, entries: &[CommitEntry<'_>]) -> Result<Committed> {
+        check_commit(&self.limits, entries)?;
+        self.write(entries, Rule::Expected)
     }
 
     fn get_events_range(&self, actor_id: &str, range: &EventRange) -> Result<Vec<Event>> {
@@ -415,14 +379,6 @@ impl EventStore for MemoryStore {
             limit,
             filter,
         )?))
-    }
-
-    fn save_event(&self, event: &Event) -> Result<u64> {
-        self.append(std::slice::from_ref(event))
-    }
-
-    fn save_events(&self, events: &[Event]) -> Result<u64> {
-        self.append(events)
     }
 
     fn get_events(&self, actor_id: &str, from_version: i64) -> Result<Vec<Event>> {

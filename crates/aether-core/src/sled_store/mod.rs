@@ -62,8 +62,8 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use crate::append::{
-    self, already_appended, AppendStatus, CommitEntry, Committed, CommittedActor, Direction,
-    EventFilter, EventRange, ExpectedState, StoredId,
+    self, already_appended, AppendStatus, CommitEntry, Committed, Direction, EventFilter,
+    EventRange, ExpectedState, Rule, StoredId,
 };
 use crate::error::{Error, Result};
 use crate::event::{ActorSnapshot, Event, EventStored, ReplayError, ReplayResult, SequencedEvent};
@@ -1044,13 +1044,8 @@ impl SledStore {
             }
             builder.group(entry.actor_id.as_bytes());
             for (i, event) in entry.events.iter().enumerate() {
-                let len = match rule {
-                    Rule::Seed => builder.event(event.version, |out| event.write_json(out)),
-                    Rule::Expected => {
-                        let version = entry.version_at(i, l);
-                        builder.event(version, |out| event.write_json_at_version(version, out))
-                    }
-                };
+                let version = rule.version_at(entry, i, l);
+                let len = builder.event(version, |out| event.write_json_at_version(version, out));
                 self.limits.check_record_len("event", len)?;
                 total += len;
             }
@@ -1144,60 +1139,26 @@ impl SledStore {
             .map(|e| self.writer_actor(&mut w, e.actor_id))
             .collect::<Result<Vec<_>>>()?;
         let latest: Vec<i64> = states.iter().map(|s| s.latest).collect();
-        let ticket_of = |failed: &dyn Fn(usize) -> bool| {
-            (0..entries.len())
-                .filter(|&i| failed(i))
-                .map(|i| states[i].ticket)
-                .max()
-                .unwrap_or(0)
-        };
-        match rule {
-            Rule::Seed => {
-                let events = entries[0].events;
-                if events[0].version <= latest[0] {
-                    self.notifier.metrics().add_conflict();
-                    return Err(Conflict {
-                        error: Error::VersionConflict {
-                            actor_id: entries[0].actor_id.to_string(),
-                            attempted_version: events[0].version,
-                            current_version: latest[0],
-                        },
-                        ticket: states[0].ticket,
-                    });
-                }
+        if let Some(error) = rule.conflict(entries, &latest) {
+            if rule == Rule::Seed {
+                self.notifier.metrics().add_conflict();
             }
-            Rule::Expected => {
-                let failed = append::conflicts(entries, &latest);
-                if !failed.is_empty() {
-                    let ticket = ticket_of(&|i| entries[i].conflict(latest[i]).is_some());
-                    return Err(Conflict {
-                        error: append::conflict_error(failed),
-                        ticket,
-                    });
-                }
-                if entries
-                    .iter()
-                    .zip(guess.iter().zip(&latest))
-                    .any(|(e, (g, l))| e.automatic() && g != l)
-                {
-                    let (again, n) = self.encode_commit(entries, &latest, rule)?;
-                    debug_assert_eq!(n, count);
-                    *buf = again;
-                }
-            }
+            // The versions it names must be durable before they are named: wait for the
+            // newest save of the actors involved.
+            let ticket = states.iter().map(|s| s.ticket).max().unwrap_or(0);
+            return Err(Conflict { error, ticket });
         }
-        let actors: Vec<CommittedActor> = entries
-            .iter()
-            .zip(&latest)
-            .filter_map(|(e, &l)| {
-                e.versions(l)
-                    .map(|(first_version, last_version)| CommittedActor {
-                        actor_id: e.actor_id.to_string(),
-                        first_version,
-                        last_version,
-                    })
-            })
-            .collect();
+        if rule == Rule::Expected
+            && entries
+                .iter()
+                .zip(guess.iter().zip(&latest))
+                .any(|(e, (g, l))| e.automatic() && g != l)
+        {
+            let (again, n) = self.encode_commit(entries, &latest, rule)?;
+            debug_assert_eq!(n, count);
+            *buf = again;
+        }
+        let actors = rule.committed_actors(entries, &latest);
         if count == 0 {
             // Conditions only: checked, nothing to write.
             return Ok((
@@ -1274,10 +1235,7 @@ impl SledStore {
                 notes.push(EventStored {
                     event_id: e.id.clone(),
                     actor_id: entry.actor_id.to_string(),
-                    version: match rule {
-                        Rule::Seed => e.version,
-                        Rule::Expected => entry.version_at(i, l),
-                    },
+                    version: rule.version_at(entry, i, l),
                     timestamp: now,
                     sequence: first + notes.len() as u64,
                 });
@@ -1726,15 +1684,6 @@ struct Conflict {
 
 /// Visits a record of an actor: (its first sequence, where it is), returns whether to go on.
 type RecordVisitor<'a> = dyn FnMut(u64, Result<(Arc<Segment>, usize)>) -> Result<bool> + 'a;
-
-/// Which contract a write follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rule {
-    /// The seed's `save_event(s)`: versions as given, [`Error::VersionConflict`].
-    Seed,
-    /// [`EventStore::commit`]: expected states, automatic versions, retry detection.
-    Expected,
-}
 
 impl From<Error> for Conflict {
     fn from(error: Error) -> Self {
