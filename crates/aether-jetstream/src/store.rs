@@ -47,6 +47,11 @@ const ERR_BATCH_TOO_LARGE: u64 = 10199;
 const ERR_BATCH_DUPLICATE: u64 = 10201;
 /// JetStream: "atomic publish too many inflight" (per stream, or per server).
 const ERR_BATCH_TOO_MANY_INFLIGHT: u64 = 10210;
+/// How long the stream follower may deliver nothing while a save of this process waits
+/// for it before it is recreated.
+const FOLLOWER_STALL: Duration = Duration::from_millis(300);
+/// Bound on creating the follower's consumer (no stream leader: try again).
+const FOLLOWER_CREATE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The oldest nats-server this store works with: atomic batch publish came in 2.12.
 pub const MIN_SERVER_VERSION: (u64, u64) = (2, 12);
 
@@ -60,6 +65,8 @@ struct Tail {
     notified_seq: u64,
     /// Per actor subject: (stream sequence of its last message, the actor's version there).
     actors: HashMap<String, (u64, i64)>,
+    /// The last stream sequence this process's own saves were acknowledged at.
+    acked_seq: u64,
     /// Why the follower is not running, if it stopped.
     follower_error: Option<String>,
 }
@@ -1238,6 +1245,7 @@ impl JetStreamStore {
         last_version: i64,
     ) {
         let mut t = self.shared.tail();
+        t.acked_seq = t.acked_seq.max(last_seq);
         if t.stream_seq + 1 == first_seq {
             t.stream_seq = last_seq;
         }
@@ -1366,9 +1374,11 @@ async fn follow(
             },
             ..OrderedConfig::default()
         };
-        let messages = match js.create_consumer_on_stream(config, &names.stream).await {
-            Ok(c) => c.messages().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let create = js.create_consumer_on_stream(config, &names.stream);
+        let messages = match tokio::time::timeout(FOLLOWER_CREATE_TIMEOUT, create).await {
+            Ok(Ok(c)) => c.messages().await.map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("creating the stream follower timed out".into()),
         };
         let mut messages = match messages {
             Ok(m) => m,
@@ -1379,7 +1389,31 @@ async fn follow(
             }
         };
         shared.tail().follower_error = None;
-        while let Some(next) = messages.next().await {
+        let mut last_delivery = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(FOLLOWER_STALL / 3);
+        loop {
+            let next = tokio::select! {
+                next = messages.next() => next,
+                _ = tick.tick() => {
+                    // A save of this process was acknowledged past what the follower has
+                    // delivered, and nothing came for a while: the consumer is cut off
+                    // (its server or the stream leader went away). The client library
+                    // would notice only after two missed 5 s heartbeats, and every save
+                    // meanwhile waits for its notifications: start a new one now.
+                    let behind = {
+                        let t = shared.tail();
+                        t.acked_seq > t.notified_seq
+                    };
+                    if behind && last_delivery.elapsed() >= FOLLOWER_STALL {
+                        shared.tail().follower_error =
+                            Some("the stream follower stalled; recreating it".into());
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let Some(next) = next else { break };
+            last_delivery = tokio::time::Instant::now();
             let msg = match next {
                 Ok(msg) => msg,
                 Err(e) => {
