@@ -299,6 +299,31 @@ impl Cluster {
     }
 }
 
+/// The name (`n0`..`n2`) of the node leading the events stream.
+pub fn stream_leader(store: &JetStreamStore) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = store.nats_client().clone();
+    let name = store.stream_name().to_owned();
+    rt.block_on(async move {
+        let js = async_nats::jetstream::new(client);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut stream) = js.get_stream(&name).await {
+                if let Ok(info) = stream.info().await {
+                    if let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.clone()) {
+                        return leader;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no stream leader");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
 /// The examples' event: about 280 bytes of JSON, a fixed timestamp per version.
 pub fn bench_event(actor: &str, version: i64) -> Event {
     let mut e = Event::new(format!("{actor}-{version}"), "Deposited", actor, version)
