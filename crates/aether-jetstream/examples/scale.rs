@@ -395,8 +395,13 @@ fn main() {
         let _inside = rt.enter();
         async_nats::jetstream::new(own.clone())
     };
-    let (mut ours_t, mut raw_t) = (Duration::ZERO, Duration::ZERO);
+    let (mut ours_t, mut raw_t, mut json_t) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for round in 0..REPLAY_ROUNDS {
+        // The undecoded replay C and Go use: the stored JSON, checked but not kept decoded.
+        let s = Instant::now();
+        let json = store.get_events_json("replay", 1).unwrap();
+        json_t += s.elapsed();
+        assert!(json.len() > REPLAY_EVENTS * 100);
         let ours = |t: &mut Duration| {
             let s = Instant::now();
             let got = store.get_events("replay", 1).unwrap();
@@ -442,6 +447,7 @@ fn main() {
     }
     let n = (REPLAY_ROUNDS * REPLAY_EVENTS) as f64;
     let (replay, raw_consumer) = (n / ours_t.as_secs_f64(), n / raw_t.as_secs_f64());
+    let replay_json = n / json_t.as_secs_f64();
     drop(store);
 
     println!(
@@ -490,6 +496,7 @@ fn main() {
         "  the same, one block_on per publish", raw_blocking
     );
     println!("{:<46} {:>12.0}", "get_events replay of one actor", replay);
+    println!("{:<46} {:>12.0}", "get_events_json (C and Go)", replay_json);
     println!(
         "{:<46} {:>12.0}",
         "raw ordered consumer, same messages", raw_consumer
@@ -511,6 +518,11 @@ fn main() {
             f64::NAN,
         ),
         ("replay / raw ordered consumer", replay / raw_consumer, 0.8),
+        (
+            "get_events_json / raw ordered consumer",
+            replay_json / raw_consumer,
+            f64::NAN,
+        ),
     ];
     for (name, got, target) in ratios {
         let verdict = if target.is_nan() {
