@@ -645,3 +645,65 @@ fn server_limits_below_the_store_limits_are_refused_naming_the_setting() {
     // At the server's limits, both are taken.
     assert_eq!(store.save_events(&batch[..1000]).unwrap(), 1000);
 }
+
+#[test]
+#[cfg_attr(
+    aether_skip_jetstream,
+    ignore = "AETHER_SKIP_JETSTREAM=1 and no nats-server"
+)]
+fn concurrent_batches_are_never_interleaved_and_the_sequence_stays_gapless() {
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::single(dir.path());
+    let url = server.url();
+    // Four writers in separate handles (as separate processes would be), each saving
+    // batches of five on an actor of its own while the others do, plus single events.
+    const BATCHES: i64 = 25;
+    const SIZE: i64 = 5;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let store = common::open_when_ready(&url, opts(Duration::from_secs(10)));
+                let actor = format!("batcher-{w}");
+                let mut sequences = Vec::new();
+                for b in 0..BATCHES {
+                    let batch: Vec<Event> = (1..=SIZE)
+                        .map(|i| {
+                            let v = b * SIZE + i;
+                            ev(&actor, v, &format!("{actor}-{v}"))
+                        })
+                        .collect();
+                    sequences.push(store.save_events(&batch).unwrap());
+                    let single = format!("single-{w}");
+                    store
+                        .save_event(&ev(&single, b + 1, &format!("{single}-{}", b + 1)))
+                        .unwrap();
+                }
+                sequences
+            })
+        })
+        .collect();
+    let last_of_batches: Vec<Vec<u64>> = writers.into_iter().map(|h| h.join().unwrap()).collect();
+    let store = common::open_when_ready(&url, opts(Duration::from_secs(10)));
+    let all = store.read_all(1, usize::MAX).unwrap();
+    assert_eq!(all.len() as i64, 4 * BATCHES * (SIZE + 1));
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e.sequence, i as u64 + 1, "a gap in the store-wide sequence");
+    }
+    // Every batch occupies SIZE consecutive sequences, in version order, ending at the
+    // sequence its save returned.
+    for (w, lasts) in last_of_batches.iter().enumerate() {
+        let actor = format!("batcher-{w}");
+        for (b, &last) in lasts.iter().enumerate() {
+            for i in 0..SIZE {
+                let e = &all[(last - (SIZE - 1 - i) as u64 - 1) as usize];
+                assert_eq!(
+                    e.event.actor_id, actor,
+                    "batch {b} of {actor} is interleaved"
+                );
+                assert_eq!(e.event.version, b as i64 * SIZE + i + 1);
+            }
+        }
+    }
+}
