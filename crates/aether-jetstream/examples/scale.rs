@@ -261,8 +261,10 @@ fn main() {
     let urls = cluster.urls();
     let _ = std::io::Write::flush(&mut std::io::stdout());
     let (version, _) = common::nats_version();
-    // Creates the streams before any writer runs.
-    let store = common::open_when_ready(&urls, opts());
+    // Creates the streams before any writer runs, then goes: an open store follows the
+    // stream, and the writers' runs should carry only their own followers (the raw
+    // writers' runs carry none).
+    drop(common::open_when_ready(&urls, opts()));
 
     // Writer processes: 1, 2, 4, then 4, 2, 1, so drift hits each count alike.
     let counts = [1usize, 2, 4];
@@ -292,6 +294,7 @@ fn main() {
         }
     }
 
+    let store = common::open_when_ready(&urls, opts());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
