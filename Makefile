@@ -57,12 +57,14 @@ test-loom:
 test-loom-breaks:
 	RUSTFLAGS="--cfg aether_loom" CARGO_TARGET_DIR="$(LOOM_TARGET_DIR)" $(CARGO) test --release -p aether-core --test loom -- --ignored --exact every_deliberate_break_is_caught --nocapture
 
-# The NATS JetStream backend: the conformance suite, failure and cross-process tests on a
-# single nats-server, and a 3-node cluster. Needs nats-server on PATH: without it the
-# tests fail, saying so, unless AETHER_SKIP_JETSTREAM=1, which builds them ignored (they
-# count as ignored, never as passed).
+# The NATS JetStream backend: the conformance suite, failure, crash and cross-process
+# tests on a single nats-server, and a 3-node cluster. Runs the pinned nats-server
+# (v2.15.2; 2.12+ is needed for atomic batches), which scripts/nats-server.sh installs into
+# target/tools with `go install` when missing, first on PATH. With a server older than 2.12
+# the tests fail, saying so; AETHER_SKIP_JETSTREAM=1 with no server builds them ignored
+# (they count as ignored, never as passed).
 test-jetstream:
-	$(CARGO) test --release -p aether-jetstream
+	PATH="$$(bash crates/aether-jetstream/scripts/nats-server.sh):$$PATH" $(CARGO) test --release -p aether-jetstream
 
 test-golden:
 	bash tests/golden/run.sh

@@ -150,8 +150,10 @@ typedef enum aether_status {
   AETHER_PANIC = 14,
   /**
    * The function belongs to a feature this build of the library leaves out (e.g.
-   * `aether_store_open_jetstream()` in a library built without JetStream). Nothing
-   * was done; the same call always gives the same answer in this build.
+   * `aether_store_open_jetstream()` in a library built without JetStream; the same
+   * call always gives the same answer in this build), or the server a store connects
+   * to is too old for it (a nats-server before 2.12; the message names the version
+   * needed). Nothing was done.
    */
   AETHER_UNSUPPORTED = 15,
 } aether_status;

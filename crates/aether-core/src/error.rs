@@ -119,6 +119,17 @@ pub enum Error {
         outcome: Outcome,
     },
 
+    /// The backend cannot do what was asked: a server too old for a feature the store
+    /// needs, for example. `reason` names what is needed (such as the server version).
+    /// Nothing was written.
+    #[error("unsupported {feature}: {reason}")]
+    Unsupported {
+        /// The feature that is missing.
+        feature: &'static str,
+        /// What is needed, and what was found.
+        reason: String,
+    },
+
     /// The underlying storage failed (I/O error, disk full, sled error). A save that returns
     /// this was not acknowledged; `outcome` says whether its record may nonetheless have
     /// reached the log (`Unknown`: a failed sync after the write, for example), in which

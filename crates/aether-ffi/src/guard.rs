@@ -116,6 +116,7 @@ pub fn status_of(e: &aether_core::Error) -> aether_status {
         E::Timeout { .. } => aether_status::AETHER_TIMEOUT,
         E::Unavailable { .. } => aether_status::AETHER_UNAVAILABLE,
         E::Storage { .. } => aether_status::AETHER_STORAGE,
+        E::Unsupported { .. } => aether_status::AETHER_UNSUPPORTED,
         // The core may grow variants; until this crate learns them they are failures
         // of the store, which is what a caller can act on (retry, reopen, report).
         _ => aether_status::AETHER_STORAGE,

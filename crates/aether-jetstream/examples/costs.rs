@@ -3,7 +3,7 @@
 //! a time, in alternating slices of one run so drift hits them alike:
 //!
 //! - saves: a bare ack-awaited publish; the same with our headers (deduplication ID,
-//!   per-subject and stream-wide expected sequences, store-wide sequence); the
+//!   the actor's expected last subject sequence); the
 //!   same on a stream that an ordered consumer follows (as every open store's follower
 //!   does, for cross-process EventStored); both; and `save_event`;
 //! - replay of one actor: an ordered consumer over the store's messages; the same decoding
@@ -53,12 +53,10 @@ async fn publish_all(js: &Context, subject: &str, events: &[Event], headers: boo
         let ack = if headers {
             let mut h = HeaderMap::new();
             h.insert("Nats-Msg-Id", e.id.as_str());
-            h.insert("Nats-Expected-Last-Sequence", last.to_string().as_str());
             h.insert(
                 "Nats-Expected-Last-Subject-Sequence",
                 last.to_string().as_str(),
             );
-            h.insert("Aether-Sequence", last.to_string().as_str());
             js.publish_with_headers(subject.to_owned(), h, payload)
                 .await
         } else {

@@ -31,48 +31,61 @@
 //! - **Subjects.** One per actor: `{prefix}.events.a{base64url(actor ID)}`, or
 //!   `{prefix}.events.h{hex(SHA-256(actor ID))}` for IDs over 192 bytes (NATS limits a
 //!   control line to 4 KiB). IDs may hold any bytes, `.`, `*`, `>` and spaces included.
-//! - **Messages.** One per save. A single event is its Go-compatible JSON (what the Go
-//!   original stored); a batch is one JSON array of its events, so the server stores it
-//!   whole or not at all, even if the client dies mid-call. A batch must therefore fit in
-//!   the server's `max_payload` (1 MiB by default); a larger one is `InvalidInput`.
-//! - **Headers.** `Nats-Msg-Id` = the (first) event's ID (as is when it is printable ASCII,
-//!   else `b64:` + base64url); `Nats-Expected-Last-Sequence` = the stream sequence the save
-//!   follows; `Nats-Expected-Last-Subject-Sequence` = the stream sequence of the actor's
-//!   last message (0: none); `Aether-Sequence` = the store-wide sequence of the message's
-//!   first event; `Aether-Count` = its number of events, on batches only (a message
-//!   without it holds one event).
+//! - **Messages.** One per event: its Go-compatible JSON (what the Go original stored).
+//!   A batch is a JetStream *atomic batch* (nats-server 2.12+, stream setting
+//!   `allow_atomic`): one message per event, stored contiguously and whole or not at all at
+//!   the commit, even if the client dies mid-call. Each message must fit the server's
+//!   `max_payload` with its headers: a 1 MiB event (the store's limit) needs
+//!   `max_payload: 2MB`, and a batch of 10,000 events needs the server's
+//!   `jetstream { limits { batch { max_msgs: 10000 } } }` (1,000 by default); the README's
+//!   server configuration sets both. A server with less refuses with an `InvalidInput`
+//!   naming the setting.
+//! - **Headers.** `Nats-Msg-Id` = the event's ID (as is when it is printable ASCII of up to
+//!   128 bytes, else `b64:` + base64url, or `sha256:` + hex for longer IDs);
+//!   `Nats-Expected-Last-Subject-Sequence` = the stream sequence of the actor's last message
+//!   (0: none), on a single event and on the first message of a batch (the server allows no
+//!   expectation on a subject its batch already wrote, and the batch is stored contiguously
+//!   or not at all, so the first check covers it); on batches `Nats-Batch-Id`,
+//!   `Nats-Batch-Sequence` and, on the last, `Nats-Batch-Commit: 1`.
+//! - **Streams an existing deployment made.** At open an existing stream is checked against
+//!   the settings the contract rests on (subjects, `allow_atomic`, `deny_delete`,
+//!   `deny_purge`, no `max_age`/`max_msgs`/`max_bytes`/per-subject limit, `limits`
+//!   retention, no rollups or message TTLs, no `no_ack`); each one that differs is named in
+//!   an `InvalidInput` on `stream`. The server must be 2.12 or later, else
+//!   [`aether_core::Error::Unsupported`] names the version needed.
 //!
-//! ## Concurrency: one atomic step at the server
+//! ## Concurrency: one atomic step at the server, per actor
 //!
 //! A save checks the version locally against the actor's last message (cached from the
-//! stream, or read) and publishes with both expectation headers. The server appends only if
-//! the actor's last message is still the one checked *and* nothing else was appended to the
-//! stream since; otherwise it answers "wrong last sequence" (err_code 10071). Then the
-//! store reads the actor again: a [`aether_core::Error::VersionConflict`] with the current
-//! version if another writer took the version, otherwise (the stream moved on elsewhere) it
-//! catches up and retries. No write is ever based on a read without that server check, in
-//! one process or across many.
+//! stream, or read) and publishes with `Nats-Expected-Last-Subject-Sequence`. The server
+//! appends only if the actor's last message is still the one checked; otherwise it answers
+//! "wrong last sequence" (err_code 10071, or 10164 while another save of the same actor is
+//! in flight at a clustered leader). Then the store reads the actor again: a
+//! [`aether_core::Error::VersionConflict`] with the current version if another writer took
+//! the version, otherwise it retries. Saves of different actors never wait for each other,
+//! in one process or across many: there is no stream-wide expectation and no client-side
+//! queue.
 //!
 //! ## The store-wide sequence
 //!
 //! Events are numbered 1, 2, 3, … in commit order, gapless, each event of a batch counting
-//! (as with the other backends). Each message carries the number of its first event
-//! (`Aether-Sequence`), which is exact because the publish states the stream sequence it
-//! follows: saves from all processes are serialised at the stream leader. The cost is that
-//! writers in different processes contend even on different actors (a lost race costs a
-//! retry); within one process saves are queued, one in flight. A message that something else
-//! published on an event subject (no aether headers) counts as one record, numbered after the
-//! record before it. Without batches the store-wide sequence equals the stream sequence.
-//! `read_all(from)` finds the message holding `from` at stream sequence `from` (no batches
-//! before it) or by binary search.
+//! (as with the other backends), with no coordination between clients: each event is one
+//! message, and the event's number *is* its stream sequence, which the stream leader
+//! assigns in commit order. It stays gapless because the events stream denies delete and
+//! purge and has no limits that drop messages, a refused publish or batch takes no number,
+//! and an atomic batch's messages get consecutive numbers (the server stores the batch in
+//! one step; no other save lands inside it). A message that something else published on an
+//! event subject takes a number too (and is reported as malformed if it is not an event).
+//! `read_all(from)` starts a consumer at stream sequence `from`.
 //!
 //! ## Malformed messages
 //!
 //! A message that does not decode is reported, never skipped: `get_events` fails with
 //! `Error::Corrupt`, `get_events_with_errors` returns a `ReplayError` whose `sequence` is the
-//! record's store-wide sequence (= the stream sequence when no batch came before it) and
-//! whose `cause` names the stream sequence; `read_all` fails with `Corrupt` at it. The
-//! version check reads past it: an actor's version is that of its last message that decodes.
+//! message's (stream and store-wide) sequence; `read_all` fails with `Corrupt` at it. A
+//! JSON array (a batch in the one-message layout of earlier aether releases) is malformed.
+//! The version check reads past it: an actor's version is that of its last message that
+//! decodes.
 //!
 //! ## Failures and outcomes
 //!
@@ -105,15 +118,9 @@
 //!
 //! | setup | survives | does not survive |
 //! |---|---|---|
-//! | 1 server, `replicas = 1` (default) | the nats-server process being killed (the data was written to the OS) | power loss or an OS crash of that machine within JetStream's `sync_interval` (default 2 minutes: the file store is fsynced only that often) |
-//! | 3-node cluster, `replicas = 3` | the loss of any one node, machine included (the acknowledgement waits for a quorum of 2) | power loss of a quorum within the sync interval |
-//!
-//! Jepsen's analysis of NATS 2.10 found acknowledged writes lost after power failures with
-//! the default sync interval. For machine-crash durability on one server, run nats-server
-//! 2.10 or later with `jetstream { sync_interval: always }` (every write fsynced; slower).
-//! nats-server 2.9 (Debian bookworm's, which the tests use) has no such setting: its file
-//! store syncs every 2 minutes, so the tests' servers survive process kills, which is what
-//! they test, and no more.
+//! | 1 server, `replicas = 1`, `jetstream { sync_interval: always }` (the README's configuration) | the process being killed, an OS crash or power loss (every write is fsynced before the acknowledgement; tested by SIGKILL during saves) | the loss of the disk |
+//! | 1 server with the default `sync_interval` (2 minutes) | the nats-server process being killed | power loss or an OS crash within the sync interval (Jepsen found acknowledged writes lost that way in NATS 2.10) |
+//! | 3-node cluster, `replicas = 3` | the loss of any one node, machine included (the acknowledgement waits for a quorum of 2; tested by SIGKILL during saves) | power loss of a quorum within the sync interval |
 //!
 //! ## Blocking API
 //!

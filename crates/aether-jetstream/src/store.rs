@@ -1,13 +1,12 @@
 //! `JetStreamStore`: the store contract on a NATS JetStream stream.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::push::OrderedConfig;
 use async_nats::jetstream::consumer::DeliverPolicy;
-use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
 use async_nats::{HeaderMap, Request, RequestErrorKind};
 use base64::Engine;
 use bytes::Bytes;
@@ -24,28 +23,50 @@ use aether_core::{
 use crate::options::JetStreamOptions;
 use crate::record::{self, RawRecord};
 
-/// Room kept in each message for NATS and aether headers when checking `max_payload`.
-const HEADER_ALLOWANCE: usize = 1024;
+/// Room kept in each snapshot message for headers when checking `max_payload`.
+const HEADER_ALLOWANCE: usize = record::MAX_HEADER_BYTES;
 /// The per-actor cache of `(subject sequence, version)` is cleared past this many actors;
 /// it only saves reads, correctness rests on the server's checks.
 const MAX_CACHED_ACTORS: usize = 1 << 20;
 /// JetStream's "wrong last sequence" error code.
 const ERR_WRONG_LAST_SEQUENCE: u64 = 10071;
+/// JetStream's "wrong last sequence" without a number: another publish on the same subject
+/// is in flight at the stream leader (clustered streams), so the check could not be made.
+const ERR_WRONG_LAST_SEQUENCE_IN_FLIGHT: u64 = 10164;
 /// JetStream's "message size exceeds maximum allowed" error code.
 const ERR_MESSAGE_TOO_LARGE: u64 = 10054;
+/// JetStream: "atomic publish is disabled" on this stream.
+const ERR_ATOMIC_DISABLED: u64 = 10174;
+/// JetStream: "atomic publish batch is incomplete" (a message of it went missing or the
+/// batch timed out at the server; nothing of it was stored).
+const ERR_BATCH_INCOMPLETE: u64 = 10176;
+/// JetStream: "atomic publish batch is too large: {size}" (the server's
+/// `jetstream.limits.batch.max_msgs`, 1,000 by default).
+const ERR_BATCH_TOO_LARGE: u64 = 10199;
+/// JetStream: "atomic publish batch contains duplicate message id".
+const ERR_BATCH_DUPLICATE: u64 = 10201;
+/// JetStream: "atomic publish too many inflight" (per stream, or per server).
+const ERR_BATCH_TOO_MANY_INFLIGHT: u64 = 10210;
+/// How long the stream follower may deliver nothing while a save of this process waits
+/// for it before it is recreated.
+const FOLLOWER_STALL: Duration = Duration::from_millis(300);
+/// Bound on creating the follower's consumer (no stream leader: try again).
+const FOLLOWER_CREATE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The oldest nats-server this store works with: atomic batch publish came in 2.12.
+pub const MIN_SERVER_VERSION: (u64, u64) = (2, 12);
 
 /// What this process knows about the end of the events stream. Kept current by the stream
 /// follower (every message, from any process) and by this process's own acknowledged saves.
 #[derive(Debug, Default)]
 struct Tail {
-    /// The last stream sequence accounted for in `next_event_seq`.
+    /// The last stream sequence this process has seen (= the last store-wide sequence).
     stream_seq: u64,
-    /// The store-wide sequence the next stored event gets.
-    next_event_seq: u64,
     /// The last stream sequence whose EventStored notifications have been published.
     notified_seq: u64,
     /// Per actor subject: (stream sequence of its last message, the actor's version there).
     actors: HashMap<String, (u64, i64)>,
+    /// The last stream sequence this process's own saves were acknowledged at.
+    acked_seq: u64,
     /// Why the follower is not running, if it stopped.
     follower_error: Option<String>,
 }
@@ -131,6 +152,9 @@ struct PubAck {
     seq: u64,
     #[serde(default)]
     duplicate: bool,
+    /// On the commit of an atomic batch: how many messages it stored (`seq` is the last).
+    #[serde(default)]
+    count: u64,
     error: Option<ApiError>,
 }
 
@@ -158,9 +182,9 @@ pub struct JetStreamStore {
     opts: JetStreamOptions,
     max_payload: usize,
     shared: Arc<Shared>,
-    /// One save at a time per process: each save states the stream sequence it follows,
-    /// so concurrent saves of one process would only reject each other at the server.
-    lane: Mutex<()>,
+    /// Atomic batch IDs: unique per store (`batch_prefix`) and per batch (`batch_counter`).
+    batch_prefix: String,
+    batch_counter: AtomicU64,
     closed: AtomicBool,
     follower: Option<tokio::task::JoinHandle<()>>,
 }
@@ -218,14 +242,6 @@ fn parse_header_block(block: &[u8]) -> HeaderMap {
     headers
 }
 
-fn parse_wrong_last(description: &str) -> u64 {
-    description
-        .rsplit(|c: char| !c.is_ascii_digit())
-        .find(|s| !s.is_empty())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The server addresses of a `url` argument (comma-separated). Its syntax is checked
 /// here, before anything connects, so a malformed address is the caller's mistake
 /// ([`Error::InvalidInput`] on `url`), not an unreachable server.
@@ -262,6 +278,130 @@ fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>> {
         return Err(invalid("url", "no server address given"));
     }
     Ok(servers)
+}
+
+fn api_unavailable(operation: &'static str, stream: &str, e: &ApiError) -> Error {
+    unavailable(
+        format!(
+            "{operation}: stream {stream}: {} (code {}, err_code {})",
+            e.description, e.code, e.err_code
+        ),
+        Outcome::NotApplied,
+    )
+}
+
+/// Refuse a server older than [`MIN_SERVER_VERSION`], naming the version needed.
+fn check_server_version(version: &str) -> Result<()> {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u64>().ok());
+    let have = match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor),
+        _ => (0, 0),
+    };
+    if have < MIN_SERVER_VERSION {
+        let (major, minor) = MIN_SERVER_VERSION;
+        return Err(Error::Unsupported {
+            feature: "nats-server",
+            reason: format!(
+                "nats-server {version:?} is too old: this store needs nats-server {major}.{minor} or later (atomic batch publish)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A batch ID prefix unique to this store handle: process ID, clock and a random seed.
+fn batch_prefix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:x}-{:016x}", std::process::id(), h.finish())
+}
+
+/// Check an existing stream against the settings this store would create it with: every
+/// setting the contract rests on must match, else an error naming each one that does not.
+fn check_stream_config(
+    name: &str,
+    wanted: &serde_json::Value,
+    have: &serde_json::Value,
+    is_events: bool,
+) -> Result<()> {
+    use serde_json::Value;
+    let mut wrong = Vec::new();
+    let subject = &wanted["subjects"][0];
+    let subjects = have["subjects"].as_array().cloned().unwrap_or_default();
+    if !subjects.contains(subject) {
+        wrong.push(format!(
+            "subjects is {subjects:?} (needs {subject}: every actor's subject)"
+        ));
+    }
+    let flag = |key: &str| have[key].as_bool().unwrap_or(false);
+    // A limit is off when absent, 0 or negative.
+    let limit = |key: &str| have[key].as_i64().unwrap_or(0) > 0;
+    if flag("no_ack") {
+        wrong.push(
+            "no_ack is true (needs false: a save returns on the server's acknowledgement)".into(),
+        );
+    }
+    if have["retention"].as_str().unwrap_or("limits") != "limits" {
+        wrong.push(format!(
+            "retention is {} (needs limits: other policies remove acknowledged messages)",
+            have["retention"]
+        ));
+    }
+    for key in ["allow_msg_counter", "allow_msg_schedules", "mirror"] {
+        if !matches!(have[key], Value::Null | Value::Bool(false)) {
+            wrong.push(format!(
+                "{key} is set (needs it off: the stream takes aether's messages as they are)"
+            ));
+        }
+    }
+    if is_events {
+        if !flag("allow_atomic") {
+            wrong.push(
+                "allow_atomic is false (needs true: batches are JetStream atomic batches, nats-server 2.12+; a stream of an earlier aether release, which stored a batch as one message, is not read)"
+                    .into(),
+            );
+        }
+        for key in ["deny_delete", "deny_purge"] {
+            if !flag(key) {
+                wrong.push(format!(
+                    "{key} is false (needs true: a removed message would leave a gap in the store-wide sequence)"
+                ));
+            }
+        }
+        for key in ["allow_rollup_hdrs", "allow_msg_ttl"] {
+            if flag(key) {
+                wrong.push(format!(
+                    "{key} is true (needs false: it lets a publish remove acknowledged events)"
+                ));
+            }
+        }
+        for key in ["max_msgs", "max_bytes", "max_age", "max_msgs_per_subject"] {
+            if limit(key) {
+                wrong.push(format!(
+                    "{key} is {} (needs no limit: the stream would drop acknowledged events)",
+                    have[key]
+                ));
+            }
+        }
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(invalid(
+        "stream",
+        format!(
+            "existing stream {name} was created with other settings than this store needs: {}",
+            wrong.join("; ")
+        ),
+    ))
 }
 
 impl JetStreamStore {
@@ -316,7 +456,9 @@ impl JetStreamStore {
                 )),
             }
         })?;
-        let max_payload = client.server_info().max_payload;
+        let info = client.server_info();
+        check_server_version(&info.version)?;
+        let max_payload = info.max_payload;
         // The JetStream context spawns its own task: create it inside the runtime.
         let js = {
             let _inside = runtime.enter();
@@ -335,7 +477,8 @@ impl JetStreamStore {
             opts,
             max_payload,
             shared,
-            lane: Mutex::new(()),
+            batch_prefix: batch_prefix(),
+            batch_counter: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             follower: None,
         };
@@ -351,16 +494,9 @@ impl JetStreamStore {
                 )),
             }
         })?;
-        let next_event_seq = if last == 0 {
-            1
-        } else {
-            let (base, count) = runtime.block_on(store.extent(last, "open"))?;
-            base + count
-        };
         {
             let mut t = store.shared.tail();
             t.stream_seq = last;
-            t.next_event_seq = next_event_seq;
             t.notified_seq = last;
         }
         store.follower = Some(runtime.spawn(follow(
@@ -419,48 +555,109 @@ impl JetStreamStore {
         self.rt().block_on(f)
     }
 
-    /// Create both streams if missing and check they can serve us; returns the events
-    /// stream's last sequence.
+    /// A request to the JetStream API; the answer's JSON, or the error it holds.
+    async fn api(
+        &self,
+        subject: String,
+        body: serde_json::Value,
+        operation: &'static str,
+    ) -> Result<std::result::Result<serde_json::Value, ApiError>> {
+        let reply = self
+            .client
+            .send_request(
+                subject,
+                Request::new()
+                    .payload(Bytes::from(body.to_string()))
+                    .timeout(Some(self.opts.request_timeout)),
+            )
+            .await
+            .map_err(|e| request_error(operation, e, Outcome::NotApplied))?;
+        let mut value: serde_json::Value = serde_json::from_slice(&reply.payload).map_err(|e| {
+            unavailable(
+                format!("{operation}: unreadable JetStream API answer ({e})"),
+                Outcome::NotApplied,
+            )
+        })?;
+        if let Some(err) = value.get_mut("error").map(serde_json::Value::take) {
+            let err: ApiError = serde_json::from_value(err).map_err(|e| {
+                unavailable(
+                    format!("{operation}: unreadable JetStream API error ({e})"),
+                    Outcome::NotApplied,
+                )
+            })?;
+            return Ok(Err(err));
+        }
+        Ok(Ok(value))
+    }
+
+    /// Create both streams if missing and check that existing ones have the settings the
+    /// contract rests on; returns the events stream's last sequence.
     async fn ensure_streams(&self) -> Result<u64> {
-        let file = |name: &str, subject: String, per_subject: i64| StreamConfig {
-            name: name.to_owned(),
-            subjects: vec![subject],
-            storage: StorageType::File,
-            num_replicas: self.opts.replicas,
-            duplicate_window: self.opts.duplicate_window,
-            max_messages_per_subject: per_subject,
-            deny_delete: per_subject == 0,
-            deny_purge: per_subject == 0,
-            ..StreamConfig::default()
-        };
-        let events = file(&self.names.stream, self.names.events_all.clone(), 0);
-        let snapshots = file(
-            &self.names.snapshot_stream,
-            format!("{}>", self.names.snapshots_prefix),
-            1,
-        );
+        let op = "open";
+        let events = serde_json::json!({
+            "name": self.names.stream,
+            "subjects": [self.names.events_all],
+            "retention": "limits",
+            "storage": "file",
+            "num_replicas": self.opts.replicas,
+            "duplicate_window": self.opts.duplicate_window.as_nanos() as u64,
+            "max_msgs": -1,
+            "max_bytes": -1,
+            "max_age": 0,
+            "max_msgs_per_subject": -1,
+            "max_msg_size": -1,
+            "discard": "old",
+            "deny_delete": true,
+            "deny_purge": true,
+            "allow_rollup_hdrs": false,
+            "allow_atomic": true,
+        });
+        let snapshots = serde_json::json!({
+            "name": self.names.snapshot_stream,
+            "subjects": [format!("{}>", self.names.snapshots_prefix)],
+            "retention": "limits",
+            "storage": "file",
+            "num_replicas": self.opts.replicas,
+            "duplicate_window": self.opts.duplicate_window.as_nanos() as u64,
+            "max_msgs_per_subject": 1,
+            "max_msg_size": -1,
+            "discard": "old",
+        });
         let mut last = 0;
         for (config, is_events) in [(events, true), (snapshots, false)] {
-            let wanted = config.subjects[0].clone();
-            let name = config.name.clone();
-            let mut stream = self.js.get_or_create_stream(config).await.map_err(|e| {
-                unavailable(format!("opening stream {name}: {e}"), Outcome::NotApplied)
-            })?;
-            let info = stream
-                .info()
-                .await
-                .map_err(|e| unavailable(format!("stream {name}: {e}"), Outcome::NotApplied))?;
-            if !info.config.subjects.contains(&wanted) {
-                return Err(invalid(
-                    "stream",
-                    format!(
-                        "existing stream {name} does not take subject {wanted} (it has {:?})",
-                        info.config.subjects
-                    ),
-                ));
-            }
+            let name = config["name"].as_str().unwrap_or_default().to_owned();
+            let info = match self
+                .api(
+                    format!("$JS.API.STREAM.INFO.{name}"),
+                    serde_json::json!({}),
+                    op,
+                )
+                .await?
+            {
+                Ok(info) => info,
+                Err(e) if e.code == 404 => {
+                    match self
+                        .api(format!("$JS.API.STREAM.CREATE.{name}"), config.clone(), op)
+                        .await?
+                    {
+                        Ok(info) => info,
+                        // Created by another process meanwhile: take it as it is.
+                        Err(e) if e.err_code == 10058 => self
+                            .api(
+                                format!("$JS.API.STREAM.INFO.{name}"),
+                                serde_json::json!({}),
+                                op,
+                            )
+                            .await?
+                            .map_err(|e| api_unavailable(op, &name, &e))?,
+                        Err(e) => return Err(api_unavailable(op, &name, &e)),
+                    }
+                }
+                Err(e) => return Err(api_unavailable(op, &name, &e)),
+            };
+            check_stream_config(&name, &config, &info["config"], is_events)?;
             if is_events {
-                last = info.state.last_sequence;
+                last = info["state"]["last_seq"].as_u64().unwrap_or(0);
             }
         }
         Ok(last)
@@ -551,64 +748,6 @@ impl JetStreamStore {
             operation,
         )
         .await
-    }
-
-    /// The store-wide sequence of the record at stream sequence `seq` and how many events it
-    /// holds. Our messages say so in their headers; a message without them (published by
-    /// something else) is one record, numbered after the record before it.
-    async fn extent(&self, seq: u64, operation: &'static str) -> Result<(u64, u64)> {
-        let mut foreign_before = 0u64;
-        let mut s = seq;
-        let mut own_count = None;
-        while s > 0 {
-            let rec = self
-                .msg_get(
-                    &self.names.stream,
-                    serde_json::json!({ "seq": s }),
-                    operation,
-                )
-                .await?;
-            if let Some(rec) = rec {
-                match record::sequence_header(rec.headers.as_ref()) {
-                    Some((base, count)) => {
-                        return Ok(match own_count {
-                            None => (base, count),
-                            Some(c) => (base + count + foreign_before, c),
-                        });
-                    }
-                    None if own_count.is_none() => own_count = Some(1),
-                    None => foreign_before += 1,
-                }
-            } else if own_count.is_none() {
-                // Deleted message: nothing to number (callers only ask for existing ones).
-                own_count = Some(0);
-            }
-            s -= 1;
-        }
-        Ok((1 + foreign_before, own_count.unwrap_or(0)))
-    }
-
-    /// The first message at or after stream sequence `seq` (which must not be past the
-    /// last): its stream sequence and store-wide sequence.
-    async fn first_at_or_after(&self, seq: u64, operation: &'static str) -> Result<(u64, u64)> {
-        let rec = self
-            .msg_get(
-                &self.names.stream,
-                serde_json::json!({ "seq": seq, "next_by_subj": self.names.events_all }),
-                operation,
-            )
-            .await?
-            .ok_or_else(|| {
-                unavailable(
-                    format!("{operation}: no message at or after stream sequence {seq}"),
-                    Outcome::NotApplied,
-                )
-            })?;
-        let base = match record::sequence_header(rec.headers.as_ref()) {
-            Some((base, _)) => base,
-            None => self.extent(rec.seq, operation).await?.0,
-        };
-        Ok((rec.seq, base))
     }
 
     /// Read the messages of `filter` from stream sequence `start` through `end` with an
@@ -739,17 +878,15 @@ impl JetStreamStore {
         let Some(last) = self.last_on(subject, operation).await? else {
             return Ok((0, 0));
         };
-        let version = match record::decode_heads(&last.payload) {
-            Ok(heads) if heads.iter().all(|h| h.actor_id == actor_id) => {
-                heads.iter().map(|h| h.version).max().unwrap_or(0)
-            }
+        let version = match record::decode_head(&last.payload) {
+            Ok(head) if head.actor_id == actor_id => head.version,
             // A malformed (or foreign) last message: the version is the highest among the
             // actor's events that do decode.
             _ => {
                 let mut max = 0;
                 self.scan(subject, 1, last.seq, operation, |rec| {
-                    if let Ok(heads) = record::decode_heads(&rec.payload) {
-                        for h in heads.iter().filter(|h| h.actor_id == actor_id) {
+                    if let Ok(h) = record::decode_head(&rec.payload) {
+                        if h.actor_id == actor_id {
                             max = max.max(h.version);
                         }
                     }
@@ -772,12 +909,10 @@ impl JetStreamStore {
     ) -> Result<(Vec<Event>, Vec<RawRecord>, Vec<String>)> {
         let mut events = Vec::new();
         let (bad, causes) = self.scan_actor(actor_id, operation, |rec| {
-            let decoded = record::decode_events(&rec.payload)?;
-            events.extend(
-                decoded
-                    .into_iter()
-                    .filter(|e| e.actor_id == actor_id && e.version >= from_version),
-            );
+            let e = record::decode_event(&rec.payload)?;
+            if e.actor_id == actor_id && e.version >= from_version {
+                events.push(e);
+            }
             Ok(())
         })?;
         Ok((events, bad, causes))
@@ -819,10 +954,10 @@ impl JetStreamStore {
         causes: &[String],
         operation: &'static str,
     ) -> Result<()> {
+        let _ = operation;
         if let (Some(rec), Some(cause)) = (bad.first(), causes.first()) {
-            let sequence = self.block_on(self.extent(rec.seq, operation))?.0;
             return Err(Error::Corrupt {
-                sequence,
+                sequence: rec.seq,
                 location: self.corrupt_location(rec),
                 cause: cause.clone(),
             });
@@ -855,18 +990,21 @@ impl JetStreamStore {
             .map(|e| {
                 let json = e.to_json();
                 limits.check_record_len("event", json.len())?;
-                Ok(json)
+                Ok(Bytes::from(json))
             })
             .collect::<Result<Vec<_>>>()?;
-        limits.check_batch_bytes(encoded.iter().map(Vec::len).sum())?;
-        let payload = Bytes::from(record::encode_payload(&encoded));
-        if payload.len() + HEADER_ALLOWANCE > self.max_payload {
+        limits.check_batch_bytes(encoded.iter().map(Bytes::len).sum())?;
+        let field = if events.len() == 1 { "event" } else { "events" };
+        let largest = encoded.iter().map(Bytes::len).max().unwrap_or(0);
+        if largest + record::MAX_HEADER_BYTES > self.max_payload {
             return Err(invalid(
-                if events.len() == 1 { "event" } else { "events" },
+                field,
                 format!(
-                    "encodes to {} bytes; with headers that exceeds the server's max_payload of {} bytes (one save is one message, so a batch must fit in one)",
-                    payload.len(),
-                    self.max_payload
+                    "an event encodes to {largest} bytes; with its headers (up to {} bytes) that exceeds the server's max_payload of {} bytes: run nats-server with max_payload of at least {} bytes to store events up to the store's limit of {} bytes (the README's configuration sets 2MB)",
+                    record::MAX_HEADER_BYTES,
+                    self.max_payload,
+                    limits.max_record_len + record::MAX_HEADER_BYTES,
+                    limits.max_record_len,
                 ),
             ));
         }
@@ -875,23 +1013,12 @@ impl JetStreamStore {
         let count = events.len() as u64;
         let actor_id = first.actor_id.as_str();
         let subject = self.names.events_subject(actor_id);
-        let msg_id = record::msg_id(&first.id);
         let metrics = self.shared.metrics();
-        let timeout = self.opts.request_timeout;
-
-        let _lane = self.lane.lock().unwrap_or_else(|p| p.into_inner());
-        let give_up = Instant::now() + timeout * 4;
+        let give_up = Instant::now() + self.opts.request_timeout * 4;
         // Set when `known` comes straight from the server rather than from the cache.
         let mut fresh: Option<(u64, i64)> = None;
         loop {
-            let (tail_seq, next_event_seq, cached) = {
-                let t = self.shared.tail();
-                (
-                    t.stream_seq,
-                    t.next_event_seq,
-                    t.actors.get(&subject).copied(),
-                )
-            };
+            let cached = self.shared.tail().actors.get(&subject).copied();
             let was_fresh = fresh.is_some();
             // An actor this process has not seen is assumed new; if it is not, the server
             // says so (wrong last subject sequence) and we read it.
@@ -911,85 +1038,38 @@ impl JetStreamStore {
                     current_version: current,
                 });
             }
-            let mut headers = HeaderMap::new();
-            headers.insert(record::HDR_MSG_ID, msg_id.as_str());
-            headers.insert(record::HDR_EXPECTED_LAST_SEQ, tail_seq.to_string().as_str());
-            headers.insert(
-                record::HDR_EXPECTED_LAST_SUBJECT_SEQ,
-                subject_seq.to_string().as_str(),
-            );
-            headers.insert(record::HDR_SEQUENCE, next_event_seq.to_string().as_str());
-            if count > 1 {
-                headers.insert(record::HDR_COUNT, count.to_string().as_str());
-            }
-            let reply = self
-                .block_on(
-                    self.client.send_request(
-                        subject.clone(),
-                        Request::new()
-                            .headers(headers)
-                            .payload(payload.clone())
-                            .timeout(Some(timeout)),
-                    ),
-                )
-                .map_err(|e| request_error(operation, e, Outcome::Unknown))?;
-            let ack: PubAck = serde_json::from_slice(&reply.payload).map_err(|e| {
-                unavailable(
-                    format!(
-                        "{operation}: unreadable publish acknowledgement ({e}): {}",
-                        String::from_utf8_lossy(&reply.payload)
-                    ),
-                    Outcome::Unknown,
-                )
-            })?;
-            match ack.error {
+            let ack = self.publish(events, &encoded, &subject, subject_seq, operation)?;
+            let retry_after = match ack.error {
                 None if !ack.duplicate => {
-                    let seq = ack.seq;
+                    // One message per event, stored contiguously: the batch's last message
+                    // is `ack.seq`, its first `count - 1` before it.
+                    let last_seq = ack.seq;
+                    if count > 1 && ack.count != count {
+                        return Err(unavailable(
+                            format!(
+                                "{operation}: the server committed a batch of {} messages for {count} events",
+                                ack.count
+                            ),
+                            Outcome::Unknown,
+                        ));
+                    }
                     metrics.add_events_saved(count);
-                    let mut t = self.shared.tail();
-                    if t.stream_seq + 1 == seq {
-                        t.stream_seq = seq;
-                        t.next_event_seq = next_event_seq + count;
-                    }
-                    t.remember(&subject, seq, last_version);
-                    if t.notified_seq + 1 == seq {
-                        // Everything before this message is notified: publish ours now
-                        // rather than wait for the follower to bring it back. The
-                        // timestamp is this process's clock at the acknowledgement.
-                        let now = Timestamp::now();
-                        let notifier = self
-                            .shared
-                            .notifier
-                            .read()
-                            .unwrap_or_else(|p| p.into_inner());
-                        for (i, e) in events.iter().enumerate() {
-                            notifier.publish(EventStored {
-                                event_id: e.id.clone(),
-                                actor_id: e.actor_id.clone(),
-                                version: e.version,
-                                timestamp: now,
-                                sequence: next_event_seq + i as u64,
-                            });
-                        }
-                        t.notified_seq = seq;
-                        drop(t);
-                        self.shared.moved.notify_all();
-                    } else {
-                        drop(t);
-                        // Messages of other processes come first: the follower publishes
-                        // in stream order, ours included.
-                        self.wait_notified(seq);
-                    }
-                    return Ok(next_event_seq + count - 1);
+                    self.announce(events, &subject, last_seq + 1 - count, last_seq, last_version);
+                    return Ok(last_seq);
                 }
                 None => {
-                    return self.resolve_duplicate(ack.seq, events, &subject, &payload, operation)
+                    return self.resolve_duplicate(ack.seq, events, &subject, &encoded[0], operation)
                 }
-                Some(err) if err.err_code == ERR_WRONG_LAST_SEQUENCE => {
-                    // The stream or the actor moved on since we looked. Read the actor as it
-                    // is now: a conflict if its version caught up, otherwise try again once
-                    // this process has seen the messages it missed.
-                    let server_last = parse_wrong_last(&err.description);
+                Some(err) if err.err_code == ERR_BATCH_DUPLICATE => {
+                    return self.resolve_batch_duplicate(events, &subject, operation)
+                }
+                // The actor moved on since we looked (10071), or another save of it is in
+                // flight at a clustered stream's leader (10164). Read the actor as it is
+                // now: a conflict if its version caught up, otherwise try again.
+                Some(err)
+                    if err.err_code == ERR_WRONG_LAST_SEQUENCE
+                        || err.err_code == ERR_WRONG_LAST_SEQUENCE_IN_FLIGHT =>
+                {
                     let now = self.block_on(self.actor_tail(actor_id, &subject, operation))?;
                     self.shared.tail().remember(&subject, now.0, now.1);
                     if first.version <= now.1 {
@@ -1000,20 +1080,47 @@ impl JetStreamStore {
                             current_version: now.1,
                         });
                     }
-                    let wanted = server_last.max(now.0);
-                    let left = give_up.saturating_duration_since(Instant::now());
-                    if left.is_zero() || !self.shared.wait_until(left, |t| t.stream_seq >= wanted) {
-                        return Err(Error::Timeout {
-                            operation,
-                            outcome: Outcome::NotApplied,
-                        });
-                    }
                     fresh = Some(now);
+                    (err.err_code == ERR_WRONG_LAST_SEQUENCE_IN_FLIGHT)
+                        .then_some(Duration::from_millis(1))
+                }
+                Some(err) if err.err_code == ERR_BATCH_TOO_MANY_INFLIGHT => {
+                    Some(Duration::from_millis(5))
                 }
                 Some(err) if err.err_code == ERR_MESSAGE_TOO_LARGE => {
                     return Err(invalid(
-                        if count == 1 { "event" } else { "events" },
-                        format!("the server refused the message: {}", err.description),
+                        field,
+                        format!(
+                            "the server refused the message: {} (the server's max_payload, or the stream's max_msg_size)",
+                            err.description
+                        ),
+                    ))
+                }
+                Some(err) if err.err_code == ERR_BATCH_TOO_LARGE => {
+                    return Err(invalid(
+                        "events",
+                        format!(
+                            "the server refused a batch of {count} events: {}; its limit is the nats-server setting jetstream {{ limits {{ batch {{ max_msgs }} }} }} (1,000 by default), which must be at least the store's max_batch_len of {} (the README's configuration sets 10000)",
+                            err.description, limits.max_batch_len
+                        ),
+                    ))
+                }
+                Some(err) if err.err_code == ERR_ATOMIC_DISABLED => {
+                    return Err(invalid(
+                        "stream",
+                        format!(
+                            "stream {}: allow_atomic was turned off after this store opened it; batches need it (nats-server 2.12+)",
+                            self.names.stream
+                        ),
+                    ))
+                }
+                Some(err) if err.err_code == ERR_BATCH_INCOMPLETE => {
+                    return Err(unavailable(
+                        format!(
+                            "{operation}: the server dropped the batch before its commit ({}); nothing of it was stored",
+                            err.description
+                        ),
+                        Outcome::NotApplied,
                     ))
                 }
                 Some(err) => {
@@ -1023,10 +1130,182 @@ impl JetStreamStore {
                             err.description, err.code, err.err_code
                         ),
                         Outcome::NotApplied,
-                    ))
+                    ));
                 }
+            };
+            if Instant::now() >= give_up {
+                return Err(Error::Timeout {
+                    operation,
+                    outcome: Outcome::NotApplied,
+                });
+            }
+            if let Some(pause) = retry_after {
+                std::thread::sleep(pause);
             }
         }
+    }
+
+    /// Publish one save: a single event as one message, a batch as one JetStream atomic
+    /// batch (one message per event, the last committing it). Only the first message
+    /// states the actor's last stream sequence: the server refuses an expectation on a
+    /// subject the batch already wrote to, and the check on the first message covers the
+    /// whole batch, which is stored contiguously or not at all.
+    fn publish(
+        &self,
+        events: &[Event],
+        encoded: &[Bytes],
+        subject: &str,
+        subject_seq: u64,
+        operation: &'static str,
+    ) -> Result<PubAck> {
+        let timeout = self.opts.request_timeout;
+        let request = |headers: HeaderMap, payload: &Bytes| {
+            Request::new()
+                .headers(headers)
+                .payload(payload.clone())
+                .timeout(Some(timeout))
+        };
+        let subject_seq = subject_seq.to_string();
+        let reply = if encoded.len() == 1 {
+            let mut h = HeaderMap::new();
+            h.insert(record::HDR_MSG_ID, record::msg_id(&events[0].id).as_str());
+            h.insert(record::HDR_EXPECTED_LAST_SUBJECT_SEQ, subject_seq.as_str());
+            self.block_on(
+                self.client
+                    .send_request(subject.to_owned(), request(h, &encoded[0])),
+            )
+            .map_err(|e| request_error(operation, e, Outcome::Unknown))?
+        } else {
+            let batch_id = format!(
+                "{}-{}",
+                self.batch_prefix,
+                self.batch_counter.fetch_add(1, Ordering::Relaxed)
+            );
+            let n = encoded.len();
+            self.block_on(async {
+                for (i, (e, payload)) in events.iter().zip(encoded).enumerate() {
+                    let mut h = HeaderMap::new();
+                    h.insert(record::HDR_MSG_ID, record::msg_id(&e.id).as_str());
+                    h.insert(record::HDR_BATCH_ID, batch_id.as_str());
+                    h.insert(record::HDR_BATCH_SEQ, (i + 1).to_string().as_str());
+                    if i == 0 {
+                        h.insert(record::HDR_EXPECTED_LAST_SUBJECT_SEQ, subject_seq.as_str());
+                    }
+                    if i + 1 == n {
+                        h.insert(record::HDR_BATCH_COMMIT, "1");
+                        return self
+                            .client
+                            .send_request(subject.to_owned(), request(h, payload))
+                            .await
+                            .map_err(|e| request_error(operation, e, Outcome::Unknown));
+                    }
+                    if i == 0 {
+                        // The server answers the first message (empty when staged), so a
+                        // batch it will not take fails here, before the rest is sent.
+                        // Nothing is stored before the commit, whatever happens now.
+                        let reply = self
+                            .client
+                            .send_request(subject.to_owned(), request(h, payload))
+                            .await
+                            .map_err(|e| request_error(operation, e, Outcome::NotApplied))?;
+                        if !reply.payload.is_empty() {
+                            return Ok(reply);
+                        }
+                    } else {
+                        self.client
+                            .publish_with_headers(subject.to_owned(), h, payload.clone())
+                            .await
+                            .map_err(|e| {
+                                unavailable(format!("{operation}: {e}"), Outcome::NotApplied)
+                            })?;
+                    }
+                }
+                unreachable!("a batch has at least two events")
+            })?
+        };
+        serde_json::from_slice(&reply.payload).map_err(|e| {
+            unavailable(
+                format!(
+                    "{operation}: unreadable publish acknowledgement ({e}): {}",
+                    String::from_utf8_lossy(&reply.payload)
+                ),
+                Outcome::Unknown,
+            )
+        })
+    }
+
+    /// Account an acknowledged save (stream sequences `first_seq..=last_seq`) and see its
+    /// EventStored notifications out, in stream order, before the save returns.
+    fn announce(
+        &self,
+        events: &[Event],
+        subject: &str,
+        first_seq: u64,
+        last_seq: u64,
+        last_version: i64,
+    ) {
+        let mut t = self.shared.tail();
+        t.acked_seq = t.acked_seq.max(last_seq);
+        if t.stream_seq + 1 == first_seq {
+            t.stream_seq = last_seq;
+        }
+        t.remember(subject, last_seq, last_version);
+        if t.notified_seq + 1 == first_seq {
+            // Everything before this save is notified: publish ours now rather than wait
+            // for the follower to bring it back. The timestamp is this process's clock at
+            // the acknowledgement.
+            let now = Timestamp::now();
+            let notifier = self
+                .shared
+                .notifier
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            for (i, e) in events.iter().enumerate() {
+                notifier.publish(EventStored {
+                    event_id: e.id.clone(),
+                    actor_id: e.actor_id.clone(),
+                    version: e.version,
+                    timestamp: now,
+                    sequence: first_seq + i as u64,
+                });
+            }
+            t.notified_seq = last_seq;
+            drop(t);
+            self.shared.moved.notify_all();
+        } else {
+            drop(t);
+            // Messages of other saves come first: the follower publishes in stream order,
+            // ours included.
+            self.wait_notified(last_seq);
+        }
+    }
+
+    /// The server refused a batch because one of its message IDs is taken. If the batch is
+    /// this very save (a retry after an unknown outcome whose first attempt landed), its
+    /// first version is stored: answer as every backend answers a second save of a stored
+    /// version, with a conflict. Otherwise an event ID of the batch is taken by another
+    /// message within the deduplication window.
+    fn resolve_batch_duplicate(
+        &self,
+        events: &[Event],
+        subject: &str,
+        operation: &'static str,
+    ) -> Result<u64> {
+        let actor_id = events[0].actor_id.as_str();
+        let now = self.block_on(self.actor_tail(actor_id, subject, operation))?;
+        self.shared.tail().remember(subject, now.0, now.1);
+        if events[0].version <= now.1 {
+            self.shared.metrics().add_conflict();
+            return Err(Error::VersionConflict {
+                actor_id: actor_id.to_owned(),
+                attempted_version: events[0].version,
+                current_version: now.1,
+            });
+        }
+        Err(invalid(
+            "id",
+            "an event ID of the batch was used by a different message within the stream's deduplication window",
+        ))
     }
 
     /// The server already holds a message with this save's `Nats-Msg-Id`. If it is this
@@ -1095,9 +1374,11 @@ async fn follow(
             },
             ..OrderedConfig::default()
         };
-        let messages = match js.create_consumer_on_stream(config, &names.stream).await {
-            Ok(c) => c.messages().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let create = js.create_consumer_on_stream(config, &names.stream);
+        let messages = match tokio::time::timeout(FOLLOWER_CREATE_TIMEOUT, create).await {
+            Ok(Ok(c)) => c.messages().await.map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("creating the stream follower timed out".into()),
         };
         let mut messages = match messages {
             Ok(m) => m,
@@ -1108,7 +1389,31 @@ async fn follow(
             }
         };
         shared.tail().follower_error = None;
-        while let Some(next) = messages.next().await {
+        let mut last_delivery = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(FOLLOWER_STALL / 3);
+        loop {
+            let next = tokio::select! {
+                next = messages.next() => next,
+                _ = tick.tick() => {
+                    // A save of this process was acknowledged past what the follower has
+                    // delivered, and nothing came for a while: the consumer is cut off
+                    // (its server or the stream leader went away). The client library
+                    // would notice only after two missed 5 s heartbeats, and every save
+                    // meanwhile waits for its notifications: start a new one now.
+                    let behind = {
+                        let t = shared.tail();
+                        t.acked_seq > t.notified_seq
+                    };
+                    if behind && last_delivery.elapsed() >= FOLLOWER_STALL {
+                        shared.tail().follower_error =
+                            Some("the stream follower stalled; recreating it".into());
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let Some(next) = next else { break };
+            last_delivery = tokio::time::Instant::now();
             let msg = match next {
                 Ok(msg) => msg,
                 Err(e) => {
@@ -1120,29 +1425,15 @@ async fn follow(
             let seq = info.stream_sequence;
             let time = Timestamp::from_unix_nanos(info.published.unix_timestamp_nanos());
             let msg = msg.message;
-            apply(
-                &shared,
-                seq,
-                msg.subject.as_str(),
-                msg.headers.as_ref(),
-                &msg.payload,
-                time,
-            );
+            apply(&shared, seq, msg.subject.as_str(), &msg.payload, time);
             start = seq + 1;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// Account one message of the events stream and publish its EventStored notifications.
-fn apply(
-    shared: &Shared,
-    seq: u64,
-    subject: &str,
-    headers: Option<&HeaderMap>,
-    payload: &[u8],
-    time: Timestamp,
-) {
+/// Account one message of the events stream and publish its EventStored notification.
+fn apply(shared: &Shared, seq: u64, subject: &str, payload: &[u8], time: Timestamp) {
     {
         // This process's own save already accounted and announced this message (the usual
         // case when the acknowledgement beats the follower): nothing to decode.
@@ -1152,48 +1443,29 @@ fn apply(
             return;
         }
     }
-    let heads = record::decode_heads(payload).ok();
-    let base = {
-        let mut t = shared.tail();
-        let header = record::sequence_header(headers);
-        let base = match header {
-            Some((base, _)) => base,
-            // A message without our headers counts as one record after the last one known.
-            None if seq > t.stream_seq => t.next_event_seq,
-            None => 0,
-        };
-        if seq > t.stream_seq {
-            t.stream_seq = seq;
-            t.next_event_seq = match header {
-                Some((base, count)) => base + count,
-                None => t.next_event_seq + 1,
-            };
-        }
-        match heads.as_ref().and_then(|h| h.last()) {
-            Some(last) => t.remember(subject, seq, last.version),
-            // The actor's last message does not decode: forget what we knew, so the next
-            // save reads the actor again.
-            None => {
-                t.actors.remove(subject);
-            }
-        }
-        base
-    };
+    let head = record::decode_head(payload).ok();
     let mut t = shared.tail();
+    t.stream_seq = t.stream_seq.max(seq);
+    match &head {
+        Some(h) => t.remember(subject, seq, h.version),
+        // The actor's last message does not decode: forget what we knew, so the next
+        // save reads the actor again.
+        None => {
+            t.actors.remove(subject);
+        }
+    }
     // Notifications leave in stream order, each once: the save that stored a message may
-    // have published them already (see `append`); both sides decide under the tail lock.
+    // have published it already (see `announce`); both sides decide under the tail lock.
     if seq > t.notified_seq {
-        if let (Some(heads), true) = (heads, base > 0) {
+        if let Some(h) = head {
             let notifier = shared.notifier.read().unwrap_or_else(|p| p.into_inner());
-            for (i, h) in heads.into_iter().enumerate() {
-                notifier.publish(EventStored {
-                    event_id: h.id,
-                    actor_id: h.actor_id,
-                    version: h.version,
-                    timestamp: time,
-                    sequence: base + i as u64,
-                });
-            }
+            notifier.publish(EventStored {
+                event_id: h.id,
+                actor_id: h.actor_id,
+                version: h.version,
+                timestamp: time,
+                sequence: seq,
+            });
         }
         t.notified_seq = seq;
     }
@@ -1236,20 +1508,17 @@ impl EventStore for JetStreamStore {
         let mut out = Vec::with_capacity(4096);
         out.push(b'[');
         let (bad, causes) = self.scan_actor(actor_id, op, |rec| {
-            let ours = record::sequence_header(rec.headers.as_ref()).is_some();
-            for raw in record::split_payload(&rec.payload)? {
-                let e = Event::from_json(raw).map_err(|e| e.to_string())?;
-                if e.actor_id != actor_id || e.version < from_version {
-                    continue;
-                }
-                if out.len() > 1 {
-                    out.push(b',');
-                }
-                if ours {
-                    out.extend_from_slice(raw);
-                } else {
-                    e.write_json(&mut out);
-                }
+            let e = record::decode_event(&rec.payload)?;
+            if e.actor_id != actor_id || e.version < from_version {
+                return Ok(());
+            }
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            if record::published_by_us(rec.headers.as_ref(), &e.id) {
+                out.extend_from_slice(&rec.payload);
+            } else {
+                e.write_json(&mut out);
             }
             Ok(())
         })?;
@@ -1263,9 +1532,8 @@ impl EventStore for JetStreamStore {
         let (events, bad, causes) = self.read_actor(actor_id, from_version, op)?;
         let mut errors = Vec::with_capacity(bad.len());
         for (rec, cause) in bad.into_iter().zip(causes) {
-            let sequence = self.block_on(self.extent(rec.seq, op))?.0;
             errors.push(ReplayError {
-                sequence,
+                sequence: rec.seq,
                 cause: format!("{cause} (stream sequence {})", rec.seq),
                 raw: rec.payload.to_vec(),
             });
@@ -1297,57 +1565,21 @@ impl EventStore for JetStreamStore {
             let Some(last) = self.last_on(&self.names.events_all, op).await? else {
                 return Ok(Vec::new());
             };
-            let (last_base, last_count) = self.extent(last.seq, op).await?;
-            if from >= last_base + last_count {
+            if from > last.seq {
                 return Ok(Vec::new());
             }
-            // Find the message holding event `from`. The store-wide sequence never runs
-            // behind the stream sequence, so it is at or before stream sequence `from`:
-            // exactly there when no batches came before, otherwise a binary search finds it.
-            let top = from.min(last.seq);
-            let (top_seq, top_base) = self.first_at_or_after(top, op).await?;
-            let start = if top_base <= from {
-                top_seq
-            } else {
-                // Invariant: the message holding `from` is at stream sequence >= lo, < top.
-                let (mut lo, mut hi) = (1u64, top - 1);
-                while lo < hi {
-                    let mid = lo + (hi - lo).div_ceil(2);
-                    let (_, base) = self.first_at_or_after(mid, op).await?;
-                    if base <= from {
-                        lo = mid;
-                    } else {
-                        hi = mid - 1;
-                    }
-                }
-                lo
-            };
+            // The store-wide sequence is the stream sequence: start right at `from`.
             let mut out = Vec::with_capacity(limit.min(4096));
-            let mut next: Option<u64> = None;
             let mut failure: Option<Error> = None;
-            // The first record's number, should it lack our headers, needs a walk back.
-            let mut first_foreign = Some(self.first_at_or_after(start, op).await?.1);
-            self.scan(&self.names.events_all, start, last.seq, op, |rec| {
-                let (base, count) = match record::sequence_header(rec.headers.as_ref()) {
-                    Some(h) => h,
-                    None => (next.or(first_foreign.take()).unwrap_or(1), 1),
-                };
-                next = Some(base + count);
-                if base + count <= from {
-                    return true;
-                }
-                match record::decode_events(&rec.payload) {
-                    Ok(events) => {
-                        for (i, event) in events.into_iter().enumerate() {
-                            let sequence = base + i as u64;
-                            if sequence >= from && out.len() < limit {
-                                out.push(SequencedEvent { sequence, event });
-                            }
-                        }
-                    }
+            self.scan(&self.names.events_all, from, last.seq, op, |rec| {
+                match record::decode_event(&rec.payload) {
+                    Ok(event) => out.push(SequencedEvent {
+                        sequence: rec.seq,
+                        event,
+                    }),
                     Err(cause) => {
                         failure = Some(Error::Corrupt {
-                            sequence: base,
+                            sequence: rec.seq,
                             location: self.corrupt_location(&rec),
                             cause,
                         });
@@ -1367,13 +1599,10 @@ impl EventStore for JetStreamStore {
     fn last_sequence(&self) -> Result<u64> {
         let op = "last_sequence";
         self.block_on(async {
-            match self.last_on(&self.names.events_all, op).await? {
-                None => Ok(0),
-                Some(last) => {
-                    let (base, count) = self.extent(last.seq, op).await?;
-                    Ok(base + count - 1)
-                }
-            }
+            Ok(self
+                .last_on(&self.names.events_all, op)
+                .await?
+                .map_or(0, |last| last.seq))
         })
     }
 
@@ -1520,24 +1749,18 @@ impl SnapshotStore for JetStreamStore {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn header_blocks_are_parsed() {
-        let h =
-            super::parse_header_block(b"NATS/1.0\r\nAether-Sequence: 7\r\nAether-Count: 2\r\n\r\n");
-        assert_eq!(crate::record::sequence_header(Some(&h)), Some((7, 2)));
-        // A single event's message carries no count.
-        let h = super::parse_header_block(b"NATS/1.0\r\nAether-Sequence: 9\r\n\r\n");
-        assert_eq!(crate::record::sequence_header(Some(&h)), Some((9, 1)));
-        let h = super::parse_header_block(b"NATS/1.0\r\nAether-Count: 2\r\n\r\n");
-        assert_eq!(crate::record::sequence_header(Some(&h)), None);
-        let h =
-            super::parse_header_block(b"NATS/1.0\r\nAether-Sequence: 9\r\nAether-Count: x\r\n\r\n");
-        assert_eq!(crate::record::sequence_header(Some(&h)), None);
-    }
-
-    #[test]
-    fn wrong_last_sequence_number_is_parsed() {
-        assert_eq!(super::parse_wrong_last("wrong last sequence: 17"), 17);
-        assert_eq!(super::parse_wrong_last("garbage"), 0);
+    fn servers_older_than_2_12_are_unsupported_naming_the_version() {
+        for old in ["2.9.10", "v2.11.9", "2.10.0-beta", "garbage", ""] {
+            match super::check_server_version(old) {
+                Err(aether_core::Error::Unsupported { reason, .. }) => {
+                    assert!(reason.contains("2.12 or later"), "{reason}")
+                }
+                other => panic!("{old}: {other:?}"),
+            }
+        }
+        for ok in ["2.12.0", "2.15.2", "v2.15.2-dev", "3.0.0"] {
+            assert!(super::check_server_version(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -22,31 +22,6 @@ fn cluster_opts() -> JetStreamOptions {
     o
 }
 
-/// The name (`n0`..`n2`) of the node leading the events stream.
-fn stream_leader(store: &JetStreamStore) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = store.nats_client().clone();
-    let name = store.stream_name().to_owned();
-    rt.block_on(async move {
-        let js = async_nats::jetstream::new(client);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(mut stream) = js.get_stream(&name).await {
-                if let Ok(info) = stream.info().await {
-                    if let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.clone()) {
-                        return leader;
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "no stream leader");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-}
-
 /// Save `e`, retrying the same event (same ID) while the outcome is unknown or the cluster
 /// unavailable; `true` when this call stored it, `false` when an earlier attempt had.
 fn save_through_failures(store: &JetStreamStore, e: &Event) -> bool {
@@ -128,7 +103,7 @@ fn saves_go_on_through_a_node_loss_and_every_acknowledged_event_is_kept_once() {
     let mut during_outage = 0;
     for i in 0..total {
         if i == total / 3 {
-            let leader = stream_leader(&store);
+            let leader = common::stream_leader(&store);
             let idx: usize = leader.trim_start_matches('n').parse().unwrap();
             eprintln!("killing stream leader {leader}");
             cluster.nodes[idx].kill();

@@ -468,3 +468,242 @@ fn two_processes_racing_get_one_winner_per_version() {
     let notes: Vec<_> = store.event_stored_receiver().try_iter().collect();
     assert_eq!(notes.len(), wins.len());
 }
+
+/// A fake NATS server that introduces itself as `version` (the INFO line is all a client
+/// reads before it knows the server), answering PING with PONG.
+fn fake_server(version: &'static str) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut writer = stream.try_clone().unwrap();
+        let info = format!(
+            "INFO {{\"server_id\":\"FAKE\",\"server_name\":\"fake\",\"version\":\"{version}\",\"proto\":1,\"go\":\"go1.19\",\"host\":\"127.0.0.1\",\"port\":{port},\"headers\":true,\"max_payload\":1048576,\"jetstream\":true}}\r\n"
+        );
+        writer.write_all(info.as_bytes()).unwrap();
+        let reader = BufReader::new(stream);
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("PING") && writer.write_all(b"PONG\r\n").is_err() {
+                break;
+            }
+        }
+    });
+    (port, handle)
+}
+
+#[test]
+fn a_server_older_than_2_12_is_unsupported_naming_the_version_needed() {
+    let (port, _server) = fake_server("2.9.10");
+    let started = Instant::now();
+    match JetStreamStore::connect(
+        &format!("nats://127.0.0.1:{port}"),
+        opts(Duration::from_secs(2)),
+    ) {
+        Err(Error::Unsupported { feature, reason }) => {
+            assert_eq!(feature, "nats-server");
+            assert!(reason.contains("2.9.10"), "{reason}");
+            assert!(reason.contains("2.12 or later"), "{reason}");
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not a prompt answer"
+    );
+}
+
+/// Create the events stream as another tool would, through the JetStream API.
+fn create_stream(url: &str, config: serde_json::Value) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let client = async_nats::connect(url).await.unwrap();
+            let name = config["name"].as_str().unwrap().to_owned();
+            let reply = client
+                .request(
+                    format!("$JS.API.STREAM.CREATE.{name}"),
+                    config.to_string().into(),
+                )
+                .await
+                .unwrap();
+            let answer: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+            assert!(answer.get("error").is_none(), "{answer}");
+        });
+}
+
+#[test]
+#[cfg_attr(
+    aether_skip_jetstream,
+    ignore = "AETHER_SKIP_JETSTREAM=1 and no nats-server"
+)]
+fn a_stream_made_with_other_settings_is_refused_naming_each_setting() {
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::single(dir.path());
+    // What `nats stream add` with its defaults, or an earlier aether release, would make.
+    create_stream(
+        &server.url(),
+        serde_json::json!({
+            "name": "AETHER_EVENTS",
+            "subjects": ["aether.events.>"],
+            "storage": "file",
+            "max_age": 86_400_000_000_000u64,
+            "allow_rollup_hdrs": true,
+        }),
+    );
+    match JetStreamStore::connect(&server.url(), opts(Duration::from_secs(2))) {
+        Err(Error::InvalidInput {
+            field: "stream",
+            reason,
+        }) => {
+            for setting in [
+                "allow_atomic is false",
+                "deny_delete is false",
+                "deny_purge is false",
+                "max_age is 86400000000000",
+                "allow_rollup_hdrs is true",
+            ] {
+                assert!(reason.contains(setting), "{setting} not named: {reason}");
+            }
+            assert!(reason.contains("AETHER_EVENTS"), "{reason}");
+        }
+        other => panic!("expected InvalidInput on stream, got {other:?}"),
+    }
+    // A stream with the right settings but other subjects.
+    let mut o = opts(Duration::from_secs(2));
+    o.stream = "OTHER".into();
+    create_stream(
+        &server.url(),
+        serde_json::json!({
+            "name": "OTHER",
+            "subjects": ["elsewhere.>"],
+            "storage": "file",
+            "deny_delete": true,
+            "deny_purge": true,
+            "allow_atomic": true,
+        }),
+    );
+    match JetStreamStore::connect(&server.url(), o) {
+        Err(Error::InvalidInput {
+            field: "stream",
+            reason,
+        }) => assert!(reason.contains("subjects is"), "{reason}"),
+        other => panic!("expected InvalidInput on stream, got {other:?}"),
+    }
+}
+
+#[test]
+#[cfg_attr(
+    aether_skip_jetstream,
+    ignore = "AETHER_SKIP_JETSTREAM=1 and no nats-server"
+)]
+fn server_limits_below_the_store_limits_are_refused_naming_the_setting() {
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    // A server with NATS's defaults: max_payload 1 MiB, atomic batches of up to 1,000.
+    let port = common::free_port();
+    let config = format!(
+        "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\n",
+        dir.path().join("js").display()
+    );
+    let server = NatsServer::with_config(dir.path(), port, &config);
+    let store = common::open_when_ready(&server.url(), opts(Duration::from_secs(5)));
+    let mut big = ev("big", 1, "big-1");
+    big = big.with_data("blob", "b".repeat(1_048_000));
+    match store.save_event(&big) {
+        Err(Error::InvalidInput {
+            field: "event",
+            reason,
+        }) => {
+            assert!(reason.contains("max_payload"), "{reason}")
+        }
+        other => panic!("expected InvalidInput naming max_payload, got {other:?}"),
+    }
+    let batch: Vec<Event> = (1..=1001)
+        .map(|v| ev("many", v, &format!("many-{v}")))
+        .collect();
+    match store.save_events(&batch) {
+        Err(Error::InvalidInput {
+            field: "events",
+            reason,
+        }) => {
+            assert!(reason.contains("max_msgs"), "{reason}")
+        }
+        other => panic!("expected InvalidInput naming max_msgs, got {other:?}"),
+    }
+    assert_eq!(
+        store.last_sequence().unwrap(),
+        0,
+        "a refused save wrote something"
+    );
+    // At the server's limits, both are taken.
+    assert_eq!(store.save_events(&batch[..1000]).unwrap(), 1000);
+}
+
+#[test]
+#[cfg_attr(
+    aether_skip_jetstream,
+    ignore = "AETHER_SKIP_JETSTREAM=1 and no nats-server"
+)]
+fn concurrent_batches_are_never_interleaved_and_the_sequence_stays_gapless() {
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::single(dir.path());
+    let url = server.url();
+    // Four writers in separate handles (as separate processes would be), each saving
+    // batches of five on an actor of its own while the others do, plus single events.
+    const BATCHES: i64 = 25;
+    const SIZE: i64 = 5;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let store = common::open_when_ready(&url, opts(Duration::from_secs(10)));
+                let actor = format!("batcher-{w}");
+                let mut sequences = Vec::new();
+                for b in 0..BATCHES {
+                    let batch: Vec<Event> = (1..=SIZE)
+                        .map(|i| {
+                            let v = b * SIZE + i;
+                            ev(&actor, v, &format!("{actor}-{v}"))
+                        })
+                        .collect();
+                    sequences.push(store.save_events(&batch).unwrap());
+                    let single = format!("single-{w}");
+                    store
+                        .save_event(&ev(&single, b + 1, &format!("{single}-{}", b + 1)))
+                        .unwrap();
+                }
+                sequences
+            })
+        })
+        .collect();
+    let last_of_batches: Vec<Vec<u64>> = writers.into_iter().map(|h| h.join().unwrap()).collect();
+    let store = common::open_when_ready(&url, opts(Duration::from_secs(10)));
+    let all = store.read_all(1, usize::MAX).unwrap();
+    assert_eq!(all.len() as i64, 4 * BATCHES * (SIZE + 1));
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e.sequence, i as u64 + 1, "a gap in the store-wide sequence");
+    }
+    // Every batch occupies SIZE consecutive sequences, in version order, ending at the
+    // sequence its save returned.
+    for (w, lasts) in last_of_batches.iter().enumerate() {
+        let actor = format!("batcher-{w}");
+        for (b, &last) in lasts.iter().enumerate() {
+            for i in 0..SIZE {
+                let e = &all[(last - (SIZE - 1 - i) as u64 - 1) as usize];
+                assert_eq!(
+                    e.event.actor_id, actor,
+                    "batch {b} of {actor} is interleaved"
+                );
+                assert_eq!(e.event.version, b as i64 * SIZE + i + 1);
+            }
+        }
+    }
+}

@@ -326,6 +326,97 @@ fn invalid_input_is_named_and_writes_nothing(f: Factory) {
     ));
 }
 
+/// An event of `actor` at `version` whose JSON encoding is exactly `len` bytes.
+fn event_of_len(actor: &str, version: i64, len: usize) -> Event {
+    let base = ev(actor, version).with_data("blob", "");
+    let short = base.to_json().len();
+    assert!(len >= short, "{len} is shorter than an empty event ({short})");
+    let e = ev(actor, version).with_data("blob", "z".repeat(len - short));
+    assert_eq!(e.to_json().len(), len);
+    e
+}
+
+fn expect_invalid<T: std::fmt::Debug>(r: aether_core::Result<T>, field: &str) {
+    match r {
+        Err(Error::InvalidInput { field: f, .. }) if f == field => {}
+        other => panic!("expected invalid {field}, got {other:?}"),
+    }
+}
+
+/// The documented limits hold at their edges on every backend: an event (and a snapshot)
+/// encoding to exactly `max_record_len` (1 MiB), a batch of exactly `max_batch_len`
+/// (10,000) events and one of exactly `max_batch_bytes` (64 MiB) are stored and read back
+/// whole; one byte or one event more is refused, naming the field, and writes nothing.
+fn limits_hold_at_their_edges(f: Factory) {
+    let b = open(f);
+    let s = &b.store;
+    let limits = aether_core::Limits::default();
+    let max = limits.max_record_len;
+
+    // One event of exactly 1 MiB, and one a byte longer.
+    let big = event_of_len("edge-event", 1, max);
+    expect_invalid(s.save_event(&event_of_len("edge-event", 1, max + 1)), "event");
+    assert_eq!(s.last_sequence().unwrap(), 0);
+    assert_eq!(s.save_event(&big).unwrap(), 1);
+    assert_eq!(s.get_events_json("edge-event", 1).unwrap().len(), max + 2);
+    assert_eq!(s.get_events("edge-event", 1).unwrap(), vec![big]);
+
+    // A snapshot of exactly 1 MiB, and one a byte longer.
+    let mut snap = ActorSnapshot {
+        actor_id: "edge-event".into(),
+        version: 1,
+        ..ActorSnapshot::default()
+    };
+    let blob = |n: usize| {
+        let mut m = serde_json::Map::new();
+        m.insert("blob".into(), json!("s".repeat(n)));
+        Some(m)
+    };
+    snap.state = blob(0);
+    let with_blob = snap.to_json().len();
+    snap.state = blob(max - with_blob);
+    assert_eq!(snap.to_json().len(), max);
+    let mut too_big = snap.clone();
+    too_big.state = blob(max - with_blob + 1);
+    expect_invalid(s.save_snapshot(&too_big), "snapshot");
+    s.save_snapshot(&snap).unwrap();
+    assert_eq!(s.get_latest_snapshot("edge-event").unwrap(), Some(snap));
+
+    // A batch of exactly 10,000 events, and one of 10,001.
+    let n = limits.max_batch_len as i64;
+    let many: Vec<Event> = (1..=n + 1).map(|v| ev("edge-count", v)).collect();
+    expect_invalid(s.save_events(&many), "events");
+    assert_eq!(s.get_latest_version("edge-count").unwrap(), 0);
+    let many = &many[..n as usize];
+    assert_eq!(s.save_events(many).unwrap(), 1 + n as u64);
+    let back = s.get_events("edge-count", 1).unwrap();
+    assert_eq!(back.len(), n as usize);
+    assert!(back.iter().eq(many.iter()));
+    let page = s.read_all(2, usize::MAX).unwrap();
+    assert_eq!(page.len(), n as usize);
+    for (i, e) in page.iter().enumerate() {
+        assert_eq!(e.sequence, 2 + i as u64);
+        assert_eq!(e.event.version, 1 + i as i64);
+    }
+
+    // A batch of exactly 64 MiB (64 events of exactly 1 MiB), and one event more.
+    let per_batch = limits.max_batch_bytes / max;
+    assert_eq!(per_batch * max, limits.max_batch_bytes);
+    let heavy: Vec<Event> = (1..=per_batch as i64 + 1)
+        .map(|v| event_of_len("edge-bytes", v, if v as usize > per_batch { 300 } else { max }))
+        .collect();
+    expect_invalid(s.save_events(&heavy), "events");
+    assert_eq!(s.get_latest_version("edge-bytes").unwrap(), 0);
+    let first = s.last_sequence().unwrap() + 1;
+    assert_eq!(
+        s.save_events(&heavy[..per_batch]).unwrap(),
+        first + per_batch as u64 - 1
+    );
+    let back = s.get_events("edge-bytes", 1).unwrap();
+    assert_eq!(back.len(), per_batch);
+    assert!(back.iter().eq(heavy[..per_batch].iter()));
+}
+
 fn snapshots_keep_the_latest_and_reject_stale_ones(f: Factory) {
     let b = open(f);
     let s = &b.store;
@@ -526,6 +617,7 @@ macro_rules! conformance {
             #[test] $(#[$attr])* fn the_sequence_is_gapless_across_actors() { super::the_sequence_is_gapless_across_actors(super::$backend) }
             #[test] $(#[$attr])* fn actor_ids_never_see_each_other() { super::actor_ids_never_see_each_other(super::$backend) }
             #[test] $(#[$attr])* fn invalid_input_is_named_and_writes_nothing() { super::invalid_input_is_named_and_writes_nothing(super::$backend) }
+            #[test] $(#[$attr])* fn limits_hold_at_their_edges() { super::limits_hold_at_their_edges(super::$backend) }
             #[test] $(#[$attr])* fn snapshots_keep_the_latest_and_reject_stale_ones() { super::snapshots_keep_the_latest_and_reject_stale_ones(super::$backend) }
             #[test] $(#[$attr])* fn events_round_trip_unchanged() { super::events_round_trip_unchanged(super::$backend) }
             #[test] $(#[$attr])* fn snapshots_read_back_as_their_json_decodes() { super::snapshots_read_back_as_their_json_decodes(super::$backend) }

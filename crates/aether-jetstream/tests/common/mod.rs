@@ -1,9 +1,15 @@
 //! Test harness: private `nats-server` processes on 127.0.0.1 (free ports, temporary store
 //! folders), killed when their guard drops.
 //!
-//! Without `nats-server` on PATH the tests fail, saying so (`require_nats`), unless
-//! `AETHER_SKIP_JETSTREAM=1` asked for the skip when they were built: then `build.rs` sets
-//! `--cfg aether_skip_jetstream` and they are `#[ignore]`d, counted as ignored by the runner.
+//! Without `nats-server` on PATH, or with one older than 2.12, the tests fail, saying so
+//! (`require_nats`), unless `AETHER_SKIP_JETSTREAM=1` asked for the skip when they were
+//! built: then `build.rs` sets `--cfg aether_skip_jetstream` and they are `#[ignore]`d,
+//! counted as ignored by the runner. `crates/aether-jetstream/scripts/nats-server.sh`
+//! installs the pinned server (`make test-jetstream` does).
+//!
+//! Every server runs from a configuration file ([`server_config`]): the documented
+//! single-server settings (`sync_interval: always`, `max_payload: 2MB`, atomic batches of
+//! up to 10,000 messages).
 
 #![allow(dead_code)]
 
@@ -18,16 +24,68 @@ use std::process::Command as Process;
 use aether_core::{Error, Event, EventStore, Timestamp};
 use aether_jetstream::{JetStreamOptions, JetStreamStore};
 
+/// The oldest server the tests accept: the store needs atomic batch publish (2.12).
+pub const MIN_VERSION: (u64, u64) = (2, 12);
+
+const INSTALL: &str =
+    "install the pinned one with `bash crates/aether-jetstream/scripts/nats-server.sh` \
+     (it prints the folder to put first on PATH; `make test-jetstream` does both)";
+
 /// Every test that needs a server calls this first: it fails, saying what to do, when
-/// `nats-server` is not on PATH. Skipping is decided at build time (see the module doc), so
-/// a test that did not run shows as ignored, never as passed.
+/// `nats-server` is not on PATH or is older than 2.12. Skipping is decided at build time
+/// (see the module doc), so a test that did not run shows as ignored, never as passed.
 pub fn require_nats() {
     assert!(
         nats_on_path(),
-        "nats-server is not on PATH: the JetStream backend's tests need it \
-         (Debian: apt-get install -y nats-server). Build the tests with \
-         AETHER_SKIP_JETSTREAM=1 to mark them ignored instead."
+        "nats-server is not on PATH: the JetStream backend's tests need nats-server 2.12 or \
+         later; {INSTALL}. Build the tests with AETHER_SKIP_JETSTREAM=1 to mark them ignored instead."
     );
+    let (version, parsed) = nats_version();
+    assert!(
+        parsed >= MIN_VERSION,
+        "nats-server on PATH is {version:?}, older than {}.{}: the JetStream tests need atomic \
+         batch publish and sync_interval; {INSTALL}",
+        MIN_VERSION.0,
+        MIN_VERSION.1
+    );
+}
+
+/// `nats-server --version` as printed, and its (major, minor).
+pub fn nats_version() -> (String, (u64, u64)) {
+    let out = Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .expect("running nats-server --version");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let number = text
+        .rsplit(' ')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('v');
+    let mut parts = number
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse().ok());
+    let parsed = match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (0, 0),
+    };
+    (text, parsed)
+}
+
+/// The configuration every test server runs with: the README's single-server settings,
+/// plus `extra` (cluster settings). `sync_interval: always` fsyncs every write before it is
+/// acknowledged; `max_payload: 2MB` fits a 1 MiB event with its headers; `max_msgs: 10000`
+/// lets an atomic batch hold the store's 10,000 events.
+pub fn server_config(store_dir: &Path, port: u16, sync_always: bool, extra: &str) -> String {
+    let sync = if sync_always {
+        "sync_interval: always"
+    } else {
+        ""
+    };
+    format!(
+        "listen: \"127.0.0.1:{port}\"\nmax_payload: 2MB\njetstream {{\n  store_dir: \"{}\"\n  {sync}\n  limits {{ batch {{ max_msgs: 10000 }} }}\n}}\n{extra}\n",
+        store_dir.display()
+    )
 }
 
 fn nats_on_path() -> bool {
@@ -43,6 +101,7 @@ fn nats_on_path() -> bool {
 /// when the server binary is missing and skipping was not asked for.
 pub fn nats_available() -> bool {
     if nats_on_path() {
+        require_nats();
         return true;
     }
     if std::env::var("AETHER_SKIP_JETSTREAM").as_deref() == Ok("1") {
@@ -73,19 +132,18 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// A single JetStream server storing in `dir`.
+    /// A single JetStream server storing in `dir`, configured as the README documents.
     pub fn single(dir: &Path) -> NatsServer {
         let port = free_port();
-        let args = vec![
-            "-js".into(),
-            "-sd".into(),
-            dir.join("js").display().to_string(),
-            "-a".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            port.to_string(),
-        ];
-        NatsServer::start(dir, port, args)
+        NatsServer::with_config(dir, port, &server_config(&dir.join("js"), port, true, ""))
+    }
+
+    /// A server run from `config`, written to `dir/server.conf`.
+    pub fn with_config(dir: &Path, port: u16, config: &str) -> NatsServer {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("server.conf");
+        std::fs::write(&path, config).unwrap();
+        NatsServer::start(dir, port, vec!["-c".into(), path.display().to_string()])
     }
 
     /// A server started with `args`, logging to `dir/server.log`.
@@ -212,30 +270,20 @@ impl Cluster {
         let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes = cluster_ports
             .iter()
-            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .map(|p| format!("\"nats://127.0.0.1:{p}\""))
             .collect::<Vec<_>>()
-            .join(",");
+            .join(", ");
         let nodes = (0..3)
             .map(|i| {
                 let dir = root.join(format!("n{i}"));
-                let args = vec![
-                    "-js".into(),
-                    "-sd".into(),
-                    dir.join("js").display().to_string(),
-                    "-a".into(),
-                    "127.0.0.1".into(),
-                    "-p".into(),
-                    client_ports[i].to_string(),
-                    "--server_name".into(),
-                    format!("n{i}"),
-                    "--cluster_name".into(),
-                    "aether-test".into(),
-                    "--cluster".into(),
-                    format!("nats://127.0.0.1:{}", cluster_ports[i]),
-                    "--routes".into(),
-                    routes.clone(),
-                ];
-                NatsServer::start(&dir, client_ports[i], args)
+                let extra = format!(
+                    "server_name: n{i}\ncluster {{\n  name: aether-test\n  listen: \"127.0.0.1:{}\"\n  routes: [{routes}]\n}}",
+                    cluster_ports[i]
+                );
+                // R3: an acknowledged save is on a quorum of two nodes; each node syncs
+                // on JetStream's default interval (the README's cluster settings).
+                let config = server_config(&dir.join("js"), client_ports[i], false, &extra);
+                NatsServer::with_config(&dir, client_ports[i], &config)
             })
             .collect();
         Cluster { nodes }
@@ -249,6 +297,31 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",")
     }
+}
+
+/// The name (`n0`..`n2`) of the node leading the events stream.
+pub fn stream_leader(store: &JetStreamStore) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = store.nats_client().clone();
+    let name = store.stream_name().to_owned();
+    rt.block_on(async move {
+        let js = async_nats::jetstream::new(client);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut stream) = js.get_stream(&name).await {
+                if let Ok(info) = stream.info().await {
+                    if let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.clone()) {
+                        return leader;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no stream leader");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
 }
 
 /// The examples' event: about 280 bytes of JSON, a fixed timestamp per version.
