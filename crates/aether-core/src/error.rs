@@ -49,11 +49,6 @@ pub enum Error {
         conflicts: Vec<ActorConflict>,
     },
 
-    /// The backend does not offer this operation (or not with this server version).
-    /// Nothing was written.
-    #[error("unsupported: {0}")]
-    Unsupported(String),
-
     /// The input is unusable (empty actor ID, too large, versions out of order in a batch, …).
     /// Nothing was written.
     #[error("invalid {field}: {reason}")]

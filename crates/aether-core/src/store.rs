@@ -68,9 +68,10 @@ pub trait EventStore: Send + Sync {
     /// Backends without atomic multi-actor writes return [`Error::Unsupported`].
     fn commit(&self, entries: &[CommitEntry<'_>]) -> Result<Committed> {
         let _ = entries;
-        Err(Error::Unsupported(
-            "this backend does not implement commit".into(),
-        ))
+        Err(Error::Unsupported {
+            feature: "commit",
+            reason: "this backend does not implement appends with expected states".into(),
+        })
     }
 
     /// The actor's events in `range` (versions `from..=to`, at most `limit`, forward or
@@ -188,9 +189,10 @@ pub trait SnapshotStore: EventStore {
     /// kept (never taken, or dropped by retention).
     fn get_snapshot(&self, actor_id: &str, at_or_below: i64) -> Result<Option<ActorSnapshot>> {
         let _ = (actor_id, at_or_below);
-        Err(Error::Unsupported(
-            "this backend keeps no snapshot history".into(),
-        ))
+        Err(Error::Unsupported {
+            feature: "snapshot history",
+            reason: "this backend keeps only the latest snapshot".into(),
+        })
     }
 }
 

@@ -731,3 +731,50 @@ fn appends_retries_and_snapshot_history_survive_reopen_and_reindex() {
         }
     }
 }
+
+/// A record larger than a segment, first in an empty segment or after others, gets a
+/// segment large enough for it, and everything reads back after reopen, reindex and verify.
+#[test]
+fn records_larger_than_a_segment_get_a_segment_of_their_own() {
+    for durability in [Durability::Durable, Durability::Buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let big = |actor: &str, v: i64| {
+            let mut e = ev(actor, v);
+            e.data_mut()
+                .insert("blob".into(), "b".repeat(200 * 1024).into());
+            e
+        };
+        let mut o = opts(durability);
+        o.segment_size = 64 * 1024;
+        {
+            let s = SledStore::open_with(&path, o.clone()).unwrap();
+            s.save_event(&big("a", 1)).unwrap(); // first record of an empty segment
+            s.save_event(&ev("a", 2)).unwrap();
+            s.save_event(&big("a", 3)).unwrap(); // after a small one
+            s.save_events(&[big("b", 1), big("b", 2)]).unwrap();
+            assert_eq!(s.get_events("a", 0).unwrap()[0], big("a", 1));
+            assert_eq!(s.read_all(1, 10).unwrap().len(), 5);
+        }
+        for round in 0..2 {
+            if round == 1 {
+                aether_core::sled_store::reindex(&path, o.clone()).unwrap();
+            }
+            let s = SledStore::open_with(&path, o.clone()).unwrap();
+            assert_eq!(
+                s.get_events("a", 0).unwrap(),
+                vec![big("a", 1), ev("a", 2), big("a", 3)]
+            );
+            assert_eq!(
+                s.get_events("b", 0).unwrap(),
+                vec![big("b", 1), big("b", 2)]
+            );
+            assert_eq!(s.read_all(1, 10).unwrap().len(), 5);
+            s.close().unwrap();
+        }
+        let report =
+            aether_core::verify::verify(&path, &aether_core::verify::VerifyOptions::default())
+                .unwrap();
+        assert!(report.is_sound(), "{:#?}", report.findings);
+    }
+}

@@ -83,7 +83,6 @@ pub fn status_of(e: &aether_core::Error) -> aether_status {
         E::VersionConflict { .. } | E::CommitConflict { .. } => {
             aether_status::AETHER_VERSION_CONFLICT
         }
-        E::Unsupported(_) => aether_status::AETHER_UNSUPPORTED,
         // Options and paths are arguments of the open call, not parts of an event.
         E::InvalidInput {
             field:

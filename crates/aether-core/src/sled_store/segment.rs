@@ -674,7 +674,10 @@ impl Log {
         }
         let frame_len = frame::padded(buf.len()) as u64;
         let mut rolled = None;
-        if active.pos > SEGMENT_HEADER_LEN && active.pos + frame_len > active.seg.map.len() as u64 {
+        // A record never spans two segments: one that does not fit goes to the next, which
+        // is made large enough for it (also when this one is still empty, which is then
+        // sealed with no frames).
+        if active.pos + frame_len > active.seg.map.len() as u64 {
             rolled = Some(self.roll(&mut active, frame_len)?);
         }
         let salt = active.seg.id.salt();
