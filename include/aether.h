@@ -486,11 +486,6 @@ typedef struct aether_sled_options {
    * 3600000 (one hour).
    */
   uint64_t lock_timeout_ms;
-  /**
-   * Snapshots kept per actor (the newest ones; older ones are dropped as newer ones
-   * are saved); 0 = 3, otherwise 1 to 4294967295.
-   */
-  uint32_t snapshot_retention;
 } aether_sled_options;
 
 /**
@@ -1080,6 +1075,23 @@ enum aether_status aether_store_open_sled(const char *path,
                                           const struct aether_sled_options *options,
                                           struct aether_store **store_out,
                                           struct aether_error **err_out);
+
+/**
+ * `aether_store_open_sled()` keeping `snapshot_retention` snapshots per actor: the
+ * newest ones, older ones being dropped as newer ones are saved (see
+ * `aether_get_snapshot()`). 0 = 3, what `aether_store_open_sled()` keeps; otherwise 1
+ * to 4294967295.
+ *
+ * (An argument rather than a field of `aether_sled_options`, whose size programs built
+ * against earlier headers rely on.) Everything else as for `aether_store_open_sled()`.
+ * Thread-safe.
+ */
+AETHER_MUST_USE
+enum aether_status aether_store_open_sled_with_snapshot_retention(const char *path,
+                                                                  const struct aether_sled_options *options,
+                                                                  uint32_t snapshot_retention,
+                                                                  struct aether_store **store_out,
+                                                                  struct aether_error **err_out);
 
 /**
  * Make everything saved so far durable, whatever the durability mode.

@@ -304,10 +304,15 @@ class Store {
   }
 
   // Open (or create) a persistent store in directory `path`; options nullptr = defaults.
-  static Store open_sled(const std::string& path, const SledOptions* options = nullptr) {
+  // snapshot_retention: snapshots kept per actor (the newest; 0 = 3).
+  static Store open_sled(const std::string& path, const SledOptions* options = nullptr,
+                         std::uint32_t snapshot_retention = 0) {
     aether_store* handle = nullptr;
     detail::ErrorSlot slot;
-    detail::check(aether_store_open_sled(path.c_str(), options, &handle, &slot.err), slot);
+    detail::check(aether_store_open_sled_with_snapshot_retention(path.c_str(), options,
+                                                                 snapshot_retention, &handle,
+                                                                 &slot.err),
+                  slot);
     return Store(handle);
   }
 
@@ -428,7 +433,7 @@ class Store {
 
   // The actor's newest kept snapshot with version <= at_or_below, as JSON, or empty when
   // none is kept (never taken, or dropped by the store's retention: 3 per actor unless
-  // SledOptions::snapshot_retention says otherwise).
+  // open_sled() was given another snapshot_retention).
   std::optional<std::string> snapshot_at_or_below(std::string_view actor_id,
                                                   std::int64_t at_or_below) const {
     detail::BytesSlot out;

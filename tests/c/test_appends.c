@@ -698,22 +698,22 @@ static void test_snapshot_history(void) {
   close_backend(s);
 }
 
-/* aether_sled_options.snapshot_retention: 1 keeps only the newest, 5 keeps all four. */
+/* aether_store_open_sled_with_snapshot_retention: 1 keeps only the newest, 5 keeps all
+ * four, 0 the default three (after a reopen too); out of range is refused. */
 static void test_snapshot_retention_option(void) {
   char snap[256], want[256];
   aether_bytes out = {NULL, 0};
-  uint32_t retention[2] = {1, 5};
-  int i;
+  const uint32_t retention[3] = {1, 5, 0};
+  aether_error *err = NULL;
+  int i, round;
   int64_t v;
-  for (i = 0; i < 2; i++) {
+  for (i = 0; i < 3; i++) {
     aether_sled_options o;
     aether_store *s = NULL;
     char *dir = make_temp_dir();
     aether_sled_options_default(&o);
-    CHECK(o.snapshot_retention == 0 || o.snapshot_retention == 3);
-    o.snapshot_retention = retention[i];
     o.cache_capacity_bytes = 8u << 20;
-    CHECK_OK(aether_store_open_sled(dir, &o, &s, NULL));
+    CHECK_OK(aether_store_open_sled_with_snapshot_retention(dir, &o, retention[i], &s, NULL));
     if (s == NULL) {
       remove_temp_dir(dir);
       return;
@@ -721,18 +721,50 @@ static void test_snapshot_retention_option(void) {
     for (v = 2; v <= 8; v += 2) {
       CHECK_OK(aether_save_snapshot(s, STR(snapshot_json(snap, sizeof(snap), "a", v)), NULL));
     }
-    if (retention[i] == 1) {
-      CHECK_STATUS(aether_get_snapshot(s, STR("a"), 7, &out, NULL), AETHER_NOT_FOUND);
-    } else {
-      CHECK_OK(aether_get_snapshot(s, STR("a"), 3, &out, NULL));
-      CHECK_BYTES_EQ(out, snapshot_json(want, sizeof(want), "a", 2));
+    for (round = 0; round < 2; round++) {
+      switch (retention[i]) {
+      case 1:
+        CHECK_STATUS(aether_get_snapshot(s, STR("a"), 7, &out, NULL), AETHER_NOT_FOUND);
+        break;
+      case 5:
+        CHECK_OK(aether_get_snapshot(s, STR("a"), 3, &out, NULL));
+        CHECK_BYTES_EQ(out, snapshot_json(want, sizeof(want), "a", 2));
+        aether_bytes_free(&out);
+        break;
+      default:
+        CHECK_STATUS(aether_get_snapshot(s, STR("a"), 3, &out, NULL), AETHER_NOT_FOUND);
+        CHECK_OK(aether_get_snapshot(s, STR("a"), 5, &out, NULL));
+        CHECK_BYTES_EQ(out, snapshot_json(want, sizeof(want), "a", 4));
+        aether_bytes_free(&out);
+      }
+      CHECK_OK(aether_get_snapshot(s, STR("a"), 8, &out, NULL));
+      CHECK_BYTES_EQ(out, snapshot_json(want, sizeof(want), "a", 8));
       aether_bytes_free(&out);
+      CHECK_OK(aether_store_close(s, NULL));
+      aether_store_free(s);
+      s = NULL;
+      if (round == 0) {
+        /* Reopened with the same retention, the history is the same. */
+        CHECK_OK(aether_store_open_sled_with_snapshot_retention(dir, &o, retention[i], &s, NULL));
+        if (s == NULL) {
+          break;
+        }
+      }
     }
-    CHECK_OK(aether_get_snapshot(s, STR("a"), 8, &out, NULL));
-    CHECK_BYTES_EQ(out, snapshot_json(want, sizeof(want), "a", 8));
-    aether_bytes_free(&out);
-    CHECK_OK(aether_store_close(s, NULL));
-    aether_store_free(s);
+    /* The store is closed now: the directory is free for the checks of arguments. */
+    if (i == 0) {
+      CHECK_STATUS(aether_store_open_sled_with_snapshot_retention(NULL, &o, 1, &s, &err),
+                   AETHER_INVALID_ARGUMENT);
+      CHECK(strstr(aether_error_message(err), "path") != NULL);
+      aether_error_free(err);
+      err = NULL;
+      CHECK_STATUS(aether_store_open_sled_with_snapshot_retention(dir, &o, 1, NULL, NULL),
+                   AETHER_INVALID_ARGUMENT);
+      o.durability = 9;
+      CHECK_STATUS(aether_store_open_sled_with_snapshot_retention(dir, &o, 1, &s, NULL),
+                   AETHER_INVALID_ARGUMENT);
+      CHECK(s == NULL);
+    }
     remove_temp_dir(dir);
   }
 }

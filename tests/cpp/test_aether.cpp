@@ -328,10 +328,7 @@ void test_snapshot_history() {
   char dir[] = "/tmp/aether-cpp-XXXXXX";
   CHECK(mkdtemp(dir) != nullptr);
   {
-    aether::SledOptions options;
-    aether_sled_options_default(&options);
-    options.snapshot_retention = 5;
-    const aether::Store sled = aether::Store::open_sled(std::string(dir) + "/s", &options);
+    const aether::Store sled = aether::Store::open_sled(std::string(dir) + "/s", nullptr, 5);
     for (int v = 2; v <= 8; v += 2) {
       sled.save_snapshot(snapshot_at(v));
     }

@@ -148,8 +148,8 @@ static goaether_open_result goaether_open_sled(const char *path, int durability,
 	o.event_stored_capacity = capacity;
 	o.cache_capacity_bytes = cache_bytes;
 	o.lock_timeout_ms = lock_timeout_ms;
-	o.snapshot_retention = snapshot_retention;
-	r.status = aether_store_open_sled(path, &o, &r.store, &r.err);
+	r.status = aether_store_open_sled_with_snapshot_retention(path, &o, snapshot_retention,
+		&r.store, &r.err);
 	return r;
 }
 
@@ -525,7 +525,7 @@ type SledOptions struct {
 	EventStoredCapacity uint64
 	CacheCapacityBytes  uint64
 	LockTimeoutMs       uint64
-	SnapshotRetention   uint32
+	SnapshotRetention   uint32 // not a field of aether_sled_options: an opener argument
 }
 
 // OpenSled opens (or creates) a sled store in directory path. path must not contain NUL.
