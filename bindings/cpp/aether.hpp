@@ -158,8 +158,9 @@ struct CommitResult {
   // a commit's events have consecutive sequences, in entry order.
   std::uint64_t first_sequence = 0;
   std::uint64_t last_sequence = 0;
-  // Per entry, its actor's last version after the commit (0 for a condition-only
-  // entry); one value for append().
+  // Per entry, the version of its last event (0 for a condition-only entry): as
+  // written (automatic versions: the one assigned), or as found stored by a retry.
+  // One value for append().
   std::vector<std::int64_t> last_versions;
 };
 
@@ -451,7 +452,7 @@ class Store {
   // Append a JSON array of the actor's events if `expected` holds; events with version
   // 0 get the actor's next versions. Throws VersionConflict (nothing written); a retry
   // of an append that succeeded returns already_appended instead. last_versions holds
-  // the actor's version after the call.
+  // the version of the last event.
   CommitResult append(std::string_view actor_id, ExpectedState expected,
                       std::string_view events_json) const {
     aether_commit_result r{};

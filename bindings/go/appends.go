@@ -112,13 +112,15 @@ type CommitResult struct {
 	// when no event was written (condition-only entries).
 	FirstSequence uint64
 	LastSequence  uint64
-	// LastVersions holds, per entry, its actor's last version after the commit (0 for
-	// a condition-only entry); Append has one entry.
+	// LastVersions holds, per entry, the version of its last event (0 for a
+	// condition-only entry): as written, with automatic versions the one assigned, or
+	// as found stored by a retry (then below the actor's latest if it has moved on).
+	// Append has one entry.
 	LastVersions []int64
 }
 
-// LastVersion is the last entry's value of LastVersions: for Append, the actor's
-// version after the call.
+// LastVersion is the last entry's value of LastVersions: for Append, the version of
+// its last event.
 func (r CommitResult) LastVersion() int64 {
 	if len(r.LastVersions) == 0 {
 		return 0

@@ -350,6 +350,10 @@ static void test_idempotent_retry(void) {
   CHECK_OK(aether_append(s, STR("a"), AETHER_EXPECT_ANY, 0, STR(array1(q, sizeof(q), e2)), &r,
                          &last, NULL));
   CHECK(r.already_appended == 1 && r.first_sequence == 2 && r.last_sequence == 2 && last == 2);
+  /* And of its first event: last_version_out is that event's version, below the actor's. */
+  CHECK_OK(aether_append(s, STR("a"), AETHER_EXPECT_INCREASING, 0,
+                         STR(array1(q, sizeof(q), e1)), &r, &last, NULL));
+  CHECK(r.already_appended == 1 && r.first_sequence == 1 && r.last_sequence == 1 && last == 1);
   CHECK(last_seq(s) == 3);
   CHECK(drain(s) == 0); /* no EventStored for a retry */
 
@@ -466,6 +470,13 @@ static void test_commit_across_actors(void) {
   CHECK(last_seq(s) == 6 && latest(s, "a") == 2 && latest(s, "e") == 0);
   CHECK(drain(s) == 0);
 
+  /* aether_append of "[]" checks a condition only: nothing written, last version 0. */
+  CHECK_OK(aether_append(s, STR("a"), AETHER_EXPECT_EXACT, 2, STR("[]"), &r, &lasts[0], NULL));
+  CHECK(r.already_appended == 0 && r.first_sequence == 0 && r.last_sequence == 0 &&
+        lasts[0] == 0);
+  CHECK_ONE_CONFLICT(aether_append(s, STR("a"), AETHER_EXPECT_NO_STREAM, 0, STR("[]"), &r,
+                                   &lasts[0], &err),
+                     err, "a", AETHER_EXPECT_NO_STREAM, 0, 0, 2);
   /* A commit of conditions only checks and writes nothing; "[]" is condition-only too. */
   entries[0] = entry("a", AETHER_EXPECT_EXACT, 2, NULL);
   entries[1] = entry("b", AETHER_EXPECT_STREAM_EXISTS, 0, "[]");
