@@ -692,3 +692,81 @@ func TestAppendExactRace(t *testing.T) {
 		}
 	})
 }
+
+// Commits across two actors from many goroutines, each conditional on both actors'
+// versions, while readers watch: every commit is all or nothing, so the two actors
+// always have the same version and the store-wide log holds their events in pairs.
+func TestConcurrentCommitsAreAllOrNothing(t *testing.T) {
+	eachLibraryBackend(t, func(t *testing.T, s *aether.Store) {
+		const writers, rounds = 4, 20
+		var wins atomic.Int64
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		var readers sync.WaitGroup
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				all, err := s.ReadAllFiltered(1, 1<<20, aether.Filter{ActorPrefix: "pair-"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(all)%2 != 0 {
+					t.Errorf("ReadAllFiltered saw %d events: half a commit", len(all))
+					return
+				}
+				for i := 0; i+1 < len(all); i += 2 {
+					x, y := all[i], all[i+1]
+					if x.Event.ActorID != "pair-x" || y.Event.ActorID != "pair-y" || y.Sequence != x.Sequence+1 || x.Event.Version != y.Event.Version {
+						t.Errorf("not a pair: %d %s v%d, %d %s v%d", x.Sequence, x.Event.ActorID, x.Event.Version, y.Sequence, y.Event.ActorID, y.Event.Version)
+						return
+					}
+				}
+			}
+		}()
+		for w := 0; w < writers; w++ {
+			w := w
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < rounds; i++ {
+					v, err := s.GetLatestVersion("pair-x")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					id := fmt.Sprintf("w%d-%d", w, i)
+					_, err = s.Commit(
+						aether.CommitEntry{ActorID: "pair-x", Expected: aether.ExpectExact(v), Events: []*aether.Event{ev(id+"-x", "pair-x", 0)}},
+						aether.CommitEntry{ActorID: "pair-y", Expected: aether.ExpectExact(v), Events: []*aether.Event{ev(id+"-y", "pair-y", 0)}},
+					)
+					if err == nil {
+						wins.Add(1)
+						continue
+					}
+					var c *aether.CommitConflictError
+					if !errors.As(err, &c) || len(c.Conflicts) != 2 {
+						t.Errorf("Commit: %v (want both conditions failed)", err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		readers.Wait()
+		x, y := latestVersion(t, s, "pair-x"), latestVersion(t, s, "pair-y")
+		if x != wins.Load() || y != x {
+			t.Fatalf("versions x %d, y %d after %d winning commits", x, y, wins.Load())
+		}
+		if q := lastSequence(t, s); q != uint64(2*wins.Load()) {
+			t.Fatalf("last sequence %d after %d winning commits", q, wins.Load())
+		}
+	})
+}
