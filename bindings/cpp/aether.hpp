@@ -12,7 +12,8 @@
 //    empty one when there is no such snapshot, and a retry of a stored commit returns a
 //    CommitResult with already_appended set.
 //  - aether::Store owns one aether_store handle: move-only, freed by the destructor
-//    (which also closes the store). A moved-from Store is empty; calls on it throw
+//    (a release without the closing checkpoint: call close() to checkpoint and see a
+//    failure; nothing acknowledged is lost either way). A moved-from Store is empty; calls on it throw
 //    aether::Error with AETHER_INVALID_ARGUMENT.
 //  - Inputs are std::string_view (JSON and actor IDs, UTF-8), borrowed for the call.
 //    Results the library allocates are copied into std::string / std::vector and the
@@ -293,7 +294,8 @@ inline std::int64_t millis(std::chrono::milliseconds timeout) {
 
 }  // namespace detail
 
-// An open event store. Move-only; the destructor closes and frees it.
+// An open event store. Move-only; the destructor releases it (close() first to
+// checkpoint and to see a failure).
 class Store {
  public:
   // A new in-memory store. event_stored_capacity 0 = the default (65536).
