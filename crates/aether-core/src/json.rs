@@ -7,10 +7,12 @@
 //! - Go writes floats with the shortest round-trip digits in fixed notation for
 //!   1e-6 <= |x| < 1e21 (so `1.0` is `1`) and `1e+21` / `1e-7` style exponents otherwise.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use serde::Serialize;
 use serde_json::ser::Formatter;
+use serde_json::{Map, Number, Value};
 
 /// A `serde_json` formatter producing the bytes Go's `json.Marshal` produces.
 #[derive(Debug, Clone, Copy, Default)]
@@ -18,7 +20,7 @@ pub struct GoFormatter;
 
 impl Formatter for GoFormatter {
     fn write_f64<W: ?Sized + Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
-        let mut buf = [0u8; 400];
+        let mut buf = [0u8; GO_FLOAT_MAX];
         let n = format_go_float(value, &mut buf);
         writer.write_all(&buf[..n])
     }
@@ -74,8 +76,167 @@ pub fn to_vec_go<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>
     Ok(out)
 }
 
+/// How each byte of a string is written: 0 copies it; anything else names its escape (see
+/// [`write_str`]). 0xE2 is marked because it starts U+2028 and U+2029, which Go escapes.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    // serde_json's short escapes, which Go (1.22 and later) writes too.
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0A] = b'n';
+    t[0x0C] = b'f';
+    t[0x0D] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'<' as usize] = b'<';
+    t[b'>' as usize] = b'>';
+    t[b'&' as usize] = b'&';
+    t[0xE2] = 0xE2;
+    t
+};
+
+/// Append `s` as a quoted JSON string, escaped as [`GoFormatter`] escapes it (the same
+/// bytes as [`to_writer_go`] writes for a `&str`, without serde).
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let kind = ESCAPE[bytes[i] as usize];
+        if kind == 0 {
+            i += 1;
+            continue;
+        }
+        let short: [u8; 2];
+        let ctrl: [u8; 6];
+        let esc: &[u8] = match kind {
+            b'u' => {
+                let b = bytes[i];
+                ctrl = [
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 0xF) as usize],
+                ];
+                &ctrl
+            }
+            b'<' => b"\\u003c",
+            b'>' => b"\\u003e",
+            b'&' => b"\\u0026",
+            // U+2028 and U+2029 are E2 80 A8 / E2 80 A9 in UTF-8; other E2 sequences pass.
+            0xE2 => match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(0x80), Some(0xA8)) => b"\\u2028",
+                (Some(0x80), Some(0xA9)) => b"\\u2029",
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            },
+            c => {
+                short = [b'\\', c];
+                &short
+            }
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        i += if kind == 0xE2 { 3 } else { 1 };
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Append `v` as [`to_writer_go`] would write it (objects in their map's order, which is
+/// sorted by key as Go sorts), without serde.
+pub fn write_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(out, n),
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_object(out, map),
+    }
+}
+
+/// Append a JSON object as [`to_writer_go`] would write it, without serde.
+pub fn write_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k);
+        out.push(b':');
+        write_value(out, v);
+    }
+    out.push(b'}');
+}
+
+/// Append a map of strings (sorted by key, as Go writes a `map[string]string`).
+pub fn write_string_map(out: &mut Vec<u8>, map: &BTreeMap<String, String>) {
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k);
+        out.push(b':');
+        write_str(out, v);
+    }
+    out.push(b'}');
+}
+
+/// Append an integer in decimal.
+pub fn write_i64(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+fn write_number(out: &mut Vec<u8>, n: &Number) {
+    if let Some(u) = n.as_u64() {
+        out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
+    } else if let Some(i) = n.as_i64() {
+        write_i64(out, i);
+    } else {
+        match n.as_f64() {
+            Some(f) if f.is_finite() => {
+                let mut buf = [0u8; GO_FLOAT_MAX];
+                let len = format_go_float(f, &mut buf);
+                out.extend_from_slice(&buf[..len]);
+            }
+            // serde_json writes a non-finite float as null (a `Value` cannot hold one).
+            _ => out.extend_from_slice(b"null"),
+        }
+    }
+}
+
+/// The longest text [`format_go_float`] writes is 26 bytes: a sign, then either "0." with
+/// up to five zeros (|v| >= 1e-6) and 17 digits, or 21 integer digits (|v| < 1e21), or 17
+/// digits with a point and "e-324".
+const GO_FLOAT_MAX: usize = 32;
+
 /// Write `v` as Go's `encoding/json` float64 encoder does; returns the length written.
-fn format_go_float(v: f64, out: &mut [u8; 400]) -> usize {
+fn format_go_float(v: f64, out: &mut [u8; GO_FLOAT_MAX]) -> usize {
     if v == 0.0 {
         let s: &[u8] = if v.is_sign_negative() { b"-0" } else { b"0" };
         out[..s.len()].copy_from_slice(s);
@@ -143,7 +304,7 @@ fn format_go_float(v: f64, out: &mut [u8; 400]) -> usize {
         put(if e < 0 { b"e-" } else { b"e+" });
         // Go prints "%e" (two exponent digits at least) then shortens e-07 to e-7; positive
         // exponents here are >= 21, so no padding is ever left.
-        put(e.unsigned_abs().to_string().as_bytes());
+        put(itoa::Buffer::new().format(e.unsigned_abs()).as_bytes());
     } else if point <= 0 {
         put(b"0.");
         for _ in 0..(-point) {
@@ -168,7 +329,7 @@ mod tests {
     use super::*;
 
     fn f(v: f64) -> String {
-        let mut b = [0u8; 400];
+        let mut b = [0u8; GO_FLOAT_MAX];
         let n = format_go_float(v, &mut b);
         String::from_utf8(b[..n].to_vec()).unwrap()
     }
