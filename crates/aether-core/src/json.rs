@@ -103,57 +103,86 @@ static ESCAPE: [u8; 256] = {
 /// Append `s` as a quoted JSON string, escaped as [`GoFormatter`] escapes it (the same
 /// bytes as [`to_writer_go`] writes for a `&str`, without serde).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let kind = ESCAPE[bytes[i] as usize];
-        if kind == 0 {
-            i += 1;
-            continue;
+        // Eight bytes at a time while none needs a look (most strings, end to end), copied
+        // as one word: short strings cost no call to memcpy.
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let word: [u8; 8] = chunk.try_into().expect("eight bytes");
+            if needs_escape_or_non_ascii(u64::from_le_bytes(word)) {
+                break;
+            }
+            out.extend_from_slice(&word);
+            i += 8;
         }
-        let short: [u8; 2];
-        let ctrl: [u8; 6];
-        let esc: &[u8] = match kind {
-            b'u' => {
-                let b = bytes[i];
-                ctrl = [
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[(b >> 4) as usize],
-                    HEX[(b & 0xF) as usize],
-                ];
-                &ctrl
+        // Then byte by byte through the chunk that stopped the scan (or the short tail).
+        let end = bytes.len().min(i + 8);
+        while i < end {
+            let byte = bytes[i];
+            let kind = ESCAPE[byte as usize];
+            if kind == 0 {
+                out.push(byte);
+                i += 1;
+                continue;
             }
-            b'<' => b"\\u003c",
-            b'>' => b"\\u003e",
-            b'&' => b"\\u0026",
-            // U+2028 and U+2029 are E2 80 A8 / E2 80 A9 in UTF-8; other E2 sequences pass.
-            0xE2 => match (bytes.get(i + 1), bytes.get(i + 2)) {
-                (Some(0x80), Some(0xA8)) => b"\\u2028",
-                (Some(0x80), Some(0xA9)) => b"\\u2029",
-                _ => {
-                    i += 1;
-                    continue;
+            match kind {
+                b'u' => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.extend_from_slice(&[
+                        b'\\',
+                        b'u',
+                        b'0',
+                        b'0',
+                        HEX[(byte >> 4) as usize],
+                        HEX[(byte & 0xF) as usize],
+                    ]);
                 }
-            },
-            c => {
-                short = [b'\\', c];
-                &short
+                b'<' => out.extend_from_slice(b"\\u003c"),
+                b'>' => out.extend_from_slice(b"\\u003e"),
+                b'&' => out.extend_from_slice(b"\\u0026"),
+                // U+2028 and U+2029 are E2 80 A8 / E2 80 A9 in UTF-8; other E2 sequences pass.
+                0xE2 => match (bytes.get(i + 1), bytes.get(i + 2)) {
+                    (Some(0x80), Some(0xA8)) => {
+                        out.extend_from_slice(b"\\u2028");
+                        i += 2;
+                    }
+                    (Some(0x80), Some(0xA9)) => {
+                        out.extend_from_slice(b"\\u2029");
+                        i += 2;
+                    }
+                    _ => out.push(byte),
+                },
+                // \b \t \n \f \r \" \\
+                c => out.extend_from_slice(&[b'\\', c]),
             }
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
-        i += if kind == 0xE2 { 3 } else { 1 };
-        start = i;
+            i += 1;
+        }
     }
-    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any of the eight bytes of `word` is marked in [`ESCAPE`] or is not ASCII (the
+/// bit tricks of "Bit Twiddling Hacks": exact for telling whether one exists, which is all
+/// the scan needs; it then looks at the bytes one by one).
+#[inline]
+fn needs_escape_or_non_ascii(word: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    #[inline]
+    fn has_zero_byte(x: u64) -> u64 {
+        x.wrapping_sub(LO) & !x & HI
+    }
+    // Bytes below 0x20; valid for a bound of at most 0x80.
+    let control = word.wrapping_sub(LO * 0x20) & !word & HI;
+    // '<' (3C) and '>' (3E) differ only in bit 1: one test for both.
+    let angle = has_zero_byte((word ^ (LO * 0x3C)) & !(LO * 0x02));
+    let others = has_zero_byte(word ^ (LO * u64::from(b'"')))
+        | has_zero_byte(word ^ (LO * u64::from(b'\\')))
+        | has_zero_byte(word ^ (LO * u64::from(b'&')));
+    (word & HI) | control | angle | others != 0
 }
 
 /// Append `v` as [`to_writer_go`] would write it (objects in their map's order, which is
@@ -245,6 +274,19 @@ fn format_go_float(v: f64, out: &mut [u8; GO_FLOAT_MAX]) -> usize {
     // Shortest round-trip digits, as Go's strconv.FormatFloat(f, _, -1, 64) picks them.
     let mut rbuf = ryu::Buffer::new();
     let text = rbuf.format_finite(v).as_bytes();
+    // ryu writes fixed notation (for 1e-5 <= |v| < 1e16) with the same digits and point as
+    // Go, except that it ends a whole number with ".0": most values take this path.
+    if !text.contains(&b'e') && (1e-6..1e21).contains(&v.abs()) {
+        let text = text.strip_suffix(b".0").unwrap_or(text);
+        out[..text.len()].copy_from_slice(text);
+        return text.len();
+    }
+    format_go_float_from_ryu(v, text, out)
+}
+
+/// The general case of [`format_go_float`]: Go's text rebuilt from ryu's digits and
+/// exponent, for any finite non-zero `v` whose ryu text is `text`.
+fn format_go_float_from_ryu(v: f64, text: &[u8], out: &mut [u8; GO_FLOAT_MAX]) -> usize {
     let (neg, text) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
@@ -356,6 +398,44 @@ mod tests {
         ];
         for (v, want) in cases {
             assert_eq!(f(*v), *want, "formatting {v:e}");
+        }
+    }
+
+    /// The fixed-notation shortcut of `format_go_float` against the general path, on values
+    /// around every notation boundary and on spread-out bit patterns.
+    #[test]
+    fn float_shortcut_matches_the_general_path() {
+        let general = |v: f64| {
+            let mut rbuf = ryu::Buffer::new();
+            let mut b = [0u8; GO_FLOAT_MAX];
+            let n = format_go_float_from_ryu(v, rbuf.format_finite(v).as_bytes(), &mut b);
+            String::from_utf8(b[..n].to_vec()).unwrap()
+        };
+        let mut values = Vec::new();
+        for e in -330..=310 {
+            let p = 10f64.powi(e);
+            for m in [1.0, 1.5, 9.999999999999999, 123.456, 0.1] {
+                let x = m * p;
+                values.extend([
+                    x,
+                    -x,
+                    f64::from_bits(x.to_bits() + 1),
+                    f64::from_bits(x.to_bits().saturating_sub(1)),
+                ]);
+            }
+        }
+        let mut bits = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..200_000 {
+            bits ^= bits << 13;
+            bits ^= bits >> 7;
+            bits ^= bits << 17;
+            values.push(f64::from_bits(bits));
+        }
+        for cents in 0..100_000u32 {
+            values.push(f64::from(cents) / 100.0);
+        }
+        for v in values.into_iter().filter(|v| v.is_finite() && *v != 0.0) {
+            assert_eq!(f(v), general(v), "formatting {v:e}");
         }
     }
 

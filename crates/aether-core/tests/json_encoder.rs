@@ -198,7 +198,12 @@ proptest! {
 #[test]
 fn every_character_encodes_as_the_serde_path_does() {
     for c in (0u32..=0x10FFFF).filter_map(char::from_u32) {
-        for s in [c.to_string(), format!("ab{c}cd")] {
+        // Alone, inside a word, and far enough in for the eight-byte scan to meet it.
+        for s in [
+            c.to_string(),
+            format!("ab{c}cd"),
+            format!("abcdefghi{c}jklmnopq"),
+        ] {
             let mut out = Vec::new();
             write_str(&mut out, &s);
             assert_eq!(out, to_vec_go(&s).unwrap(), "character U+{:04X}", c as u32);
