@@ -59,9 +59,9 @@ fn any_float() -> impl Strategy<Value = f64> {
     prop_oneof![
         // Around every boundary of Go's notation switch, and the extremes.
         3 => prop::sample::select(vec![
-            0.0, -0.0, 1.0, -1.5, 0.1, 1e-6, 9.999999999999999e-7, 1e-7, 1e20, 1e21,
+            0.0, -0.0, 1.0, -1.5, 0.1, 1e-6, f64::from_bits(1e-6f64.to_bits() - 1), 1e-7, 1e20, 1e21,
             9.999999999999999e20, 1e-5, 123456.789, f64::MAX, f64::MIN, f64::MIN_POSITIVE,
-            5e-324, -5e-324, 9007199254740993.0, 2.2250738585072009e-308,
+            5e-324, -5e-324, 9007199254740993.0, f64::from_bits(f64::MIN_POSITIVE.to_bits() - 1),
             -1.2345678901234567e-100, -0.0000012345678901234567, -123456789012345680000.0,
         ]),
         // Any magnitude: a mantissa scaled by any power of ten.
