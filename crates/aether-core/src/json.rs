@@ -6,6 +6,11 @@
 //!   `\u2029` (HTML-safe output is `json.Marshal`'s default);
 //! - Go writes floats with the shortest round-trip digits in fixed notation for
 //!   1e-6 <= |x| < 1e21 (so `1.0` is `1`) and `1e+21` / `1e-7` style exponents otherwise.
+//!
+//! Two ways to the same bytes: [`to_writer_go`] (serde with [`GoFormatter`], for any
+//! `Serialize` type) and the hand-written [`write_str`] / [`write_value`] / [`write_object`]
+//! that [`crate::Event::write_json`] uses, since every save encodes its events and serde's
+//! machinery cost a large share of a save's CPU. `tests/json_encoder.rs` holds them equal.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -117,6 +122,33 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             }
             out.extend_from_slice(&word);
             i += 8;
+        }
+        // The last 1..=7 bytes, also as one word when none needs a look: the string's last
+        // eight bytes (those before `i` need no escape either, so they are in `out`
+        // unchanged; they are cut and written again), or in a shorter string the tail
+        // padded with spaces (the padding is cut).
+        let tail = bytes.len() - i;
+        if (1..8).contains(&tail) {
+            let (word, cut) = if bytes.len() >= 8 {
+                let last = &bytes[bytes.len() - 8..];
+                (
+                    u64::from_le_bytes(last.try_into().expect("eight bytes")),
+                    8 - tail,
+                )
+            } else {
+                let mut word = u64::from_le_bytes([b' '; 8]);
+                for (k, &b) in bytes[i..].iter().enumerate() {
+                    word ^= u64::from(b ^ b' ') << (8 * k);
+                }
+                (word, 0)
+            };
+            if !needs_escape_or_non_ascii(word) {
+                out.truncate(out.len() - cut);
+                out.extend_from_slice(&word.to_le_bytes());
+                // The padding, when the word was padded.
+                out.truncate(out.len() - (8 - tail - cut));
+                break;
+            }
         }
         // Then byte by byte through the chunk that stopped the scan (or the short tail).
         let end = bytes.len().min(i + 8);
