@@ -558,6 +558,7 @@ fn main() {
         "sqlite-batch-full",
         "sqlite-batch-full-encoding",
         "batch-encoding",
+        "batch-encoding-serde",
     ]) {
         const BATCH: usize = 100;
         let batch_actors = actor_ids(100);
@@ -666,6 +667,44 @@ fn main() {
             row: "  context: same / its JSON encoding alone",
             a: "durable-batch",
             b: "batch-encoding",
+            a_unit: "events",
+            b_unit: "events",
+            target: None,
+            aim: None,
+        };
+        measure(&s, &mut rows, pair, &mut a, &mut b);
+
+        // Context: the hand-written encoder a save uses against the serde path it replaced
+        // (`json::to_writer_go` on the derived `Serialize`, the same bytes), same events.
+        let encode = |pool: &mut EventPool, serde: bool, budget: Duration| {
+            let mut ops = 0u64;
+            let mut took = Duration::ZERO;
+            let mut out = Vec::with_capacity(BATCH * 400);
+            while took < budget {
+                let batch = pool.take(BATCH);
+                let start = Instant::now();
+                out.clear();
+                for e in batch {
+                    if serde {
+                        aether_core::json::to_writer_go(&mut out, e).expect("encode");
+                    } else {
+                        e.write_json(&mut out);
+                    }
+                }
+                black_box(&out);
+                took += start.elapsed();
+                ops += batch.len() as u64;
+            }
+            (ops, took)
+        };
+        let mut hand_pool = EventPool::batches(&batch_actors, BATCH);
+        let mut serde_pool = EventPool::batches(&batch_actors, BATCH);
+        let mut a = |budget: Duration| encode(&mut hand_pool, false, budget);
+        let mut b = |budget: Duration| encode(&mut serde_pool, true, budget);
+        let pair = Pair {
+            row: "  context: JSON encode, hand-written / serde",
+            a: "batch-encoding",
+            b: "batch-encoding-serde",
             a_unit: "events",
             b_unit: "events",
             target: None,
