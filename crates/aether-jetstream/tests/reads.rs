@@ -24,7 +24,10 @@ fn plain(all: &[Event], r: &EventRange) -> Vec<i64> {
 }
 
 #[test]
-#[cfg_attr(aether_skip_jetstream, ignore = "AETHER_SKIP_JETSTREAM=1 and no nats-server")]
+#[cfg_attr(
+    aether_skip_jetstream,
+    ignore = "AETHER_SKIP_JETSTREAM=1 and no nats-server"
+)]
 fn ranges_far_into_an_actor_match_a_full_read() {
     require_nats();
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,12 @@ fn snap(v: i64, tag: &str) -> ActorSnapshot {
     ActorSnapshot {
         actor_id: "a".into(),
         version: v,
-        state: Some(serde_json::json!({ "tag": tag }).as_object().unwrap().clone()),
+        state: Some(
+            serde_json::json!({ "tag": tag })
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
         timestamp: Timestamp::from_unix_nanos(1_700_000_000_000_000_000),
     }
 }
@@ -29,7 +34,10 @@ fn versions_kept(s: &dyn SnapshotStore, upto: i64) -> Vec<i64> {
 }
 
 #[test]
-#[cfg_attr(aether_skip_jetstream, ignore = "AETHER_SKIP_JETSTREAM=1 and no nats-server")]
+#[cfg_attr(
+    aether_skip_jetstream,
+    ignore = "AETHER_SKIP_JETSTREAM=1 and no nats-server"
+)]
 fn retention_follows_the_opening_store_and_replacements_keep_older_versions() {
     require_nats();
     let dir = tempfile::tempdir().unwrap();
@@ -58,7 +66,10 @@ fn retention_follows_the_opening_store_and_replacements_keep_older_versions() {
     assert_eq!(newest.state.unwrap()["tag"], "third");
     assert!(matches!(
         three.save_snapshot(&snap(4, "late")),
-        Err(Error::StaleSnapshot { current_version: 5, .. })
+        Err(Error::StaleSnapshot {
+            current_version: 5,
+            ..
+        })
     ));
     three.save_snapshot(&snap(6, "first")).unwrap();
     assert_eq!(versions_kept(&three, 100), [6, 5, 4]);
@@ -66,6 +77,9 @@ fn retention_follows_the_opening_store_and_replacements_keep_older_versions() {
     bad.snapshot_retention = 0;
     assert!(matches!(
         aether_jetstream::JetStreamStore::connect(&server.url(), bad),
-        Err(Error::InvalidInput { field: "snapshot_retention", .. })
+        Err(Error::InvalidInput {
+            field: "snapshot_retention",
+            ..
+        })
     ));
 }
