@@ -1423,12 +1423,20 @@ impl JetStreamStore {
                 .map(|s| t.actors.get(s).copied().unwrap_or((0, 0)))
                 .collect()
         };
+        // Encoded before anything is read or sent, so bad input is refused as such
+        // whatever the actors' state; an entry with automatic versions whose actor turns
+        // out to have moved is encoded again.
+        let mut encoded: Option<(Vec<i64>, Vec<Vec<Bytes>>)> = None;
+        if count > 0 {
+            let latest: Vec<i64> = tails.iter().map(|t| t.1).collect();
+            let jsons = self.encode(entries, &latest, rule)?;
+            encoded = Some((latest, jsons));
+        }
         let mut fresh = false;
         if stream_wide || count == 0 {
             (stream_last, tails) = self.read_tails(entries, &subjects, operation)?;
             fresh = true;
         }
-        let mut encoded: Option<(Vec<i64>, Vec<Vec<Bytes>>)> = None;
         loop {
             let latest: Vec<i64> = tails.iter().map(|t| t.1).collect();
             if let Some(conflict) = rule.conflict(entries, &latest) {
