@@ -26,6 +26,13 @@ run: build
 
 test: build lint test-rust test-loom test-golden test-c test-go check-header test-jetstream
 
+# Tests that start nats-server processes (aether-jetstream's, the CLI's JetStream bench
+# tests, the C and Go JetStream tests) run the pinned release, which
+# scripts/nats-server.sh installs into target/tools with `go install` when missing (about
+# a minute, once); this puts it first on PATH, so `make test` needs no nats-server of its
+# own.
+WITH_NATS = PATH="$$(bash $(CURDIR)/crates/aether-jetstream/scripts/nats-server.sh):$$PATH"
+
 # aether-jetstream's tests start nats-server processes; they run once, in test-jetstream.
 # The disk-full test mounts a tmpfs, so it needs root: elsewhere it fails unless
 # AETHER_SKIP_DISK_FULL=1, which builds it ignored.
@@ -34,7 +41,7 @@ test: build lint test-rust test-loom test-golden test-c test-go check-header tes
 # own so its libaether.so never replaces the default build's.
 LEAN_TARGET_DIR ?= $(CURDIR)/target/lean
 test-rust:
-	$(CARGO) test --workspace --release --exclude aether-jetstream
+	$(WITH_NATS) $(CARGO) test --workspace --release --exclude aether-jetstream
 	CARGO_TARGET_DIR="$(LEAN_TARGET_DIR)" $(CARGO) test --release -p aether-ffi --no-default-features
 	@if $(CARGO) tree -p aether-ffi --no-default-features -e normal --prefix none | \
 	    grep -E '^(tokio|async-nats|ring) '; then \
@@ -64,7 +71,7 @@ test-loom-breaks:
 # the tests fail, saying so; AETHER_SKIP_JETSTREAM=1 with no server builds them ignored
 # (they count as ignored, never as passed).
 test-jetstream:
-	PATH="$$(bash crates/aether-jetstream/scripts/nats-server.sh):$$PATH" $(CARGO) test --release -p aether-jetstream
+	$(WITH_NATS) $(CARGO) test --release -p aether-jetstream
 
 test-golden:
 	bash tests/golden/run.sh
@@ -87,7 +94,7 @@ install:
 
 # C and C++ tests of the C ABI (plain, ASan+UBSan, valgrind), header and install tests.
 test-c:
-	bash tests/c/run.sh
+	$(WITH_NATS) bash tests/c/run.sh
 
 # The Go binding (bindings/go): vet, the race detector and cgo's strictest pointer checks,
 # built with -tags aether_intree so they link this checkout's static libaether.a (the
@@ -97,8 +104,8 @@ test-c:
 test-go:
 	$(CARGO) build --release -p aether-ffi -p aether-cli
 	cd bindings/go && go vet -tags aether_intree ./...
-	cd bindings/go && AETHER_CLI="$(CURDIR)/target/release/aether" go test -tags aether_intree -race -count=1 ./...
-	cd bindings/go && AETHER_CLI="$(CURDIR)/target/release/aether" GOEXPERIMENT=cgocheck2 go test -tags aether_intree -count=1 ./...
+	cd bindings/go && $(WITH_NATS) AETHER_CLI="$(CURDIR)/target/release/aether" go test -tags aether_intree -race -count=1 ./...
+	cd bindings/go && $(WITH_NATS) AETHER_CLI="$(CURDIR)/target/release/aether" GOEXPERIMENT=cgocheck2 go test -tags aether_intree -count=1 ./...
 	bash bindings/go/scripts/outside_test.sh
 
 # cargo-fuzz targets (fuzz/), each for FUZZ_SECONDS; FUZZ_ASAN=1 for AddressSanitizer.

@@ -77,10 +77,12 @@ typedef enum aether_status {
    */
   AETHER_OK = 0,
   /**
-   * The event's version is not strictly greater than the actor's latest version.
-   * Nothing was written. An expected outcome of optimistic concurrency: reload the
-   * actor's latest version and retry if appropriate. The actor's current version is
-   * reported through the call's `current_version_out` and the `aether_error`.
+   * The event's version is not strictly greater than the actor's latest version, or
+   * the expected state of an `aether_append()` / `aether_commit()` entry does not
+   * hold. Nothing was written. An expected outcome of optimistic concurrency: reload
+   * the actor's latest version and retry if appropriate. The actor's current version
+   * is reported through the call's `current_version_out` (where it has one) and the
+   * `aether_error` (every failed condition: `aether_error_conflict_at()`).
    */
   AETHER_VERSION_CONFLICT = 1,
   /**
@@ -488,11 +490,6 @@ typedef struct aether_sled_options {
    * 3600000 (one hour).
    */
   uint64_t lock_timeout_ms;
-  /**
-   * Snapshots kept per actor (the newest ones; older ones are dropped as newer ones
-   * are saved); 0 = 3, otherwise 1 to 4294967295.
-   */
-  uint32_t snapshot_retention;
 } aether_sled_options;
 
 /**
@@ -545,7 +542,10 @@ const char *aether_version(void);
  * version 0 are given the actor's next versions. `aether_commit()` with one entry.
  *
  * Outputs (each may be NULL): `*result_out` (see `aether_commit_result`); on success
- * `*last_version_out` receives the actor's version after the call (its last event's).
+ * `*last_version_out` receives the version of the last of these events, as written (with
+ * automatic versions, the one assigned) or as found stored by a retry, which is below
+ * the actor's latest if the actor has moved on since; 0 for `[]`, a condition-only
+ * append, which writes nothing.
  *
  * A retry of an append that succeeded (same versions and event IDs) returns `AETHER_OK`
  * with `already_appended` 1; automatic versions are recognised as a retry only under
@@ -1083,6 +1083,23 @@ enum aether_status aether_store_open_sled(const char *path,
                                           const struct aether_sled_options *options,
                                           struct aether_store **store_out,
                                           struct aether_error **err_out);
+
+/**
+ * `aether_store_open_sled()` keeping `snapshot_retention` snapshots per actor: the
+ * newest ones, older ones being dropped as newer ones are saved (see
+ * `aether_get_snapshot()`). 0 = 3, what `aether_store_open_sled()` keeps; otherwise 1
+ * to 4294967295.
+ *
+ * (An argument rather than a field of `aether_sled_options`, whose size programs built
+ * against earlier headers rely on.) Everything else as for `aether_store_open_sled()`.
+ * Thread-safe.
+ */
+AETHER_MUST_USE
+enum aether_status aether_store_open_sled_with_snapshot_retention(const char *path,
+                                                                  const struct aether_sled_options *options,
+                                                                  uint32_t snapshot_retention,
+                                                                  struct aether_store **store_out,
+                                                                  struct aether_error **err_out);
 
 /**
  * Make everything saved so far durable, whatever the durability mode.

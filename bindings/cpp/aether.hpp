@@ -5,11 +5,15 @@
 //    aether_status (status()) and the library's message (what()). A version conflict
 //    throws aether::VersionConflict, derived from aether::Error, carrying the actor, the
 //    attempted and the current version: optimistic-concurrency loops catch exactly that
-//    type, while any other failure is exceptional for a C++ caller. Outcomes that are
-//    not failures are not exceptions: polling returns an empty std::optional on timeout
-//    and latest_snapshot() an empty one when the actor has none.
+//    type, while any other failure is exceptional for a C++ caller. A commit whose
+//    conditions fail throws the same VersionConflict, with every failed condition in
+//    conflicts(). Outcomes that are not failures are not exceptions: polling returns an
+//    empty std::optional on timeout, latest_snapshot() and snapshot_at_or_below() an
+//    empty one when there is no such snapshot, and a retry of a stored commit returns a
+//    CommitResult with already_appended set.
 //  - aether::Store owns one aether_store handle: move-only, freed by the destructor
-//    (which also closes the store). A moved-from Store is empty; calls on it throw
+//    (a release without the closing checkpoint: call close() to checkpoint and see a
+//    failure; nothing acknowledged is lost either way). A moved-from Store is empty; calls on it throw
 //    aether::Error with AETHER_INVALID_ARGUMENT.
 //  - Inputs are std::string_view (JSON and actor IDs, UTF-8), borrowed for the call.
 //    Results the library allocates are copied into std::string / std::vector and the
@@ -24,6 +28,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -46,23 +52,144 @@ class Error : public std::runtime_error {
   aether_status status_;
 };
 
-// A save whose version is not greater than the actor's latest. Nothing was written.
+// What an append expects of an actor's stream (the C ABI's aether_expected_mode and
+// expected version). Whatever the expectation, explicit versions must be greater than
+// the actor's latest.
+class ExpectedState {
+ public:
+  // The seed's rule and the default: the first event's version is above the latest.
+  constexpr ExpectedState() noexcept = default;
+  static constexpr ExpectedState increasing() noexcept { return {}; }
+  // No expectation (KurrentDB's "any"): the same check as increasing().
+  static constexpr ExpectedState any() noexcept { return ExpectedState(AETHER_EXPECT_ANY, 0); }
+  // The actor has no events.
+  static constexpr ExpectedState no_stream() noexcept {
+    return ExpectedState(AETHER_EXPECT_NO_STREAM, 0);
+  }
+  // The actor has at least one event.
+  static constexpr ExpectedState stream_exists() noexcept {
+    return ExpectedState(AETHER_EXPECT_STREAM_EXISTS, 0);
+  }
+  // The actor's latest version is exactly `version` (0: no events; negative versions
+  // are refused by the library with AETHER_INVALID_ARGUMENT).
+  static constexpr ExpectedState exact(std::int64_t version) noexcept {
+    return ExpectedState(AETHER_EXPECT_EXACT, version);
+  }
+
+  // An aether_expected_mode value (an int, as the C ABI takes it: from_c() may carry a
+  // value the library does not know, which it refuses).
+  constexpr int mode() const noexcept { return mode_; }
+  // The version exact() expects; 0 for the other modes.
+  constexpr std::int64_t version() const noexcept { return version_; }
+  constexpr bool operator==(const ExpectedState& o) const noexcept {
+    return mode_ == o.mode_ && version_ == o.version_;
+  }
+  constexpr bool operator!=(const ExpectedState& o) const noexcept { return !(*this == o); }
+
+  // As the library reports it (aether_error_conflict_at); an unknown mode is kept as is.
+  static constexpr ExpectedState from_c(int mode, std::int64_t version) noexcept {
+    return ExpectedState(mode, mode == AETHER_EXPECT_EXACT ? version : 0);
+  }
+
+ private:
+  constexpr ExpectedState(int mode, std::int64_t version) noexcept
+      : mode_(mode), version_(version) {}
+  int mode_ = AETHER_EXPECT_INCREASING;
+  std::int64_t version_ = 0;
+};
+
+// One failed condition of a save, an append or a commit.
+struct Conflict {
+  std::string actor_id;
+  // What the entry expected (increasing() for aether_save_event's rule).
+  ExpectedState expected;
+  // The version of the entry's first event (0: automatic versions, or condition-only).
+  std::int64_t attempted_version = 0;
+  // The actor's latest version when the call was checked.
+  std::int64_t current_version = 0;
+};
+
+// A save, append or commit whose conditions did not hold. Nothing was written.
+// actor_id(), attempted_version() and current_version() describe the first failed
+// condition; conflicts() lists every one (a commit reports all of them at once).
 class VersionConflict : public Error {
  public:
   VersionConflict(const std::string& message, std::string actor_id, std::int64_t attempted,
                   std::int64_t current)
-      : Error(AETHER_VERSION_CONFLICT, message),
-        actor_id_(std::move(actor_id)),
-        attempted_version_(attempted),
-        current_version_(current) {}
-  const std::string& actor_id() const noexcept { return actor_id_; }
-  std::int64_t attempted_version() const noexcept { return attempted_version_; }
-  std::int64_t current_version() const noexcept { return current_version_; }
+      : VersionConflict(message,
+                        std::vector<Conflict>{Conflict{std::move(actor_id),
+                                                       ExpectedState::increasing(), attempted,
+                                                       current}}) {}
+  VersionConflict(const std::string& message, std::vector<Conflict> conflicts)
+      : Error(AETHER_VERSION_CONFLICT, message), conflicts_(std::move(conflicts)) {
+    if (conflicts_.empty()) {
+      conflicts_.push_back(Conflict{});
+    }
+  }
+  const std::string& actor_id() const noexcept { return conflicts_.front().actor_id; }
+  std::int64_t attempted_version() const noexcept { return conflicts_.front().attempted_version; }
+  std::int64_t current_version() const noexcept { return conflicts_.front().current_version; }
+  // Every failed condition, in entry order (never empty).
+  const std::vector<Conflict>& conflicts() const noexcept { return conflicts_; }
 
  private:
-  std::string actor_id_;
-  std::int64_t attempted_version_;
-  std::int64_t current_version_;
+  std::vector<Conflict> conflicts_;
+};
+
+// One actor's part of Store::commit(): its expectation and a JSON array of its events.
+// An empty events_json makes a condition-only entry, which checks the actor and writes
+// nothing to it. The views are borrowed for the call only.
+struct CommitEntry {
+  std::string_view actor_id;
+  ExpectedState expected;
+  std::string_view events_json;
+
+  // A condition-only entry.
+  static CommitEntry condition(std::string_view actor_id, ExpectedState expected) {
+    return CommitEntry{actor_id, expected, std::string_view()};
+  }
+};
+
+// What an append or a commit did.
+struct CommitResult {
+  // True when every event was already stored (a retry of a commit that succeeded):
+  // nothing was written and no EventStored was published.
+  bool already_appended = false;
+  // The sequences of the first and last event (0 and 0 when no event was written);
+  // a commit's events have consecutive sequences, in entry order.
+  std::uint64_t first_sequence = 0;
+  std::uint64_t last_sequence = 0;
+  // Per entry, the version of its last event (0 for a condition-only entry): as
+  // written (automatic versions: the one assigned), or as found stored by a retry.
+  // One value for append().
+  std::vector<std::int64_t> last_versions;
+};
+
+// Which way a range read runs.
+enum class Direction { forward = AETHER_FORWARD, backward = AETHER_BACKWARD };
+
+// A bounded read of one actor's events: versions from..to (inclusive), at most limit,
+// oldest or newest first. Range::last() is the actor's last event.
+struct Range {
+  std::int64_t from = 0;
+  std::int64_t to = std::numeric_limits<std::int64_t>::max();
+  std::size_t limit = std::numeric_limits<std::size_t>::max();
+  Direction direction = Direction::forward;
+
+  // The newest n events, newest first.
+  static Range last(std::size_t n = 1) {
+    Range r;
+    r.limit = n;
+    r.direction = Direction::backward;
+    return r;
+  }
+};
+
+// Which events read_all_filtered() returns: an event type in event_types (any when
+// empty) and an actor ID starting with actor_prefix. Applied inside the store.
+struct EventFilter {
+  std::vector<std::string> event_types;
+  std::string actor_prefix;
 };
 
 // One EventStored notification, copied out of the library.
@@ -108,13 +235,24 @@ struct BytesSlot {
 [[noreturn]] inline void throw_error(aether_status status, const aether_error* err) {
   std::string message = err != nullptr ? aether_error_message(err) : aether_status_str(status);
   if (status == AETHER_VERSION_CONFLICT && err != nullptr) {
-    const std::uint8_t* actor = nullptr;
-    std::size_t actor_len = 0;
-    std::int64_t attempted = 0, current = 0;
-    if (aether_error_conflict(err, &actor, &actor_len, &attempted, &current) == AETHER_OK) {
-      throw VersionConflict(message,
-                            std::string(reinterpret_cast<const char*>(actor), actor_len),
-                            attempted, current);
+    std::vector<Conflict> conflicts;
+    const std::size_t n = aether_error_conflict_count(err);
+    conflicts.reserve(n);
+    for (std::size_t i = 0; i < n; i++) {
+      const std::uint8_t* actor = nullptr;
+      std::size_t actor_len = 0;
+      int mode = 0;
+      std::int64_t expected = 0, attempted = 0, current = 0;
+      if (aether_error_conflict_at(err, i, &actor, &actor_len, &mode, &expected, &attempted,
+                                   &current) == AETHER_OK) {
+        conflicts.push_back(Conflict{
+            actor_len == 0 ? std::string()
+                           : std::string(reinterpret_cast<const char*>(actor), actor_len),
+            ExpectedState::from_c(mode, expected), attempted, current});
+      }
+    }
+    if (!conflicts.empty()) {
+      throw VersionConflict(message, std::move(conflicts));
     }
   }
   throw Error(status, message);
@@ -156,7 +294,8 @@ inline std::int64_t millis(std::chrono::milliseconds timeout) {
 
 }  // namespace detail
 
-// An open event store. Move-only; the destructor closes and frees it.
+// An open event store. Move-only; the destructor releases it (close() first to
+// checkpoint and to see a failure).
 class Store {
  public:
   // A new in-memory store. event_stored_capacity 0 = the default (65536).
@@ -168,10 +307,15 @@ class Store {
   }
 
   // Open (or create) a persistent store in directory `path`; options nullptr = defaults.
-  static Store open_sled(const std::string& path, const SledOptions* options = nullptr) {
+  // snapshot_retention: snapshots kept per actor (the newest; 0 = 3).
+  static Store open_sled(const std::string& path, const SledOptions* options = nullptr,
+                         std::uint32_t snapshot_retention = 0) {
     aether_store* handle = nullptr;
     detail::ErrorSlot slot;
-    detail::check(aether_store_open_sled(path.c_str(), options, &handle, &slot.err), slot);
+    detail::check(aether_store_open_sled_with_snapshot_retention(path.c_str(), options,
+                                                                 snapshot_retention, &handle,
+                                                                 &slot.err),
+                  slot);
     return Store(handle);
   }
 
@@ -287,6 +431,105 @@ class Store {
       return std::nullopt;
     }
     detail::check(status, slot);
+    return out.str();
+  }
+
+  // The actor's newest kept snapshot with version <= at_or_below, as JSON, or empty when
+  // none is kept (never taken, or dropped by the store's retention: 3 per actor unless
+  // open_sled() was given another snapshot_retention).
+  std::optional<std::string> snapshot_at_or_below(std::string_view actor_id,
+                                                  std::int64_t at_or_below) const {
+    detail::BytesSlot out;
+    detail::ErrorSlot slot;
+    aether_status status = aether_get_snapshot(handle_, detail::data_of(actor_id),
+                                               actor_id.size(), at_or_below, &out.bytes,
+                                               &slot.err);
+    if (status == AETHER_NOT_FOUND) {
+      return std::nullopt;
+    }
+    detail::check(status, slot);
+    return out.str();
+  }
+
+  // Append a JSON array of the actor's events if `expected` holds; events with version
+  // 0 get the actor's next versions. Throws VersionConflict (nothing written); a retry
+  // of an append that succeeded returns already_appended instead. last_versions holds
+  // the version of the last event.
+  CommitResult append(std::string_view actor_id, ExpectedState expected,
+                      std::string_view events_json) const {
+    aether_commit_result r{};
+    std::int64_t last = 0;
+    detail::ErrorSlot slot;
+    detail::check(aether_append(handle_, detail::data_of(actor_id), actor_id.size(),
+                                expected.mode(), expected.version(),
+                                detail::data_of(events_json), events_json.size(), &r, &last,
+                                &slot.err),
+                  slot);
+    return CommitResult{r.already_appended != 0, r.first_sequence, r.last_sequence, {last}};
+  }
+
+  // Append to several actors at once, all or nothing (one entry per actor). If any
+  // condition fails, throws VersionConflict listing every failed condition, and nothing
+  // is written.
+  CommitResult commit(const std::vector<CommitEntry>& entries) const {
+    return commit(entries.data(), entries.size());
+  }
+  CommitResult commit(std::initializer_list<CommitEntry> entries) const {
+    return commit(entries.begin(), entries.size());
+  }
+  CommitResult commit(const CommitEntry* entries, std::size_t count) const {
+    std::vector<aether_commit_entry> raw;
+    raw.reserve(count);
+    for (std::size_t i = 0; i < count; i++) {
+      const CommitEntry& e = entries[i];
+      raw.push_back(aether_commit_entry{
+          detail::data_of(e.actor_id), e.actor_id.size(), e.expected.mode(),
+          e.expected.version(),
+          // An empty view is a condition-only entry: NULL with length 0.
+          e.events_json.empty() ? nullptr
+                                : reinterpret_cast<const std::uint8_t*>(e.events_json.data()),
+          e.events_json.size()});
+    }
+    aether_commit_result r{};
+    std::vector<std::int64_t> lasts(count, 0);
+    detail::ErrorSlot slot;
+    // No entries throws Error(AETHER_INVALID_ARGUMENT), as the library refuses them.
+    detail::check(aether_commit(handle_, raw.data(), count, &r, lasts.data(), &slot.err), slot);
+    return CommitResult{r.already_appended != 0, r.first_sequence, r.last_sequence,
+                        std::move(lasts)};
+  }
+
+  // The actor's events in `range` as a JSON array (see Range). Throws Error with
+  // AETHER_INVALID_ARGUMENT for a reversed range or a negative `from`.
+  std::string get_events_range(std::string_view actor_id, const Range& range = Range()) const {
+    detail::BytesSlot out;
+    detail::ErrorSlot slot;
+    detail::check(aether_get_events_range(handle_, detail::data_of(actor_id), actor_id.size(),
+                                          range.from, range.to, range.limit,
+                                          static_cast<int>(range.direction), &out.bytes,
+                                          &slot.err),
+                  slot);
+    return out.str();
+  }
+
+  // read_all() of the events `filter` accepts: up to `limit` of them with sequence >=
+  // from_sequence, in sequence order. The filter runs inside the store.
+  std::string read_all_filtered(std::uint64_t from_sequence, std::size_t limit,
+                                const EventFilter& filter) const {
+    std::vector<aether_str> types;
+    types.reserve(filter.event_types.size());
+    for (const std::string& t : filter.event_types) {
+      types.push_back(aether_str{detail::data_of(t), t.size()});
+    }
+    aether_event_filter raw{types.empty() ? nullptr : types.data(), types.size(),
+                            filter.actor_prefix.empty() ? nullptr
+                                                        : detail::data_of(filter.actor_prefix),
+                            filter.actor_prefix.size()};
+    detail::BytesSlot out;
+    detail::ErrorSlot slot;
+    detail::check(
+        aether_read_all_filtered(handle_, from_sequence, limit, &raw, &out.bytes, &slot.err),
+        slot);
     return out.str();
   }
 

@@ -18,8 +18,19 @@
 // store-wide ordered read (ReadAll), counters (Metrics), Flush, and delivery of
 // EventStored notifications (PollEventStored, EventStoredChan).
 //
+// Beyond the seed's rule (each version above the actor's latest), Append checks an
+// expected state first (ExpectExact, ExpectNoStream, ExpectStreamExists, ExpectAny),
+// numbers events whose Version is 0, and treats a retry of a stored append as success
+// (CommitResult.AlreadyAppended). Commit does the same for several actors at once, all
+// or nothing, including condition-only entries. GetEventsRange reads a version range
+// forward or backward with a limit (LastEvent is the newest event), ReadAllFiltered
+// filters by event type and actor-ID prefix inside the store, and GetSnapshot returns
+// the newest kept snapshot at or below a version (WithSnapshotRetention).
+//
 // Errors: a version conflict is a *VersionConflictError matching ErrVersionConflict, as
-// in the aether Go library; every other failure is an *Error whose Code maps to one sentinel
+// in the aether Go library (from Append and Commit, a *CommitConflictError listing
+// every failed condition, which matches it too); every other failure is an *Error
+// whose Code maps to one sentinel
 // (ErrInvalidEvent, ErrNotFound, ErrCorrupt, ErrStoreClosed, ...) for errors.Is.
 //
 // The store itself is the Rust library libaether, reached through its C ABI

@@ -26,6 +26,7 @@ const (
 	CodeUnavailable     Code = Code(capi.StatusUnavailable)
 	CodeStaleSnapshot   Code = Code(capi.StatusStaleSnapshot)
 	CodeInternal        Code = Code(capi.StatusPanic)
+	CodeUnsupported     Code = Code(capi.StatusUnsupported)
 )
 
 // String is the library's description of the code, e.g. "version conflict".
@@ -70,6 +71,10 @@ var (
 	// ErrInternal: a bug inside the library was caught at the boundary (a Rust
 	// panic). The call did nothing observable; please report the message.
 	ErrInternal = errors.New("aether: internal error")
+	// ErrUnsupported: the store's backend does not implement this operation (Append,
+	// Commit and GetSnapshot on a JetStream store, in this version). Nothing was done; the same call on the same store always fails the
+	// same way.
+	ErrUnsupported = errors.New("aether: unsupported")
 )
 
 // Error is a failure reported by the store (or detected by this package before calling
@@ -79,7 +84,7 @@ var (
 //	var e *aether.Error; errors.As(err, &e) // the code and message
 //
 // both work. Version conflicts are reported as *VersionConflictError instead, as in
-// the aether Go library.
+// the aether Go library (and as *CommitConflictError by Append and Commit).
 type Error struct {
 	Code    Code
 	Message string
@@ -128,6 +133,8 @@ func sentinelOf(c Code) error {
 		return ErrStaleSnapshot
 	case CodeInternal:
 		return ErrInternal
+	case CodeUnsupported:
+		return ErrUnsupported
 	}
 	return nil
 }

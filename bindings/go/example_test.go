@@ -210,3 +210,80 @@ func ExampleStore_SaveEvents() {
 	// 2 a2
 	// events saved: 2
 }
+
+// Optimistic concurrency the KurrentDB way: read the actor's version, decide, and append
+// only if nobody wrote in between. Version 0 lets the store number the events. A retry
+// of an append that succeeded (say, after a timeout) is recognised, not a conflict.
+func ExampleStore_Append() {
+	store, _ := aether.OpenMemory()
+	defer store.Close()
+	now := time.Date(2024, 3, 15, 9, 0, 0, 0, time.UTC)
+
+	opened := &aether.Event{ID: "open-1", EventType: "Opened", ActorID: "account-7", Timestamp: now}
+	r, err := store.Append("account-7", aether.ExpectNoStream(), opened)
+	fmt.Println(r.LastVersion(), r.AlreadyAppended, err)
+
+	r, err = store.Append("account-7", aether.ExpectNoStream(), opened) // the same call again
+	fmt.Println(r.LastVersion(), r.AlreadyAppended, err)
+
+	deposit := &aether.Event{ID: "dep-1", EventType: "Deposited", ActorID: "account-7", Timestamp: now}
+	_, err = store.Append("account-7", aether.ExpectExact(0), deposit) // a stale read
+	var conflict *aether.CommitConflictError
+	if errors.As(err, &conflict) {
+		fmt.Println("current version:", conflict.Conflicts[0].CurrentVersion)
+	}
+	// Output:
+	// 1 false <nil>
+	// 1 true <nil>
+	// current version: 1
+}
+
+// A transfer touches two accounts and must not happen if the customer was closed in the
+// meantime: one commit, all or nothing, with a condition-only entry for the customer.
+// When conditions fail, the error lists every one of them.
+func ExampleStore_Commit() {
+	store, _ := aether.OpenMemory()
+	defer store.Close()
+	now := time.Date(2024, 3, 15, 9, 0, 0, 0, time.UTC)
+	event := func(id, actor string) *aether.Event {
+		return &aether.Event{ID: id, EventType: "Transferred", ActorID: actor, Timestamp: now}
+	}
+	_, _ = store.Append("customer-1", aether.ExpectNoStream(), event("c1", "customer-1"))
+
+	r, err := store.Commit(
+		aether.CommitEntry{ActorID: "account-a", Expected: aether.ExpectAny(), Events: []*aether.Event{event("t1-out", "account-a")}},
+		aether.CommitEntry{ActorID: "account-b", Expected: aether.ExpectAny(), Events: []*aether.Event{event("t1-in", "account-b")}},
+		aether.CommitEntry{ActorID: "customer-1", Expected: aether.ExpectExact(1)},
+	)
+	fmt.Println(r.FirstSequence, r.LastSequence, r.LastVersions, err)
+
+	_, err = store.Commit(
+		aether.CommitEntry{ActorID: "account-a", Expected: aether.ExpectExact(0), Events: []*aether.Event{event("t2-out", "account-a")}},
+		aether.CommitEntry{ActorID: "customer-1", Expected: aether.ExpectNoStream()},
+	)
+	fmt.Println(errors.Is(err, aether.ErrVersionConflict))
+	fmt.Println(err)
+	// Output:
+	// 2 3 [1 1 0] <nil>
+	// true
+	// version conflict: actor "account-a" expected version 0, has version 1; actor "customer-1" expected no stream, has version 1
+}
+
+// The last event of an actor, and a filtered scan of the whole store.
+func ExampleStore_GetEventsRange() {
+	store, _ := aether.OpenMemory()
+	defer store.Close()
+	now := time.Date(2024, 3, 15, 9, 0, 0, 0, time.UTC)
+	for i, t := range []string{"Placed", "Paid", "Shipped"} {
+		e := &aether.Event{ID: fmt.Sprint("o", i), EventType: t, ActorID: "order-1", Timestamp: now}
+		_, _ = store.Append("order-1", aether.ExpectAny(), e)
+	}
+	last, _ := store.GetEventsRange("order-1", aether.Backward(), aether.Limit(1))
+	fmt.Println(last[0].Version, last[0].EventType)
+
+	paid, _ := store.ReadAllFiltered(1, 100, aether.Filter{EventTypes: []string{"Paid"}, ActorPrefix: "order-"})
+	fmt.Println(len(paid), paid[0].Sequence, paid[0].Event.EventType)
+	// Output:
+	// 3 Shipped
+	// 1 2 Paid
+}

@@ -10,6 +10,11 @@ import (
 	"github.com/aether-rs/aether-rs/bindings/go/internal/capi"
 )
 
+// conflictEvent is an event of actor "leak" at version 1, which the test's store has.
+func conflictEvent(ts time.Time) *Event {
+	return &Event{ID: "c", EventType: "T", ActorID: "leak", Version: 1, Timestamp: ts}
+}
+
 // Every buffer, error and notification string the library hands to Go is released:
 // thousands of calls of each kind leave the C heap where it was.
 func TestLibraryMemoryIsReleased(t *testing.T) {
@@ -65,6 +70,41 @@ func TestLibraryMemoryIsReleased(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The appends: commits whose entries the library's shim lays out in C memory, errors
+	// with several failed conditions, range and filtered reads, snapshot history.
+	entries := []CommitEntry{
+		{ActorID: "leak", Expected: ExpectExact(1), Events: []*Event{{ID: "x", EventType: "T", ActorID: "leak", Version: 2, Timestamp: ts}}},
+		{ActorID: "none", Expected: ExpectStreamExists()},
+	}
+	appends := func(i int) {
+		if _, err := s.Commit(entries...); !errors.Is(err, ErrVersionConflict) {
+			t.Fatal(err)
+		}
+		if _, err := s.Append("leak", ExpectExact(0), conflictEvent(ts)); !errors.Is(err, ErrVersionConflict) {
+			t.Fatal(err)
+		}
+		if _, err := s.Append("leak", ExpectExact(-1), conflictEvent(ts)); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatal(err)
+		}
+		if r, err := s.Commit(CommitEntry{ActorID: "leak", Expected: ExpectStreamExists()}); err != nil || r.LastSequence != 0 {
+			t.Fatal(r, err)
+		}
+		if _, err := s.GetEventsRange("leak", FromVersion(int64(i%40)+1), Limit(5), Backward()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetEventsRange("leak", FromVersion(9), ToVersion(8)); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatal(err)
+		}
+		if _, err := s.ReadAllFiltered(0, 10, Filter{EventTypes: []string{"T", "U"}, ActorPrefix: "le"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetSnapshot("leak", 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetSnapshot("leak", 0); !errors.Is(err, ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
 	round := func() {
 		notifications()
 		conflict := &Event{ID: "c", EventType: "T", ActorID: "leak", Version: 1, Timestamp: ts}
@@ -90,6 +130,7 @@ func TestLibraryMemoryIsReleased(t *testing.T) {
 			if _, err := s.PollEventStored(0); err != nil {
 				t.Fatal(err)
 			}
+			appends(i)
 		}
 	}
 	round() // warm up the allocator

@@ -37,6 +37,26 @@ func (panickingBackend) PollOne(int64) (capi.EventStored, *capi.Failure)    { pa
 func (panickingBackend) Flush() *capi.Failure                               { panic(injectedPanic) }
 func (panickingBackend) Metrics() (capi.Metrics, *capi.Failure)             { panic(injectedPanic) }
 
+// The operations of appendBackend, so the Store's appends run over the panicking backend
+// too (the fake itself has none).
+func (panickingBackend) Append(string, int, int64, []byte) (capi.CommitResult, int64, *capi.CommitFailure) {
+	panic(injectedPanic)
+}
+func (panickingBackend) Commit([]byte, []capi.EntrySpec, []int64) (capi.CommitResult, *capi.CommitFailure) {
+	panic(injectedPanic)
+}
+func (panickingBackend) GetEventsRange(string, int64, int64, uint64, int, func([]byte)) *capi.Failure {
+	panic(injectedPanic)
+}
+func (panickingBackend) ReadAllFiltered(uint64, uint64, []string, string, func([]byte)) *capi.Failure {
+	panic(injectedPanic)
+}
+func (panickingBackend) GetSnapshot(string, int64, func([]byte)) *capi.Failure {
+	panic(injectedPanic)
+}
+
+var _ appendBackend = panickingBackend{}
+
 // A panic raised while a call holds the Store's read lock must not leave the lock held:
 // Close, which takes the lock for writing, returns.
 func TestPanicUnderReadLockDoesNotHangClose(t *testing.T) {
@@ -53,6 +73,12 @@ func TestPanicUnderReadLockDoesNotHangClose(t *testing.T) {
 		"PollEventStored":     func(s *Store) { _, _ = s.PollEventStored(0) },
 		"Flush":               func(s *Store) { _ = s.Flush() },
 		"Metrics":             func(s *Store) { _, _ = s.Metrics() },
+		"Append":              func(s *Store) { _, _ = s.Append("a", ExpectAny(), &Event{ID: "e", ActorID: "a"}) },
+		"Commit":              func(s *Store) { _, _ = s.Commit(CommitEntry{ActorID: "a", Expected: ExpectNoStream()}) },
+		"GetEventsRange":      func(s *Store) { _, _ = s.GetEventsRange("a", Backward()) },
+		"LastEvent":           func(s *Store) { _, _ = s.LastEvent("a") },
+		"ReadAllFiltered":     func(s *Store) { _, _ = s.ReadAllFiltered(0, 10, Filter{EventTypes: []string{"T"}}) },
+		"GetSnapshot":         func(s *Store) { _, _ = s.GetSnapshot("a", 1) },
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {

@@ -122,6 +122,20 @@ func WithLockTimeout(d time.Duration) Option {
 	}
 }
 
+// WithSnapshotRetention sets how many snapshots per actor the store keeps (the newest
+// n; older ones are dropped as newer ones are saved), for GetSnapshot; n >= 1, default
+// 3. Sled only.
+func WithSnapshotRetention(n int) Option {
+	return func(o *options) error {
+		if n < 1 || int64(n) > math.MaxUint32 {
+			return newError(CodeInvalidArgument, "snapshot retention is %d; it must be between 1 and %d", n, uint32(math.MaxUint32))
+		}
+		o.sled.SnapshotRetention = uint32(n)
+		o.sledOnly = append(o.sledOnly, "WithSnapshotRetention")
+		return nil
+	}
+}
+
 func applyOptions(opts []Option) (options, error) {
 	var o options
 	for _, opt := range opts {

@@ -19,7 +19,7 @@ release="$target_dir/release"
 out="$target_dir/c-tests"
 # test_jetstream starts its own nats-server (fails without one on PATH unless
 # AETHER_SKIP_JETSTREAM=1); it is quick enough (a few seconds) for all three runs.
-programs=(test_api test_bad_input test_sled test_threads test_cycles test_jetstream)
+programs=(test_api test_appends test_bad_input test_sled test_threads test_cycles test_jetstream)
 
 "$CARGO" build --release -p aether-ffi
 bash crates/aether-ffi/scripts/link-soname.sh

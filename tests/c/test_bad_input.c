@@ -571,6 +571,164 @@ static void test_malformed_jetstream_urls(void) {
   }
 }
 
+/* Bad arguments to the append, commit, range, filtered and snapshot-history functions:
+ * each a clear status naming the problem, outputs untouched, nothing written. */
+static void test_append_bad_input(void) {
+  aether_store *s = open_with_one_event();
+  aether_error *err = NULL;
+  char e2[512], e0[512], b2[512], one[600], mixed[1200], foreign[600];
+  aether_commit_result r = {3, 33, 333};
+  int64_t last = -4, lasts[2] = {-5, -5};
+  uint8_t marker = 0;
+  aether_bytes out = {&marker, 6};
+  aether_commit_entry entries[2];
+  aether_event_filter f;
+  aether_str types[2] = {{(const uint8_t *)"T", 1}, {(const uint8_t *)"\xff", 1}};
+
+  snprintf(one, sizeof(one), "[%s]", EV(e2, "e2", "a", 2));
+  snprintf(mixed, sizeof(mixed), "[%s,%s]", EV(e0, "auto", "a", 0), e2);
+  snprintf(foreign, sizeof(foreign), "[%s]", EV(b2, "b2", "b", 2));
+
+  /* An unknown expected mode. */
+  CHECK_FAILS(aether_append(s, STR("a"), 99, 0, STR(one), &r, &last, &err),
+              AETHER_INVALID_ARGUMENT, err, "expected_mode");
+  CHECK_FAILS(aether_append(s, STR("a"), -1, 0, STR(one), &r, &last, &err),
+              AETHER_INVALID_ARGUMENT, err, "expected_mode");
+  entries[0].actor_id = (const uint8_t *)"a";
+  entries[0].actor_id_len = 1;
+  entries[0].expected_mode = 99;
+  entries[0].expected_version = 0;
+  entries[0].events_json = (const uint8_t *)one;
+  entries[0].events_json_len = strlen(one);
+  CHECK_FAILS(aether_commit(s, entries, 1, &r, lasts, &err), AETHER_INVALID_ARGUMENT, err,
+              "expected_mode");
+  /* A negative exact version. */
+  CHECK_FAILS(aether_append(s, STR("a"), AETHER_EXPECT_EXACT, -1, STR(one), &r, &last, &err),
+              AETHER_INVALID_ARGUMENT, err, "0 or more");
+  entries[0].expected_mode = AETHER_EXPECT_EXACT;
+  entries[0].expected_version = INT64_MIN;
+  CHECK_FAILS(aether_commit(s, entries, 1, &r, lasts, &err), AETHER_INVALID_ARGUMENT, err,
+              "0 or more");
+  /* Version 0 mixed with explicit versions, in either order. */
+  CHECK_FAILS(aether_append(s, STR("a"), AETHER_EXPECT_ANY, 0, STR(mixed), &r, &last, &err),
+              AETHER_INVALID_EVENT, err, "mixed");
+  snprintf(mixed, sizeof(mixed), "[%s,%s]", e2, e0);
+  CHECK_FAILS(aether_append(s, STR("a"), AETHER_EXPECT_ANY, 0, STR(mixed), &r, &last, &err),
+              AETHER_INVALID_EVENT, err, "mixed");
+  /* An event of another actor than the entry's. */
+  CHECK_FAILS(aether_append(s, STR("a"), AETHER_EXPECT_ANY, 0, STR(foreign), &r, &last, &err),
+              AETHER_INVALID_EVENT, err, "actor");
+  /* Two entries for one actor (one condition-only). */
+  entries[0].expected_mode = AETHER_EXPECT_ANY;
+  entries[0].expected_version = 0;
+  entries[1] = entries[0];
+  entries[1].events_json = NULL;
+  entries[1].events_json_len = 0;
+  CHECK_FAILS(aether_commit(s, entries, 2, &r, lasts, &err), AETHER_INVALID_ARGUMENT, err,
+              "two entries");
+  /* No entries. */
+  CHECK_FAILS(aether_commit(s, NULL, 1, &r, lasts, &err), AETHER_INVALID_ARGUMENT, err,
+              "entries");
+  CHECK_FAILS(aether_commit(s, NULL, 0, &r, lasts, &err), AETHER_INVALID_ARGUMENT, err,
+              "entries");
+  CHECK_FAILS(aether_commit(s, entries, 0, &r, lasts, &err), AETHER_INVALID_ARGUMENT, err,
+              "entries_len");
+  /* NULL pointers with a length, in an entry or the call. */
+  entries[1].actor_id = (const uint8_t *)"c";
+  entries[1].events_json_len = 5;
+  CHECK_FAILS(aether_commit(s, entries, 2, &r, lasts, &err), AETHER_INVALID_ARGUMENT, err,
+              "events_json");
+  entries[1].events_json_len = 0;
+  entries[1].actor_id = NULL;
+  CHECK_FAILS(aether_commit(s, entries, 2, &r, lasts, &err), AETHER_INVALID_ARGUMENT, err,
+              "actor_id");
+  CHECK_FAILS(aether_append(s, STR("a"), AETHER_EXPECT_ANY, 0, NULL, 0, &r, &last, &err),
+              AETHER_INVALID_ARGUMENT, err, "events_json");
+  CHECK_FAILS(aether_append(s, NULL, 1, AETHER_EXPECT_ANY, 0, STR(one), &r, &last, &err),
+              AETHER_INVALID_ARGUMENT, err, "actor_id");
+  CHECK_FAILS(aether_append(NULL, STR("a"), AETHER_EXPECT_ANY, 0, STR(one), &r, &last, &err),
+              AETHER_INVALID_ARGUMENT, err, "store");
+  CHECK_FAILS(aether_append(s, STR("\xff"), AETHER_EXPECT_ANY, 0, STR(one), &r, &last, &err),
+              AETHER_INVALID_ARGUMENT, err, "UTF-8");
+  CHECK_FAILS(aether_append(s, STR("a"), AETHER_EXPECT_ANY, 0, STR("[7]"), &r, &last, &err),
+              AETHER_INVALID_EVENT, err, "events");
+  CHECK(r.already_appended == 3 && r.first_sequence == 33 && r.last_sequence == 333);
+  CHECK(last == -4 && lasts[0] == -5 && lasts[1] == -5);
+
+  /* Ranges: reversed, negative from, an unknown direction, NULL outputs. */
+  CHECK_FAILS(aether_get_events_range(s, STR("a"), 5, 4, SIZE_MAX, AETHER_FORWARD, &out, &err),
+              AETHER_INVALID_ARGUMENT, err, "above");
+  CHECK_FAILS(aether_get_events_range(s, STR("a"), -1, 4, SIZE_MAX, AETHER_FORWARD, &out, &err),
+              AETHER_INVALID_ARGUMENT, err, "from_version");
+  CHECK_FAILS(aether_get_events_range(s, STR("a"), 1, 4, SIZE_MAX, 2, &out, &err),
+              AETHER_INVALID_ARGUMENT, err, "direction");
+  CHECK_FAILS(aether_get_events_range(s, STR("a"), 1, 4, SIZE_MAX, -1, &out, &err),
+              AETHER_INVALID_ARGUMENT, err, "direction");
+  CHECK_FAILS(aether_get_events_range(s, STR("a"), 1, 4, 1, AETHER_FORWARD, NULL, &err),
+              AETHER_INVALID_ARGUMENT, err, "events_out");
+  CHECK_FAILS(aether_get_events_range(s, NULL, 1, 1, 4, 1, AETHER_FORWARD, &out, &err),
+              AETHER_INVALID_ARGUMENT, err, "actor_id");
+
+  /* Filters: NULL fields with a nonzero length, a type that is not UTF-8. */
+  memset(&f, 0, sizeof(f));
+  f.event_types_len = 2;
+  CHECK_FAILS(aether_read_all_filtered(s, 1, 10, &f, &out, &err), AETHER_INVALID_ARGUMENT, err,
+              "event_types");
+  f.event_types_len = 0;
+  f.actor_prefix_len = 3;
+  CHECK_FAILS(aether_read_all_filtered(s, 1, 10, &f, &out, &err), AETHER_INVALID_ARGUMENT, err,
+              "actor_prefix");
+  f.actor_prefix_len = 0;
+  f.event_types = types;
+  f.event_types_len = 2;
+  CHECK_FAILS(aether_read_all_filtered(s, 1, 10, &f, &out, &err), AETHER_INVALID_ARGUMENT, err,
+              "event_types");
+  CHECK_FAILS(aether_read_all_filtered(s, 1, 10, NULL, NULL, &err), AETHER_INVALID_ARGUMENT, err,
+              "events_out");
+  CHECK_FAILS(aether_read_all_filtered(NULL, 1, 10, NULL, &out, &err), AETHER_INVALID_ARGUMENT,
+              err, "store");
+
+  /* Snapshot history: NULL pointers. */
+  CHECK_FAILS(aether_get_snapshot(s, STR("a"), 1, NULL, &err), AETHER_INVALID_ARGUMENT, err,
+              "snapshot_out");
+  CHECK_FAILS(aether_get_snapshot(s, NULL, 1, 1, &out, &err), AETHER_INVALID_ARGUMENT, err,
+              "actor_id");
+  CHECK(out.ptr == &marker && out.len == 6);
+
+  /* The conflict accessors refuse NULL, and find nothing in other errors. */
+  {
+    const uint8_t *actor = NULL;
+    size_t len = 0;
+    int mode = -1;
+    int64_t x = 0, y = 0, z = 0;
+    CHECK_STATUS(aether_error_conflict_at(NULL, 0, &actor, &len, &mode, &x, &y, &z),
+                 AETHER_INVALID_ARGUMENT);
+    CHECK(aether_error_conflict_count(NULL) == 0);
+    CHECK_STATUS(aether_append(s, STR("a"), 99, 0, STR(one), NULL, NULL, &err),
+                 AETHER_INVALID_ARGUMENT);
+    CHECK(aether_error_conflict_count(err) == 0);
+    CHECK_STATUS(aether_error_conflict_at(err, 0, &actor, &len, &mode, &x, &y, &z),
+                 AETHER_NOT_FOUND);
+    aether_error_free(err);
+    err = NULL;
+    CHECK_STATUS(aether_append(s, STR("a"), AETHER_EXPECT_EXACT, 7, STR(one), NULL, NULL, &err),
+                 AETHER_VERSION_CONFLICT);
+    CHECK_STATUS(aether_error_conflict_at(err, 0, NULL, &len, &mode, &x, &y, &z),
+                 AETHER_INVALID_ARGUMENT);
+    CHECK_STATUS(aether_error_conflict_at(err, 0, &actor, &len, NULL, &x, &y, &z),
+                 AETHER_INVALID_ARGUMENT);
+    CHECK(mode == -1 && actor == NULL);
+    aether_error_free(err);
+    err = NULL;
+  }
+
+  check_store_unchanged(s);
+  /* Still usable. */
+  CHECK_OK(aether_append(s, STR("a"), AETHER_EXPECT_EXACT, 1, STR(one), &r, &last, NULL));
+  CHECK(r.first_sequence == 2 && last == 2);
+  close_backend(s);
+}
+
 int main(void) {
   int b;
   run_test(test_bad_sled_options);
@@ -586,6 +744,7 @@ int main(void) {
     run_test(test_oversized_event);
     run_test(test_oversized_actor_id);
     run_test(test_out_of_range_numbers);
+    run_test(test_append_bad_input);
   }
   return harness_finish();
 }

@@ -141,7 +141,10 @@ unsafe fn entry_events(
 /// version 0 are given the actor's next versions. `aether_commit()` with one entry.
 ///
 /// Outputs (each may be NULL): `*result_out` (see `aether_commit_result`); on success
-/// `*last_version_out` receives the actor's version after the call (its last event's).
+/// `*last_version_out` receives the version of the last of these events, as written (with
+/// automatic versions, the one assigned) or as found stored by a retry, which is below
+/// the actor's latest if the actor has moved on since; 0 for `[]`, a condition-only
+/// append, which writes nothing.
 ///
 /// A retry of an append that succeeded (same versions and event IDs) returns `AETHER_OK`
 /// with `already_appended` 1; automatic versions are recognised as a retry only under

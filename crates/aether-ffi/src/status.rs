@@ -13,10 +13,12 @@ use std::ffi::{c_char, c_int};
 pub enum aether_status {
     /// Success.
     AETHER_OK = 0,
-    /// The event's version is not strictly greater than the actor's latest version.
-    /// Nothing was written. An expected outcome of optimistic concurrency: reload the
-    /// actor's latest version and retry if appropriate. The actor's current version is
-    /// reported through the call's `current_version_out` and the `aether_error`.
+    /// The event's version is not strictly greater than the actor's latest version, or
+    /// the expected state of an `aether_append()` / `aether_commit()` entry does not
+    /// hold. Nothing was written. An expected outcome of optimistic concurrency: reload
+    /// the actor's latest version and retry if appropriate. The actor's current version
+    /// is reported through the call's `current_version_out` (where it has one) and the
+    /// `aether_error` (every failed condition: `aether_error_conflict_at()`).
     AETHER_VERSION_CONFLICT = 1,
     /// A required pointer was NULL or misaligned, a string was not valid UTF-8, or a
     /// number was out of range (negative `from_version` or `timeout_ms`, unknown

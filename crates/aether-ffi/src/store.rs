@@ -150,13 +150,13 @@ pub struct aether_sled_options {
     /// milliseconds, before failing with `AETHER_LOCKED`; 0 = 2000, otherwise 1 to
     /// 3600000 (one hour).
     pub lock_timeout_ms: u64,
-    /// Snapshots kept per actor (the newest ones; older ones are dropped as newer ones
-    /// are saved); 0 = 3, otherwise 1 to 4294967295.
-    pub snapshot_retention: u32,
+    // No field may be added: programs built against an earlier header allocate the
+    // struct at this size, and the library would read past it. New options come as
+    // arguments of new functions (`aether_store_open_sled_with_snapshot_retention()`).
 }
 
 impl aether_sled_options {
-    fn to_core(self) -> Result<Options, Failure> {
+    fn to_core(self, snapshot_retention: u32) -> Result<Options, Failure> {
         let mut o = Options::default();
         o.durability = match self.durability {
             d if d == aether_durability::AETHER_DURABILITY_DURABLE as c_int => Durability::Durable,
@@ -193,8 +193,8 @@ impl aether_sled_options {
             )?;
             o.lock_timeout = Duration::from_millis(ms);
         }
-        if self.snapshot_retention != 0 {
-            o.snapshot_retention = self.snapshot_retention;
+        if snapshot_retention != 0 {
+            o.snapshot_retention = snapshot_retention;
         }
         // The checks above name the C fields; the core's own check guards the rest.
         o.validate()
@@ -291,6 +291,39 @@ pub unsafe extern "C" fn aether_store_open_sled(
     store_out: *mut *mut aether_store,
     err_out: *mut *mut aether_error,
 ) -> aether_status {
+    // SAFETY: forwarded contract.
+    unsafe { open_sled(path, options, 0, store_out, err_out) }
+}
+
+/// `aether_store_open_sled()` keeping `snapshot_retention` snapshots per actor: the
+/// newest ones, older ones being dropped as newer ones are saved (see
+/// `aether_get_snapshot()`). 0 = 3, what `aether_store_open_sled()` keeps; otherwise 1
+/// to 4294967295.
+///
+/// (An argument rather than a field of `aether_sled_options`, whose size programs built
+/// against earlier headers rely on.) Everything else as for `aether_store_open_sled()`.
+/// Thread-safe.
+#[must_use]
+#[no_mangle]
+pub unsafe extern "C" fn aether_store_open_sled_with_snapshot_retention(
+    path: *const c_char,
+    options: *const aether_sled_options,
+    snapshot_retention: u32,
+    store_out: *mut *mut aether_store,
+    err_out: *mut *mut aether_error,
+) -> aether_status {
+    // SAFETY: forwarded contract.
+    unsafe { open_sled(path, options, snapshot_retention, store_out, err_out) }
+}
+
+/// The body of the sled openers; `snapshot_retention` 0 = the default.
+unsafe fn open_sled(
+    path: *const c_char,
+    options: *const aether_sled_options,
+    snapshot_retention: u32,
+    store_out: *mut *mut aether_store,
+    err_out: *mut *mut aether_error,
+) -> aether_status {
     ffi_guard(unsafe { ErrOut::new(err_out) }, || {
         if path.is_null() {
             return Err(Failure::invalid("path is NULL"));
@@ -307,7 +340,7 @@ pub unsafe extern "C" fn aether_store_open_sled(
         let options = unsafe { options.as_ref() }
             .copied()
             .unwrap_or_default()
-            .to_core()?;
+            .to_core(snapshot_retention)?;
         let store = SledStore::open_with(path, options)?;
         store_out.write(Box::into_raw(Box::new(aether_store::new(Arc::new(store)))));
         Ok(())

@@ -308,7 +308,11 @@ fn every_opener_takes_its_output_last() {
             &decl[..decl.find(')').unwrap()]
         })
         .collect();
-    assert_eq!(declarations.len(), 3, "memory, sled and jetstream openers");
+    assert_eq!(
+        declarations.len(),
+        4,
+        "memory, sled, sled with a snapshot retention, and jetstream openers"
+    );
     for decl in declarations {
         let params: Vec<String> = decl[decl.find('(').unwrap() + 1..]
             .split(',')

@@ -140,7 +140,7 @@ static goaether_open_result goaether_open_memory(size_t capacity) {
 }
 
 static goaether_open_result goaether_open_sled(const char *path, int durability, size_t capacity,
-		uint64_t cache_bytes, uint64_t lock_timeout_ms) {
+		uint64_t cache_bytes, uint64_t lock_timeout_ms, uint32_t snapshot_retention) {
 	goaether_open_result r = {AETHER_OK, NULL, NULL};
 	aether_sled_options o;
 	aether_sled_options_default(&o);
@@ -148,7 +148,8 @@ static goaether_open_result goaether_open_sled(const char *path, int durability,
 	o.event_stored_capacity = capacity;
 	o.cache_capacity_bytes = cache_bytes;
 	o.lock_timeout_ms = lock_timeout_ms;
-	r.status = aether_store_open_sled(path, &o, &r.store, &r.err);
+	r.status = aether_store_open_sled_with_snapshot_retention(path, &o, snapshot_retention,
+		&r.store, &r.err);
 	return r;
 }
 
@@ -234,6 +235,128 @@ static goaether_error_detail goaether_error_details(const aether_error *e) {
 	d.outcome_unknown = aether_error_outcome(e) == AETHER_OUTCOME_UNKNOWN;
 	return d;
 }
+
+// Appends and commits. Inputs arrive as one Go byte blob plus plain-integer specs that
+// locate each string in it, so no Go memory holding Go pointers crosses the boundary
+// (cgo's rule); the shim builds the library's structs, which point into the blob, in C
+// memory for the duration of the call.
+typedef struct {
+	aether_status status;
+	aether_error *err;
+	aether_commit_result result;
+	int64_t last_version;
+} goaether_append_result;
+
+static goaether_append_result goaether_append(const aether_store *s, const uint8_t *actor,
+		size_t actor_len, int mode, int64_t expected_version, const uint8_t *json, size_t len) {
+	goaether_append_result r = {AETHER_OK, NULL, {0, 0, 0}, 0};
+	r.status = aether_append(s, actor, actor_len, mode, expected_version, json, len, &r.result,
+		&r.last_version, &r.err);
+	return r;
+}
+
+typedef struct {
+	size_t actor_off;
+	size_t actor_len;
+	int64_t expected_version;
+	size_t events_off;
+	size_t events_len;
+	int mode;
+	int condition; // nonzero: no events (NULL, 0)
+} goaether_entry_spec;
+
+typedef struct {
+	aether_status status;
+	aether_error *err;
+	aether_commit_result result;
+} goaether_commit_result;
+
+static goaether_commit_result goaether_commit(const aether_store *s, const uint8_t *blob,
+		const goaether_entry_spec *specs, size_t n, int64_t *last_versions) {
+	goaether_commit_result r = {AETHER_OK, NULL, {0, 0, 0}};
+	aether_commit_entry *entries = NULL;
+	size_t i;
+	if (n > 0) {
+		entries = (aether_commit_entry *)calloc(n, sizeof(aether_commit_entry));
+		if (entries == NULL) {
+			r.status = AETHER_STORAGE;
+			return r;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		entries[i].actor_id = blob + specs[i].actor_off;
+		entries[i].actor_id_len = specs[i].actor_len;
+		entries[i].expected_mode = specs[i].mode;
+		entries[i].expected_version = specs[i].expected_version;
+		entries[i].events_json = specs[i].condition ? NULL : blob + specs[i].events_off;
+		entries[i].events_json_len = specs[i].condition ? 0 : specs[i].events_len;
+	}
+	r.status = aether_commit(s, entries, n, &r.result, last_versions, &r.err);
+	free(entries);
+	return r;
+}
+
+static goaether_bytes_result goaether_get_events_range(const aether_store *s, const uint8_t *actor,
+		size_t len, int64_t from, int64_t to, size_t limit, int direction) {
+	goaether_bytes_result r = {AETHER_OK, NULL, {NULL, 0}};
+	r.status = aether_get_events_range(s, actor, len, from, to, limit, direction, &r.bytes, &r.err);
+	return r;
+}
+
+// types: n event types, back to back in blob, with their lengths in type_lens.
+static goaether_bytes_result goaether_read_all_filtered(const aether_store *s, uint64_t from,
+		size_t limit, const uint8_t *blob, const size_t *type_lens, size_t n,
+		const uint8_t *prefix, size_t prefix_len) {
+	goaether_bytes_result r = {AETHER_OK, NULL, {NULL, 0}};
+	aether_event_filter f = {NULL, 0, NULL, 0};
+	aether_str *types = NULL;
+	size_t i, off = 0;
+	if (n > 0) {
+		types = (aether_str *)calloc(n, sizeof(aether_str));
+		if (types == NULL) {
+			r.status = AETHER_STORAGE;
+			return r;
+		}
+		for (i = 0; i < n; i++) {
+			types[i].ptr = blob + off;
+			types[i].len = type_lens[i];
+			off += type_lens[i];
+		}
+		f.event_types = types;
+		f.event_types_len = n;
+	}
+	if (prefix_len > 0) {
+		f.actor_prefix = prefix;
+		f.actor_prefix_len = prefix_len;
+	}
+	r.status = aether_read_all_filtered(s, from, limit, &f, &r.bytes, &r.err);
+	free(types);
+	return r;
+}
+
+static goaether_bytes_result goaether_get_snapshot(const aether_store *s, const uint8_t *actor,
+		size_t len, int64_t at_or_below) {
+	goaether_bytes_result r = {AETHER_OK, NULL, {NULL, 0}};
+	r.status = aether_get_snapshot(s, actor, len, at_or_below, &r.bytes, &r.err);
+	return r;
+}
+
+typedef struct {
+	aether_status status;
+	const uint8_t *actor_id;
+	size_t actor_id_len;
+	int mode;
+	int64_t expected_version;
+	int64_t attempted;
+	int64_t current;
+} goaether_conflict_detail;
+
+static goaether_conflict_detail goaether_conflict_at(const aether_error *e, size_t i) {
+	goaether_conflict_detail d = {AETHER_OK, NULL, 0, 0, 0, 0, 0};
+	d.status = aether_error_conflict_at(e, i, &d.actor_id, &d.actor_id_len, &d.mode,
+		&d.expected_version, &d.attempted, &d.current);
+	return d;
+}
 */
 import "C"
 
@@ -260,6 +383,14 @@ const (
 	StatusUnavailable      = int(C.AETHER_UNAVAILABLE)
 	StatusStaleSnapshot    = int(C.AETHER_STALE_SNAPSHOT)
 	StatusPanic            = int(C.AETHER_PANIC)
+	StatusUnsupported      = int(C.AETHER_UNSUPPORTED)
+	ExpectIncreasing       = int(C.AETHER_EXPECT_INCREASING)
+	ExpectAny              = int(C.AETHER_EXPECT_ANY)
+	ExpectNoStream         = int(C.AETHER_EXPECT_NO_STREAM)
+	ExpectStreamExists     = int(C.AETHER_EXPECT_STREAM_EXISTS)
+	ExpectExact            = int(C.AETHER_EXPECT_EXACT)
+	DirectionForward       = int(C.AETHER_FORWARD)
+	DirectionBackward      = int(C.AETHER_BACKWARD)
 	DurabilityDurable      = int(C.AETHER_DURABILITY_DURABLE)
 	DurabilityBuffered     = int(C.AETHER_DURABILITY_BUFFERED)
 	HeaderVersionMajor     = int(C.AETHER_VERSION_MAJOR)
@@ -280,6 +411,45 @@ type Failure struct {
 	CurrentVersion   int64
 	// OutcomeUnknown: the call may have been applied (aether_error_outcome).
 	OutcomeUnknown bool
+}
+
+// CommitFailure is the Failure of an append or a commit, with every failed condition
+// (aether_error_conflict_at) of a version conflict.
+type CommitFailure struct {
+	Failure
+	Conflicts []Conflict
+}
+
+// Conflict is one failed condition of an append or a commit.
+type Conflict struct {
+	ActorID          string
+	Mode             int
+	ExpectedVersion  int64
+	AttemptedVersion int64
+	CurrentVersion   int64
+}
+
+// commitFailure is failure with every failed condition copied out too.
+func commitFailure(status C.aether_status, e *C.aether_error) *CommitFailure {
+	var conflicts []Conflict
+	if e != nil && status == C.AETHER_VERSION_CONFLICT {
+		n := int(C.aether_error_conflict_count(e))
+		conflicts = make([]Conflict, 0, n)
+		for i := 0; i < n; i++ {
+			d := C.goaether_conflict_at(e, C.size_t(i))
+			if d.status != C.AETHER_OK {
+				break
+			}
+			conflicts = append(conflicts, Conflict{
+				ActorID:          C.GoStringN((*C.char)(unsafe.Pointer(d.actor_id)), C.int(d.actor_id_len)),
+				Mode:             int(d.mode),
+				ExpectedVersion:  int64(d.expected_version),
+				AttemptedVersion: int64(d.attempted),
+				CurrentVersion:   int64(d.current),
+			})
+		}
+	}
+	return &CommitFailure{Failure: *failure(status, e), Conflicts: conflicts}
 }
 
 // failure copies an aether_error into Go memory and frees it.
@@ -355,6 +525,7 @@ type SledOptions struct {
 	EventStoredCapacity uint64
 	CacheCapacityBytes  uint64
 	LockTimeoutMs       uint64
+	SnapshotRetention   uint32 // not a field of aether_sled_options: an opener argument
 }
 
 // OpenSled opens (or creates) a sled store in directory path. path must not contain NUL.
@@ -362,7 +533,7 @@ func OpenSled(path string, o SledOptions) (*Handle, *Failure) {
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	r := C.goaether_open_sled(cpath, C.int(o.Durability), C.size_t(o.EventStoredCapacity),
-		C.uint64_t(o.CacheCapacityBytes), C.uint64_t(o.LockTimeoutMs))
+		C.uint64_t(o.CacheCapacityBytes), C.uint64_t(o.LockTimeoutMs), C.uint32_t(o.SnapshotRetention))
 	if r.status != C.AETHER_OK {
 		return nil, failure(r.status, r.err)
 	}
@@ -514,6 +685,139 @@ func (h *Handle) SaveSnapshot(json []byte) *Failure {
 		return failure(r.status, r.err)
 	}
 	return nil
+}
+
+// CommitResult mirrors aether_commit_result.
+type CommitResult struct {
+	AlreadyAppended bool
+	FirstSequence   uint64
+	LastSequence    uint64
+}
+
+func commitResultOf(r *C.aether_commit_result) CommitResult {
+	return CommitResult{
+		AlreadyAppended: r.already_appended != 0,
+		FirstSequence:   uint64(r.first_sequence),
+		LastSequence:    uint64(r.last_sequence),
+	}
+}
+
+// Append appends a JSON array of the actor's events if the actor meets mode /
+// expectedVersion; returns what it did and the actor's version after the call.
+func (h *Handle) Append(actorID string, mode int, expectedVersion int64, json []byte) (CommitResult, int64, *CommitFailure) {
+	ap, an := stringArg(actorID)
+	p, n := bytesArg(json)
+	r := C.goaether_append(h.p, ap, an, C.int(mode), C.int64_t(expectedVersion), p, n)
+	runtime.KeepAlive(h)
+	runtime.KeepAlive(actorID)
+	runtime.KeepAlive(json)
+	if r.status != C.AETHER_OK {
+		return CommitResult{}, 0, commitFailure(r.status, r.err)
+	}
+	return commitResultOf(&r.result), int64(r.last_version), nil
+}
+
+// EntrySpec locates one commit entry's actor ID and events (a JSON array) in a blob.
+type EntrySpec struct {
+	ActorOff, ActorLen   int
+	Mode                 int
+	ExpectedVersion      int64
+	EventsOff, EventsLen int
+	Condition            bool // no events: a condition-only entry
+}
+
+// Commit commits the entries that specs locate in blob, all or nothing; lastVersions
+// (len(specs) values, or nil) receives each entry's last version on success.
+func (h *Handle) Commit(blob []byte, specs []EntrySpec, lastVersions []int64) (CommitResult, *CommitFailure) {
+	cspecs := make([]C.goaether_entry_spec, len(specs))
+	for i, e := range specs {
+		var condition C.int
+		if e.Condition {
+			condition = 1
+		}
+		cspecs[i] = C.goaether_entry_spec{
+			actor_off:        C.size_t(e.ActorOff),
+			actor_len:        C.size_t(e.ActorLen),
+			expected_version: C.int64_t(e.ExpectedVersion),
+			events_off:       C.size_t(e.EventsOff),
+			events_len:       C.size_t(e.EventsLen),
+			mode:             C.int(e.Mode),
+			condition:        condition,
+		}
+	}
+	p, _ := bytesArg(blob)
+	var sp *C.goaether_entry_spec
+	if len(cspecs) > 0 {
+		sp = &cspecs[0]
+	}
+	var lp *C.int64_t
+	if len(lastVersions) > 0 {
+		if len(lastVersions) < len(specs) {
+			panic("capi.Commit: lastVersions shorter than specs")
+		}
+		lp = (*C.int64_t)(unsafe.Pointer(&lastVersions[0]))
+	}
+	r := C.goaether_commit(h.p, p, sp, C.size_t(len(cspecs)), lp)
+	runtime.KeepAlive(h)
+	runtime.KeepAlive(blob)
+	runtime.KeepAlive(cspecs)
+	runtime.KeepAlive(lastVersions)
+	if r.status != C.AETHER_OK {
+		return CommitResult{}, commitFailure(r.status, r.err)
+	}
+	return commitResultOf(&r.result), nil
+}
+
+// GetEventsRange lends the JSON array of the actor's events in from..=to (at most
+// limit, oldest or newest first) to use.
+func (h *Handle) GetEventsRange(actorID string, from, to int64, limit uint64, direction int, use func(json []byte)) *Failure {
+	p, n := stringArg(actorID)
+	r := C.goaether_get_events_range(h.p, p, n, C.int64_t(from), C.int64_t(to), C.size_t(limit), C.int(direction))
+	runtime.KeepAlive(h)
+	runtime.KeepAlive(actorID)
+	return withBytes(r, use)
+}
+
+// ReadAllFiltered lends read_all's JSON of the events whose type is one of types (any
+// when empty) and whose actor ID starts with prefix to use.
+func (h *Handle) ReadAllFiltered(fromSequence uint64, limit uint64, types []string, prefix string, use func(json []byte)) *Failure {
+	var blob []byte
+	var lens []C.size_t
+	if len(types) > 0 {
+		size := 0
+		for _, t := range types {
+			size += len(t)
+		}
+		blob = make([]byte, 0, size)
+		lens = make([]C.size_t, len(types))
+		for i, t := range types {
+			blob = append(blob, t...)
+			lens[i] = C.size_t(len(t))
+		}
+	}
+	bp, _ := bytesArg(blob)
+	var lp *C.size_t
+	if len(lens) > 0 {
+		lp = &lens[0]
+	}
+	pp, pn := stringArg(prefix)
+	r := C.goaether_read_all_filtered(h.p, C.uint64_t(fromSequence), C.size_t(limit), bp, lp,
+		C.size_t(len(lens)), pp, pn)
+	runtime.KeepAlive(h)
+	runtime.KeepAlive(blob)
+	runtime.KeepAlive(lens)
+	runtime.KeepAlive(prefix)
+	return withBytes(r, use)
+}
+
+// GetSnapshot lends the JSON of the actor's newest kept snapshot at or below atOrBelow
+// to use; StatusNotFound when none is kept.
+func (h *Handle) GetSnapshot(actorID string, atOrBelow int64, use func(json []byte)) *Failure {
+	p, n := stringArg(actorID)
+	r := C.goaether_get_snapshot(h.p, p, n, C.int64_t(atOrBelow))
+	runtime.KeepAlive(h)
+	runtime.KeepAlive(actorID)
+	return withBytes(r, use)
 }
 
 // Flush makes everything saved durable.
