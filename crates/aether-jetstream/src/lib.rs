@@ -104,7 +104,10 @@
 //! the stream's `duplicate_window`, default 2 minutes) and the version check together store
 //! it at most once. Such a retry answers `Ok` if the first attempt did not land and
 //! `VersionConflict` if it did (as every backend answers a second save of a stored version):
-//! reload the actor to see the event. `NotApplied` is stated when nothing was written
+//! reload the actor to see the event. An `append` or `commit` retried answers `Ok` with
+//! [`aether_core::AppendStatus::AlreadyAppended`] and the stored sequences when the first
+//! attempt landed (explicit versions, or automatic ones under `NoStream` / `Exact`), within
+//! the deduplication window or after it. `NotApplied` is stated when nothing was written
 //! (nobody answered the publish, the server refused it, or a read failed). Opening fails
 //! within `connect_timeout` with `Unavailable` when no server answers.
 //!
