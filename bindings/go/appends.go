@@ -268,7 +268,7 @@ func appendEventArray(b []byte, events []*Event) ([]byte, error) {
 // No events, a nil event, events of another actor, Version 0 mixed with explicit
 // versions, or explicit versions that do not increase are ErrInvalidEvent; an unknown
 // mode or a negative ExpectExact version is ErrInvalidArgument. On a store whose backend
-// cannot append this way (a JetStream store today), ErrUnsupported.
+// cannot append this way, ErrUnsupported (every backend in this version can).
 func (s *Store) Append(actorID string, expected Expected, events ...*Event) (CommitResult, error) {
 	if len(events) == 0 {
 		return CommitResult{}, newError(CodeInvalidEvent, "no events to append to actor %q; use Commit with a condition-only entry to check an actor", actorID)

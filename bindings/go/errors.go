@@ -71,8 +71,8 @@ var (
 	// ErrInternal: a bug inside the library was caught at the boundary (a Rust
 	// panic). The call did nothing observable; please report the message.
 	ErrInternal = errors.New("aether: internal error")
-	// ErrUnsupported: the store's backend does not implement this operation (Append,
-	// Commit and GetSnapshot on a JetStream store, in this version). Nothing was done; the same call on the same store always fails the
+	// ErrUnsupported: the store's backend (or its server) does not implement this
+	// operation. Nothing was done; the same call on the same store always fails the
 	// same way.
 	ErrUnsupported = errors.New("aether: unsupported")
 )

@@ -25,8 +25,10 @@
 //! ## Layout
 //!
 //! - **Streams.** Events: `{stream}` (default `AETHER_EVENTS`) on subjects
-//!   `{prefix}.events.>`; snapshots: `{stream}_SNAPSHOTS` on `{prefix}.snapshots.>`, one
-//!   message kept per subject. File storage, `replicas` as configured (default 1). The
+//!   `{prefix}.events.>`; snapshots: `{stream}_SNAPSHOTS` on `{prefix}.snapshots.>`, the
+//!   newest `snapshot_retention + 1` messages kept per subject (the history is the newest
+//!   `snapshot_retention` versions; the extra one lets a same-version replacement be
+//!   published before the replaced message is deleted). File storage, `replicas` as configured (default 1). The
 //!   events stream denies delete and purge: an event store keeps what it acknowledged.
 //! - **Subjects.** One per actor: `{prefix}.events.a{base64url(actor ID)}`, or
 //!   `{prefix}.events.h{hex(SHA-256(actor ID))}` for IDs over 192 bytes (NATS limits a
@@ -40,12 +42,18 @@
 //!   `jetstream { limits { batch { max_msgs: 10000 } } }` (1,000 by default); the README's
 //!   server configuration sets both. A server with less refuses with an `InvalidInput`
 //!   naming the setting.
-//! - **Headers.** `Nats-Msg-Id` = the event's ID (as is when it is printable ASCII of up to
-//!   128 bytes, else `b64:` + base64url, or `sha256:` + hex for longer IDs);
+//! - **Headers.** `Nats-Msg-Id` = `e1:` + hex(SHA-256 of the actor ID, version and event
+//!   ID): an event is identified by its actor and version, so the server's deduplication
+//!   drops exactly a retry, and an ID reused at another version is stored (as on every
+//!   backend);
 //!   `Nats-Expected-Last-Subject-Sequence` = the stream sequence of the actor's last message
-//!   (0: none), on a single event and on the first message of a batch (the server allows no
-//!   expectation on a subject its batch already wrote, and the batch is stored contiguously
-//!   or not at all, so the first check covers it); on batches `Nats-Batch-Id`,
+//!   (0: none), on a single event and on each actor's first message of a batch (the server
+//!   allows no expectation on a subject its batch already wrote, and the batch is stored
+//!   contiguously or not at all, so the first check covers the actor); a commit's
+//!   condition-only entries ride on its other messages with
+//!   `Nats-Expected-Last-Subject-Sequence-Subject` naming the condition's actor, or, when
+//!   too few messages are free, are covered by `Nats-Expected-Last-Sequence` (the stream's
+//!   end as read with the actors) on the first message; on batches `Nats-Batch-Id`,
 //!   `Nats-Batch-Sequence` and, on the last, `Nats-Batch-Commit: 1`.
 //! - **Streams an existing deployment made.** At open an existing stream is checked against
 //!   the settings the contract rests on (subjects, `allow_atomic`, `deny_delete`,
@@ -96,7 +104,10 @@
 //! the stream's `duplicate_window`, default 2 minutes) and the version check together store
 //! it at most once. Such a retry answers `Ok` if the first attempt did not land and
 //! `VersionConflict` if it did (as every backend answers a second save of a stored version):
-//! reload the actor to see the event. `NotApplied` is stated when nothing was written
+//! reload the actor to see the event. An `append` or `commit` retried answers `Ok` with
+//! [`aether_core::AppendStatus::AlreadyAppended`] and the stored sequences when the first
+//! attempt landed (explicit versions, or automatic ones under `NoStream` / `Exact`), within
+//! the deduplication window or after it. `NotApplied` is stated when nothing was written
 //! (nobody answered the publish, the server refused it, or a read failed). Opening fails
 //! within `connect_timeout` with `Unavailable` when no server answers.
 //!

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aether_core::notify::DEFAULT_CHANNEL_CAPACITY;
-use aether_core::{Error, Limits, Result};
+use aether_core::{Error, Limits, Result, DEFAULT_SNAPSHOT_RETENTION};
 
 /// How to reach and lay out the store on a NATS JetStream server or cluster.
 #[derive(Debug, Clone)]
@@ -34,6 +34,10 @@ pub struct JetStreamOptions {
     /// it: a save retried with the same event ID within it is stored at most once.
     /// Default 2 minutes (JetStream's default).
     pub duplicate_window: Duration,
+    /// Snapshots kept per actor (the newest by version); default
+    /// [`DEFAULT_SNAPSHOT_RETENTION`]. The snapshot stream keeps one message more per
+    /// actor; opening a store updates an existing snapshot stream to this setting.
+    pub snapshot_retention: u32,
 }
 
 impl Default for JetStreamOptions {
@@ -48,6 +52,7 @@ impl Default for JetStreamOptions {
             event_stored_capacity: DEFAULT_CHANNEL_CAPACITY,
             limits: Limits::default(),
             duplicate_window: Duration::from_secs(120),
+            snapshot_retention: DEFAULT_SNAPSHOT_RETENTION,
         }
     }
 }
@@ -95,6 +100,12 @@ impl JetStreamOptions {
         }
         if self.connect_timeout.is_zero() || self.request_timeout.is_zero() {
             return invalid("timeout", "timeouts must be positive");
+        }
+        if self.snapshot_retention == 0 || self.snapshot_retention == u32::MAX {
+            return invalid(
+                "snapshot_retention",
+                "must be between 1 and 4294967294 (snapshots kept per actor)",
+            );
         }
         aether_core::notify::check_channel_capacity(
             "event_stored_capacity",

@@ -8,7 +8,8 @@
 //!   for IDs of up to [`MAX_INLINE_ACTOR_ID`] bytes and `h` + hex(SHA-256(actor ID)) for
 //!   longer ones (a NATS control line is limited to 4 KiB by default). Either way the token
 //!   uses only `[A-Za-z0-9_-]`, so IDs holding `.`, `*`, `>`, spaces or NUL are safe.
-//! - Headers: `Nats-Msg-Id` (deduplication of retries) on every message,
+//! - Headers: `Nats-Msg-Id` (deduplication of retries: a hash of actor, version and event
+//!   ID, see [`msg_id`]) on every message,
 //!   `Nats-Expected-Last-Subject-Sequence` (the version check) on a single event and on the
 //!   first message of a batch, and the batch headers on batches. The server keeps every
 //!   header of a publish and a consumer parses each on every read, so a single save
@@ -26,6 +27,12 @@ use aether_core::Event;
 pub const HDR_MSG_ID: &str = "Nats-Msg-Id";
 /// NATS: reject unless the last sequence on this message's subject is this (0: none).
 pub const HDR_EXPECTED_LAST_SUBJECT_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
+/// NATS: make the `Nats-Expected-Last-Subject-Sequence` check on this subject instead of
+/// the message's own (how a commit checks an actor it does not write to).
+pub const HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: &str =
+    "Nats-Expected-Last-Subject-Sequence-Subject";
+/// NATS: reject unless the stream's last sequence is this (first message of a batch only).
+pub const HDR_EXPECTED_LAST_SEQ: &str = "Nats-Expected-Last-Sequence";
 /// NATS atomic batch (2.12+): the batch's ID, at most 64 characters.
 pub const HDR_BATCH_ID: &str = "Nats-Batch-Id";
 /// NATS atomic batch: the message's place in its batch, from 1, without gaps.
@@ -35,9 +42,6 @@ pub const HDR_BATCH_COMMIT: &str = "Nats-Batch-Commit";
 
 /// Actor IDs up to this many bytes appear (base64url-encoded) in the subject.
 pub const MAX_INLINE_ACTOR_ID: usize = 192;
-/// Event IDs up to this many bytes are their own `Nats-Msg-Id`; longer ones are hashed, so
-/// the headers of a message stay small whatever the event (see [`MAX_HEADER_BYTES`]).
-pub const MAX_INLINE_MSG_ID: usize = 128;
 /// An upper bound on the header block of any message this store publishes: the
 /// `max_payload` a server needs is the largest event plus this.
 pub const MAX_HEADER_BYTES: usize = 1024;
@@ -63,25 +67,26 @@ fn sha256_hex(s: &str) -> String {
     t
 }
 
-/// A `Nats-Msg-Id` value for an event ID. IDs that are plain printable ASCII of up to
-/// [`MAX_INLINE_MSG_ID`] bytes are used as they are; other short ones are written `b64:` +
-/// base64url, so no ID can break the header block; long ones are `sha256:` + hex of the
-/// ID's SHA-256, so a header never grows with the event.
-pub fn msg_id(event_id: &str) -> String {
-    let plain = !event_id.is_empty()
-        && event_id.bytes().all(|b| (0x21..0x7f).contains(&b))
-        && !event_id.starts_with("b64:")
-        && !event_id.starts_with("sha256:");
-    if event_id.len() > MAX_INLINE_MSG_ID {
-        format!("sha256:{}", sha256_hex(event_id))
-    } else if plain {
-        event_id.to_owned()
-    } else {
-        format!(
-            "b64:{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(event_id)
-        )
+/// The `Nats-Msg-Id` of an event: `e1:` + hex(SHA-256(actor ID, version, event ID)),
+/// each part length-prefixed. An event's identity is (actor, version): the server's
+/// deduplication then drops exactly a retry (the same actor, version and ID within the
+/// stream's `duplicate_window`) and nothing else. An ID reused at another version or by
+/// another actor is a different message and is stored, as on every backend; the same
+/// version with another ID is refused by the version check (a conflict). Fixed length,
+/// printable, whatever the event ID holds.
+pub fn msg_id(actor_id: &str, version: i64, event_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update((actor_id.len() as u64).to_be_bytes());
+    h.update(actor_id.as_bytes());
+    h.update(version.to_be_bytes());
+    h.update((event_id.len() as u64).to_be_bytes());
+    h.update(event_id.as_bytes());
+    let mut t = String::with_capacity(3 + 64);
+    t.push_str("e1:");
+    for b in h.finalize() {
+        t.push_str(&format!("{b:02x}"));
     }
+    t
 }
 
 /// The bytes a header block takes on the wire (`NATS/1.0\r\n`, each `Name: value\r\n`,
@@ -131,11 +136,20 @@ pub fn decode_head(payload: &[u8]) -> Result<EventHead, String> {
 }
 
 /// Whether a message is one this store published for `event` (its `Nats-Msg-Id` names the
-/// event), so its payload is the canonical JSON this store wrote.
-pub fn published_by_us(headers: Option<&HeaderMap>, event_id: &str) -> bool {
+/// event's actor, version and ID), so its payload is the canonical JSON this store wrote.
+pub fn published_by_us(headers: Option<&HeaderMap>, event: &Event) -> bool {
     headers
         .and_then(|h| h.get(HDR_MSG_ID))
-        .is_some_and(|v| v.as_str() == msg_id(event_id))
+        .is_some_and(|v| v.as_str() == msg_id(&event.actor_id, event.version, &event.id))
+}
+
+/// The actor ID a subject token spells, when it is inline (`a` + base64url); `None` for a
+/// hashed token (the ID is then only in the payload).
+pub fn actor_of_token(token: &str) -> Option<Vec<u8>> {
+    let b64 = token.strip_prefix('a')?;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64)
+        .ok()
 }
 
 /// A message read from a stream (by direct get or a consumer).
@@ -172,21 +186,29 @@ mod tests {
     }
 
     #[test]
-    fn msg_ids_are_header_safe_short_and_injective() {
-        assert_eq!(msg_id("e-1"), "e-1");
-        let long_a = "a".repeat(MAX_INLINE_MSG_ID + 1);
-        let long_b = "a".repeat(1 << 20);
-        let odd = [
-            "a b", "x\r\ny", "ü", "", "b64:abc", "sha256:x", &long_a, &long_b,
+    fn msg_ids_name_actor_version_and_id_and_are_header_safe() {
+        let long = "a".repeat(1 << 20);
+        let cases = [
+            ("a", 1, "e-1"),
+            ("a", 2, "e-1"),
+            ("b", 1, "e-1"),
+            ("a", 1, "e-2"),
+            ("a1", 1, "e"),
+            ("a", 1, "1e"),
+            ("a", 1, "x\r\ny"),
+            ("a", 1, ""),
+            ("a", 1, &long),
         ];
         let mut seen = std::collections::HashSet::new();
-        for id in odd {
-            let m = msg_id(id);
-            assert!(m.starts_with("b64:") || m.starts_with("sha256:"), "{m}");
+        for (actor, version, id) in cases {
+            let m = msg_id(actor, version, id);
+            assert_eq!(m, msg_id(actor, version, id));
+            assert!(m.starts_with("e1:") && m.len() == 67, "{m}");
             assert!(m.bytes().all(|b| (0x21..0x7f).contains(&b)));
-            assert!(m.len() <= 200);
             assert!(seen.insert(m));
         }
+        assert_eq!(actor_of_token(&actor_token("a.b")).unwrap(), b"a.b");
+        assert!(actor_of_token(&actor_token(&"x".repeat(300))).is_none());
     }
 
     #[test]

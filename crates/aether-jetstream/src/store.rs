@@ -14,9 +14,12 @@ use crossbeam_channel::Receiver;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use aether_core::append::{already_appended, check_commit, Rule, StoredId};
 use aether_core::notify::Notifier;
+use aether_core::store::push_sequenced_prefix;
 use aether_core::{
-    ActorSnapshot, Error, Event, EventBus, EventStore, EventStored, Metrics, MetricsSnapshot,
+    ActorSnapshot, AppendStatus, CommitEntry, Committed, Direction, Error, Event, EventBus,
+    EventFilter, EventRange, EventStore, EventStored, ExpectedState, Metrics, MetricsSnapshot,
     Outcome, ReplayError, ReplayResult, Result, SequencedEvent, SnapshotStore, Timestamp,
 };
 
@@ -47,6 +50,10 @@ const ERR_BATCH_TOO_LARGE: u64 = 10199;
 const ERR_BATCH_DUPLICATE: u64 = 10201;
 /// JetStream: "atomic publish too many inflight" (per stream, or per server).
 const ERR_BATCH_TOO_MANY_INFLIGHT: u64 = 10210;
+/// A read of an actor from a version up to this one scans the actor from its first
+/// message; past it, the first message to read is found by a binary search over the
+/// stream (one get per step, about log2 of the stream's length).
+const SCAN_FROM_START_VERSIONS: i64 = 64;
 /// How long the stream follower may deliver nothing while a save of this process waits
 /// for it before it is recreated.
 const FOLLOWER_STALL: Duration = Duration::from_millis(300);
@@ -362,6 +369,12 @@ fn check_stream_config(
             ));
         }
     }
+    if !is_events && flag("deny_delete") {
+        wrong.push(
+            "deny_delete is true (needs false: a snapshot replaced by one of the same version is deleted)"
+                .into(),
+        );
+    }
     if is_events {
         if !flag("allow_atomic") {
             wrong.push(
@@ -619,7 +632,10 @@ impl JetStreamStore {
             "storage": "file",
             "num_replicas": self.opts.replicas,
             "duplicate_window": self.opts.duplicate_window.as_nanos() as u64,
-            "max_msgs_per_subject": 1,
+            // One more than the history kept, so replacing the newest snapshot by one
+            // of the same version (publish, then delete the old) never drops an older
+            // version first; readers take the newest `snapshot_retention` versions.
+            "max_msgs_per_subject": i64::from(self.opts.snapshot_retention) + 1,
             "max_msg_size": -1,
             "discard": "old",
         });
@@ -656,6 +672,17 @@ impl JetStreamStore {
                 Err(e) => return Err(api_unavailable(op, &name, &e)),
             };
             check_stream_config(&name, &config, &info["config"], is_events)?;
+            if !is_events
+                && info["config"]["max_msgs_per_subject"] != config["max_msgs_per_subject"]
+            {
+                // Snapshot retention is this store's setting: a stream made with another
+                // (or by a release that kept one snapshot per actor) is updated to it.
+                let mut updated = info["config"].clone();
+                updated["max_msgs_per_subject"] = config["max_msgs_per_subject"].clone();
+                self.api(format!("$JS.API.STREAM.UPDATE.{name}"), updated, op)
+                    .await?
+                    .map_err(|e| api_unavailable(op, &name, &e))?;
+            }
             if is_events {
                 last = info["state"]["last_seq"].as_u64().unwrap_or(0);
             }
@@ -947,6 +974,244 @@ impl JetStreamStore {
         Ok((bad, causes))
     }
 
+    /// The actor's events in `range` with the messages that hold them, in the range's
+    /// direction, at most its limit.
+    ///
+    /// - The last event (a backward read of one) is one get of the actor's last message
+    ///   at the stream leader.
+    /// - Otherwise one ordered consumer on the actor's subject reads versions
+    ///   `from..=to`, starting at the actor's first message with a version of at least
+    ///   `from` (found by a binary search over stream sequences, one get per step, when
+    ///   `from` is past the first few versions) and stopping past `to`.
+    /// - A backward read with a limit `n` first reads the versions `last - n + 1..`
+    ///   (all of them when the actor's versions have no gaps), widening the window only
+    ///   while it holds fewer than `n` events.
+    ///
+    /// A message that does not decode is an [`Error::Corrupt`], as in `get_events`.
+    fn range_records(
+        &self,
+        actor_id: &str,
+        range: &EventRange,
+        operation: &'static str,
+    ) -> Result<Vec<(RawRecord, Event)>> {
+        range.check()?;
+        if range.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let subject = self.names.events_subject(actor_id);
+        self.block_on(async {
+            let Some(last) = self.last_on(&subject, operation).await? else {
+                return Ok(Vec::new());
+            };
+            let last_event = match record::decode_event(&last.payload) {
+                Ok(e) if e.actor_id == actor_id => Some(e),
+                Ok(_) => None,
+                Err(cause) => return Err(self.corrupt(&last, cause)),
+            };
+            let last_seq = last.seq;
+            let mut from = range.from;
+            if let Some(e) = &last_event {
+                if e.version < range.from {
+                    return Ok(Vec::new());
+                }
+                if range.direction == Direction::Backward {
+                    if range.limit == 1 && e.version <= range.to {
+                        return Ok(vec![(last, last_event.expect("checked above"))]);
+                    }
+                    // The newest `limit` events: try the narrowest window that can hold
+                    // them, then wider ones.
+                    let top = e.version.min(range.to);
+                    let mut width = i64::try_from(range.limit).unwrap_or(i64::MAX);
+                    loop {
+                        from = range.from.max(top.saturating_sub(width).saturating_add(1));
+                        let mut got = self
+                            .versions_forward(
+                                &subject,
+                                actor_id,
+                                from,
+                                range.to,
+                                last_seq,
+                                usize::MAX,
+                                operation,
+                            )
+                            .await?;
+                        if got.len() >= range.limit || from == range.from {
+                            got.reverse();
+                            got.truncate(range.limit);
+                            return Ok(got);
+                        }
+                        width = width.saturating_mul(4);
+                    }
+                }
+            }
+            let mut got = self
+                .versions_forward(
+                    &subject,
+                    actor_id,
+                    from,
+                    range.to,
+                    last_seq,
+                    usize::MAX,
+                    operation,
+                )
+                .await?;
+            if range.direction == Direction::Backward {
+                got.reverse();
+            }
+            got.truncate(range.limit);
+            Ok(got)
+        })
+    }
+
+    /// The actor's events with versions `from..=to`, oldest first, at most `limit`, read
+    /// with one ordered consumer on its subject up to stream sequence `last`.
+    #[allow(clippy::too_many_arguments)]
+    async fn versions_forward(
+        &self,
+        subject: &str,
+        actor_id: &str,
+        from: i64,
+        to: i64,
+        last: u64,
+        limit: usize,
+        operation: &'static str,
+    ) -> Result<Vec<(RawRecord, Event)>> {
+        let start = self
+            .first_at_version(subject, actor_id, from, last, operation)
+            .await?;
+        let mut out = Vec::new();
+        let mut failure = None;
+        self.scan(subject, start, last, operation, |rec| {
+            let e = match record::decode_event(&rec.payload) {
+                Ok(e) => e,
+                Err(cause) => {
+                    failure = Some(self.corrupt(&rec, cause));
+                    return false;
+                }
+            };
+            if e.actor_id != actor_id || e.version < from {
+                return true;
+            }
+            if e.version > to {
+                return false;
+            }
+            out.push((rec, e));
+            out.len() < limit
+        })
+        .await?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// The stream sequence to read an actor from to meet its first event with a version of
+    /// at least `version`: 1 for the first [`SCAN_FROM_START_VERSIONS`] versions (a scan
+    /// from the start is cheaper than the gets), else found by a binary search over
+    /// `1..=last` with gets of "the actor's next message from sequence s" (versions grow
+    /// with the stream sequence). A message that does not decode ends the search where it
+    /// is, so the scan meets it and reports it.
+    async fn first_at_version(
+        &self,
+        subject: &str,
+        actor_id: &str,
+        version: i64,
+        last: u64,
+        operation: &'static str,
+    ) -> Result<u64> {
+        if version <= SCAN_FROM_START_VERSIONS {
+            return Ok(1);
+        }
+        // Invariant: every message of the actor before `lo` has a version below `version`,
+        // and the actor's first message at or after `hi` has at least `version` (`last`
+        // is the actor's last message, whose version the callers checked).
+        let (mut lo, mut hi) = (1u64, last);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let next = self
+                .msg_get(
+                    &self.names.stream,
+                    serde_json::json!({ "seq": mid, "next_by_subj": subject }),
+                    operation,
+                )
+                .await?;
+            let Some(rec) = next else { return Ok(lo) };
+            match record::decode_head(&rec.payload) {
+                Ok(h) if h.actor_id == actor_id && h.version < version => lo = rec.seq + 1,
+                // No message of the actor in `mid..rec.seq`: reading from `mid` meets it.
+                Ok(h) if h.actor_id == actor_id => hi = mid,
+                _ => return Ok(lo),
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Up to `limit` events from stream sequence `from` that pass `filter`, each with its
+    /// message. The filter is applied to the stored bytes before decoding: the actor ID
+    /// comes from the subject (or, for hashed subjects, the message's head) and the event
+    /// type from the stored JSON; only events that pass are decoded. A message that does
+    /// not decode and is not ruled out by the filter is an [`Error::Corrupt`].
+    fn filtered_records(
+        &self,
+        from_sequence: u64,
+        limit: usize,
+        filter: &EventFilter,
+        operation: &'static str,
+    ) -> Result<Vec<(RawRecord, Event)>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let raw = filter.raw();
+        let from = from_sequence.max(1);
+        self.block_on(async {
+            let Some(last) = self.last_on(&self.names.events_all, operation).await? else {
+                return Ok(Vec::new());
+            };
+            if from > last.seq {
+                return Ok(Vec::new());
+            }
+            let mut out = Vec::with_capacity(limit.min(4096));
+            let mut failure: Option<Error> = None;
+            self.scan(&self.names.events_all, from, last.seq, operation, |rec| {
+                if !filter.actor_prefix.is_empty() || !filter.event_types.is_empty() {
+                    let token = rec
+                        .subject
+                        .strip_prefix(self.names.events_prefix.as_str())
+                        .unwrap_or_default();
+                    let actor = match record::actor_of_token(token) {
+                        Some(a) => Some(a),
+                        None => record::decode_head(&rec.payload)
+                            .ok()
+                            .map(|h| h.actor_id.into_bytes()),
+                    };
+                    if let Some(actor) = actor {
+                        if !raw.matches(&actor, &rec.payload) {
+                            return true;
+                        }
+                    }
+                }
+                match record::decode_event(&rec.payload) {
+                    Ok(event) if filter.matches(&event) => out.push((rec, event)),
+                    Ok(_) => {}
+                    Err(cause) => {
+                        failure = Some(Error::Corrupt {
+                            sequence: rec.seq,
+                            location: self.corrupt_location(&rec),
+                            cause,
+                        });
+                        return false;
+                    }
+                }
+                out.len() < limit
+            })
+            .await?;
+            match failure {
+                Some(e) => Err(e),
+                None => Ok(out),
+            }
+        })
+    }
+
     /// The first malformed record as the error a plain replay reports.
     fn first_corrupt(
         &self,
@@ -965,6 +1230,14 @@ impl JetStreamStore {
         Ok(())
     }
 
+    fn corrupt(&self, rec: &RawRecord, cause: String) -> Error {
+        Error::Corrupt {
+            sequence: rec.seq,
+            location: self.corrupt_location(rec),
+            cause,
+        }
+    }
+
     fn corrupt_location(&self, rec: &RawRecord) -> String {
         format!(
             "stream {} sequence {}, subject {}",
@@ -981,22 +1254,47 @@ impl JetStreamStore {
         Ok(())
     }
 
+    /// The seed's saves: one entry under [`Rule::Seed`] (versions as given, a conflict is
+    /// a `VersionConflict`, no retry detection). Returns the last event's sequence.
     fn append(&self, events: &[Event], operation: &'static str) -> Result<u64> {
-        self.check_open()?;
+        self.opts.limits.check_batch(events)?;
+        let entry = CommitEntry::new(&events[0].actor_id, ExpectedState::Increasing, events);
+        Ok(self.write(&[entry], Rule::Seed, operation)?.last_sequence)
+    }
+
+    /// Encode each entry's events at the versions they take when its actor's latest is
+    /// `latest[i]`, checking the store's limits and the server's `max_payload`.
+    fn encode(
+        &self,
+        entries: &[CommitEntry<'_>],
+        latest: &[i64],
+        rule: Rule,
+    ) -> Result<Vec<Vec<Bytes>>> {
         let limits = &self.opts.limits;
-        limits.check_batch(events)?;
-        let encoded = events
+        let mut total = 0;
+        let mut largest = 0;
+        let mut count = 0;
+        let encoded = entries
             .iter()
-            .map(|e| {
-                let json = e.to_json();
-                limits.check_record_len("event", json.len())?;
-                Ok(Bytes::from(json))
+            .zip(latest)
+            .map(|(entry, &l)| {
+                (0..entry.events.len())
+                    .map(|i| {
+                        let mut json = Vec::with_capacity(256);
+                        entry.events[i]
+                            .write_json_at_version(rule.version_at(entry, i, l), &mut json);
+                        limits.check_record_len("event", json.len())?;
+                        total += json.len();
+                        largest = largest.max(json.len());
+                        count += 1;
+                        Ok(Bytes::from(json))
+                    })
+                    .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
-        limits.check_batch_bytes(encoded.iter().map(Bytes::len).sum())?;
-        let field = if events.len() == 1 { "event" } else { "events" };
-        let largest = encoded.iter().map(Bytes::len).max().unwrap_or(0);
+        limits.check_batch_bytes(total)?;
         if largest + record::MAX_HEADER_BYTES > self.max_payload {
+            let field = if count == 1 { "event" } else { "events" };
             return Err(invalid(
                 field,
                 format!(
@@ -1008,130 +1306,226 @@ impl JetStreamStore {
                 ),
             ));
         }
-        let first = &events[0];
-        let last_version = events[events.len() - 1].version;
-        let count = events.len() as u64;
-        let actor_id = first.actor_id.as_str();
-        let subject = self.names.events_subject(actor_id);
-        let metrics = self.shared.metrics();
+        Ok(encoded)
+    }
+
+    /// The entries' actors as they are now, read at the stream leader: per entry (the
+    /// stream sequence of its last message, its version), and the stream's last sequence
+    /// `L` they are all true at (no actor's last message is past `L`), so a conflict is
+    /// reported as one state of the store, and a commit expecting `L` is checked against
+    /// exactly what was read.
+    fn read_tails(
+        &self,
+        entries: &[CommitEntry<'_>],
+        subjects: &[String],
+        operation: &'static str,
+    ) -> Result<(u64, Vec<(u64, i64)>)> {
         let give_up = Instant::now() + self.opts.request_timeout * 4;
-        // Set when `known` comes straight from the server rather than from the cache.
-        let mut fresh: Option<(u64, i64)> = None;
         loop {
-            let cached = self.shared.tail().actors.get(&subject).copied();
-            let was_fresh = fresh.is_some();
-            // An actor this process has not seen is assumed new; if it is not, the server
-            // says so (wrong last subject sequence) and we read it.
-            let (subject_seq, current) = fresh.take().or(cached).unwrap_or((0, 0));
-            if first.version <= current {
-                if !was_fresh {
-                    // Report the version as it is now, not as this process last saw it.
-                    let now = self.block_on(self.actor_tail(actor_id, &subject, operation))?;
-                    self.shared.tail().remember(&subject, now.0, now.1);
-                    fresh = Some(now);
-                    continue;
+            let (last, tails) = self.block_on(async {
+                let last = self
+                    .last_on(&self.names.events_all, operation)
+                    .await?
+                    .map_or(0, |r| r.seq);
+                let tails = futures_util::future::try_join_all(
+                    entries
+                        .iter()
+                        .zip(subjects)
+                        .map(|(e, s)| self.actor_tail(e.actor_id, s, operation)),
+                )
+                .await?;
+                Ok::<_, Error>((last, tails))
+            })?;
+            {
+                let mut t = self.shared.tail();
+                for (s, &(seq, version)) in subjects.iter().zip(&tails) {
+                    if seq > 0 {
+                        t.remember(s, seq, version);
+                    }
                 }
-                metrics.add_conflict();
-                return Err(Error::VersionConflict {
-                    actor_id: actor_id.to_owned(),
-                    attempted_version: first.version,
-                    current_version: current,
+            }
+            if tails.iter().all(|&(seq, _)| seq <= last) {
+                return Ok((last, tails));
+            }
+            // Saves landed between the reads: read again for one consistent state.
+            if Instant::now() >= give_up {
+                return Err(Error::Timeout {
+                    operation,
+                    outcome: Outcome::NotApplied,
                 });
             }
-            let ack = self.publish(events, &encoded, &subject, subject_seq, operation)?;
+        }
+    }
+
+    /// Whether a commit whose conditions failed is already stored (see
+    /// [`already_appended`]): the actors' events at the retried versions, read back.
+    fn stored_retry(
+        &self,
+        entries: &[CommitEntry<'_>],
+        operation: &'static str,
+    ) -> Result<Option<Committed>> {
+        already_appended(entries, |entry, first, last| {
+            let stored =
+                self.range_records(entry.actor_id, &EventRange::new(first, last), operation)?;
+            Ok(stored
+                .into_iter()
+                .map(|(rec, e)| StoredId {
+                    version: e.version,
+                    sequence: rec.seq,
+                    same_id: entry
+                        .events
+                        .get((e.version - first) as usize)
+                        .is_some_and(|mine| mine.id == e.id),
+                })
+                .collect())
+        })
+    }
+
+    /// The one write path of the seed's saves and of commits: check `rule`'s conditions
+    /// against the actors' last messages, and publish every event as one message (a
+    /// single publish, or one atomic batch for several), each actor's first message
+    /// expecting the actor's last stream sequence, so the server stores the commit only if
+    /// no actor moved since it was checked.
+    ///
+    /// A condition-only entry is checked by the server too: its expectation rides on a
+    /// message of the commit that carries none of its own (not an actor's first), with
+    /// `Nats-Expected-Last-Subject-Sequence-Subject` naming the condition's actor. When the
+    /// commit has fewer such messages than conditions, the first message also expects the
+    /// stream's last sequence as read with the actors: sound, but it is refused (and the
+    /// commit retried) whenever any other save lands between the read and the commit. A
+    /// commit of conditions only writes nothing: one consistent read decides it.
+    fn write(
+        &self,
+        entries: &[CommitEntry<'_>],
+        rule: Rule,
+        operation: &'static str,
+    ) -> Result<Committed> {
+        self.check_open()?;
+        let automatic = |e: &CommitEntry<'_>| rule == Rule::Expected && e.automatic();
+        let subjects: Vec<String> = entries
+            .iter()
+            .map(|e| self.names.events_subject(e.actor_id))
+            .collect();
+        let with_events = entries.iter().filter(|e| !e.events.is_empty()).count();
+        let count: usize = entries.iter().map(|e| e.events.len()).sum();
+        let conditions = entries.len() - with_events;
+        // Conditions beyond the messages that can carry them: expect the stream's end.
+        let stream_wide = conditions > count - with_events;
+        let metrics = self.shared.metrics();
+        let give_up = Instant::now() + self.opts.request_timeout * 4;
+        // An actor this process has not seen is assumed new; if it is not, the server says
+        // so (wrong last subject sequence) and it is read.
+        let mut stream_last = 0;
+        let mut tails: Vec<(u64, i64)> = {
+            let t = self.shared.tail();
+            subjects
+                .iter()
+                .map(|s| t.actors.get(s).copied().unwrap_or((0, 0)))
+                .collect()
+        };
+        // Encoded before anything is read or sent, so bad input is refused as such
+        // whatever the actors' state; an entry with automatic versions whose actor turns
+        // out to have moved is encoded again.
+        let mut encoded: Option<(Vec<i64>, Vec<Vec<Bytes>>)> = None;
+        if count > 0 {
+            let latest: Vec<i64> = tails.iter().map(|t| t.1).collect();
+            let jsons = self.encode(entries, &latest, rule)?;
+            encoded = Some((latest, jsons));
+        }
+        let mut fresh = false;
+        if stream_wide || count == 0 {
+            (stream_last, tails) = self.read_tails(entries, &subjects, operation)?;
+            fresh = true;
+        }
+        loop {
+            let latest: Vec<i64> = tails.iter().map(|t| t.1).collect();
+            if let Some(conflict) = rule.conflict(entries, &latest) {
+                if !fresh {
+                    // Report the actors as they are now, not as this process last saw them.
+                    (stream_last, tails) = self.read_tails(entries, &subjects, operation)?;
+                    fresh = true;
+                    continue;
+                }
+                if rule == Rule::Expected {
+                    if let Some(done) = self.stored_retry(entries, operation)? {
+                        return Ok(done);
+                    }
+                }
+                metrics.add_conflict();
+                return Err(conflict);
+            }
+            if count == 0 {
+                return Ok(Committed {
+                    status: AppendStatus::Appended,
+                    first_sequence: 0,
+                    last_sequence: 0,
+                    actors: Vec::new(),
+                });
+            }
+            let stale = match &encoded {
+                None => true,
+                Some((at, _)) => entries
+                    .iter()
+                    .zip(at.iter().zip(&latest))
+                    .any(|(e, (a, l))| automatic(e) && a != l),
+            };
+            if stale {
+                encoded = Some((latest.clone(), self.encode(entries, &latest, rule)?));
+            }
+            let jsons = &encoded.as_ref().expect("encoded above").1;
+            let messages = self.plan(
+                entries,
+                rule,
+                &subjects,
+                &tails,
+                &latest,
+                jsons,
+                stream_wide.then_some(stream_last),
+            );
+            let ack = self.publish(&messages, operation)?;
             let retry_after = match ack.error {
                 None if !ack.duplicate => {
-                    // One message per event, stored contiguously: the batch's last message
-                    // is `ack.seq`, its first `count - 1` before it.
-                    let last_seq = ack.seq;
-                    if count > 1 && ack.count != count {
+                    let n = messages.len() as u64;
+                    if n > 1 && ack.count != n {
                         return Err(unavailable(
                             format!(
-                                "{operation}: the server committed a batch of {} messages for {count} events",
+                                "{operation}: the server committed a batch of {} messages for {n} events",
                                 ack.count
                             ),
                             Outcome::Unknown,
                         ));
                     }
-                    metrics.add_events_saved(count);
-                    self.announce(events, &subject, last_seq + 1 - count, last_seq, last_version);
-                    return Ok(last_seq);
+                    // One message per event, stored contiguously: the commit's last message
+                    // is `ack.seq`, its first `n - 1` before it.
+                    let last_seq = ack.seq;
+                    let first_seq = last_seq + 1 - n;
+                    metrics.add_events_saved(n);
+                    self.announce(entries, rule, &subjects, &latest, first_seq, last_seq);
+                    return Ok(Committed {
+                        status: AppendStatus::Appended,
+                        first_sequence: first_seq,
+                        last_sequence: last_seq,
+                        actors: rule.committed_actors(entries, &latest),
+                    });
                 }
-                None => {
-                    return self.resolve_duplicate(ack.seq, events, &subject, &encoded[0], operation)
-                }
-                Some(err) if err.err_code == ERR_BATCH_DUPLICATE => {
-                    return self.resolve_batch_duplicate(events, &subject, operation)
-                }
-                // The actor moved on since we looked (10071), or another save of it is in
-                // flight at a clustered stream's leader (10164). Read the actor as it is
-                // now: a conflict if its version caught up, otherwise try again.
-                Some(err)
-                    if err.err_code == ERR_WRONG_LAST_SEQUENCE
-                        || err.err_code == ERR_WRONG_LAST_SEQUENCE_IN_FLIGHT =>
-                {
-                    let now = self.block_on(self.actor_tail(actor_id, &subject, operation))?;
-                    self.shared.tail().remember(&subject, now.0, now.1);
-                    if first.version <= now.1 {
-                        metrics.add_conflict();
-                        return Err(Error::VersionConflict {
-                            actor_id: actor_id.to_owned(),
-                            attempted_version: first.version,
-                            current_version: now.1,
-                        });
-                    }
-                    fresh = Some(now);
-                    (err.err_code == ERR_WRONG_LAST_SEQUENCE_IN_FLIGHT)
-                        .then_some(Duration::from_millis(1))
+                // The server holds a message with this save's ID (actor, version, event ID):
+                // a retry whose first attempt landed, within the deduplication window.
+                // Read the actors: the conflict path decides (a conflict, or already
+                // appended).
+                None => None,
+                Some(err) if err.err_code == ERR_BATCH_DUPLICATE => None,
+                // An actor moved on since it was read (10071; also the stream's end, when
+                // expected), or another save of it is in flight at a clustered stream's
+                // leader (10164). Read the actors as they are now: a conflict if a
+                // condition fails, otherwise try again.
+                Some(err) if err.err_code == ERR_WRONG_LAST_SEQUENCE => None,
+                Some(err) if err.err_code == ERR_WRONG_LAST_SEQUENCE_IN_FLIGHT => {
+                    Some(Duration::from_millis(1))
                 }
                 Some(err) if err.err_code == ERR_BATCH_TOO_MANY_INFLIGHT => {
                     Some(Duration::from_millis(5))
                 }
-                Some(err) if err.err_code == ERR_MESSAGE_TOO_LARGE => {
-                    return Err(invalid(
-                        field,
-                        format!(
-                            "the server refused the message: {} (the server's max_payload, or the stream's max_msg_size)",
-                            err.description
-                        ),
-                    ))
-                }
-                Some(err) if err.err_code == ERR_BATCH_TOO_LARGE => {
-                    return Err(invalid(
-                        "events",
-                        format!(
-                            "the server refused a batch of {count} events: {}; its limit is the nats-server setting jetstream {{ limits {{ batch {{ max_msgs }} }} }} (1,000 by default), which must be at least the store's max_batch_len of {} (the README's configuration sets 10000)",
-                            err.description, limits.max_batch_len
-                        ),
-                    ))
-                }
-                Some(err) if err.err_code == ERR_ATOMIC_DISABLED => {
-                    return Err(invalid(
-                        "stream",
-                        format!(
-                            "stream {}: allow_atomic was turned off after this store opened it; batches need it (nats-server 2.12+)",
-                            self.names.stream
-                        ),
-                    ))
-                }
-                Some(err) if err.err_code == ERR_BATCH_INCOMPLETE => {
-                    return Err(unavailable(
-                        format!(
-                            "{operation}: the server dropped the batch before its commit ({}); nothing of it was stored",
-                            err.description
-                        ),
-                        Outcome::NotApplied,
-                    ))
-                }
-                Some(err) => {
-                    return Err(unavailable(
-                        format!(
-                            "{operation}: JetStream refused the publish: {} (code {}, err_code {})",
-                            err.description, err.code, err.err_code
-                        ),
-                        Outcome::NotApplied,
-                    ));
-                }
+                Some(err) => return Err(self.refused(&err, count, operation)),
             };
             if Instant::now() >= give_up {
                 return Err(Error::Timeout {
@@ -1142,20 +1536,114 @@ impl JetStreamStore {
             if let Some(pause) = retry_after {
                 std::thread::sleep(pause);
             }
+            (stream_last, tails) = self.read_tails(entries, &subjects, operation)?;
+            fresh = true;
         }
     }
 
-    /// Publish one save: a single event as one message, a batch as one JetStream atomic
-    /// batch (one message per event, the last committing it). Only the first message
-    /// states the actor's last stream sequence: the server refuses an expectation on a
-    /// subject the batch already wrote to, and the check on the first message covers the
-    /// whole batch, which is stored contiguously or not at all.
+    /// The error for a publish the server refused for a reason other than a check.
+    fn refused(&self, err: &ApiError, count: usize, operation: &'static str) -> Error {
+        let limits = &self.opts.limits;
+        let field = if count == 1 { "event" } else { "events" };
+        match err.err_code {
+            ERR_MESSAGE_TOO_LARGE => invalid(
+                field,
+                format!(
+                    "the server refused the message: {} (the server's max_payload, or the stream's max_msg_size)",
+                    err.description
+                ),
+            ),
+            ERR_BATCH_TOO_LARGE => invalid(
+                "events",
+                format!(
+                    "the server refused a batch of {count} events: {}; its limit is the nats-server setting jetstream {{ limits {{ batch {{ max_msgs }} }} }} (1,000 by default), which must be at least the store's max_batch_len of {} (the README's configuration sets 10000)",
+                    err.description, limits.max_batch_len
+                ),
+            ),
+            ERR_ATOMIC_DISABLED => invalid(
+                "stream",
+                format!(
+                    "stream {}: allow_atomic was turned off after this store opened it; batches need it (nats-server 2.12+)",
+                    self.names.stream
+                ),
+            ),
+            ERR_BATCH_INCOMPLETE => unavailable(
+                format!(
+                    "{operation}: the server dropped the batch before its commit ({}); nothing of it was stored",
+                    err.description
+                ),
+                Outcome::NotApplied,
+            ),
+            _ => unavailable(
+                format!(
+                    "{operation}: JetStream refused the publish: {} (code {}, err_code {})",
+                    err.description, err.code, err.err_code
+                ),
+                Outcome::NotApplied,
+            ),
+        }
+    }
+
+    /// The messages of one attempt at a commit, in entry order, with their checks: each
+    /// actor's first message expects the actor's last stream sequence; each condition
+    /// rides on a later message of another actor (see [`JetStreamStore::write`]);
+    /// `stream_last`, when given, is expected of the stream by the first message.
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &self,
+        entries: &[CommitEntry<'_>],
+        rule: Rule,
+        subjects: &[String],
+        tails: &[(u64, i64)],
+        latest: &[i64],
+        jsons: &[Vec<Bytes>],
+        stream_last: Option<u64>,
+    ) -> Vec<(String, HeaderMap, Bytes)> {
+        let mut conditions = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.events.is_empty())
+            .map(|(i, _)| i);
+        let mut out = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            for (k, json) in jsons[i].iter().enumerate() {
+                let version = rule.version_at(entry, k, latest[i]);
+                let mut h = HeaderMap::new();
+                h.insert(
+                    record::HDR_MSG_ID,
+                    record::msg_id(entry.actor_id, version, &entry.events[k].id).as_str(),
+                );
+                if k == 0 {
+                    h.insert(
+                        record::HDR_EXPECTED_LAST_SUBJECT_SEQ,
+                        tails[i].0.to_string().as_str(),
+                    );
+                } else if let Some(c) = conditions.next() {
+                    h.insert(
+                        record::HDR_EXPECTED_LAST_SUBJECT_SEQ,
+                        tails[c].0.to_string().as_str(),
+                    );
+                    h.insert(
+                        record::HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT,
+                        subjects[c].as_str(),
+                    );
+                }
+                if out.is_empty() {
+                    if let Some(last) = stream_last {
+                        h.insert(record::HDR_EXPECTED_LAST_SEQ, last.to_string().as_str());
+                    }
+                }
+                out.push((subjects[i].clone(), h, json.clone()));
+            }
+        }
+        out
+    }
+
+    /// Publish one attempt: a single message, or several as one JetStream atomic batch
+    /// (the last message committing it).
     fn publish(
         &self,
-        events: &[Event],
-        encoded: &[Bytes],
-        subject: &str,
-        subject_seq: u64,
+        messages: &[(String, HeaderMap, Bytes)],
         operation: &'static str,
     ) -> Result<PubAck> {
         let timeout = self.opts.request_timeout;
@@ -1165,14 +1653,10 @@ impl JetStreamStore {
                 .payload(payload.clone())
                 .timeout(Some(timeout))
         };
-        let subject_seq = subject_seq.to_string();
-        let reply = if encoded.len() == 1 {
-            let mut h = HeaderMap::new();
-            h.insert(record::HDR_MSG_ID, record::msg_id(&events[0].id).as_str());
-            h.insert(record::HDR_EXPECTED_LAST_SUBJECT_SEQ, subject_seq.as_str());
+        let reply = if let [(subject, h, payload)] = messages {
             self.block_on(
                 self.client
-                    .send_request(subject.to_owned(), request(h, &encoded[0])),
+                    .send_request(subject.clone(), request(h.clone(), payload)),
             )
             .map_err(|e| request_error(operation, e, Outcome::Unknown))?
         } else {
@@ -1181,21 +1665,17 @@ impl JetStreamStore {
                 self.batch_prefix,
                 self.batch_counter.fetch_add(1, Ordering::Relaxed)
             );
-            let n = encoded.len();
+            let n = messages.len();
             self.block_on(async {
-                for (i, (e, payload)) in events.iter().zip(encoded).enumerate() {
-                    let mut h = HeaderMap::new();
-                    h.insert(record::HDR_MSG_ID, record::msg_id(&e.id).as_str());
+                for (i, (subject, h, payload)) in messages.iter().enumerate() {
+                    let mut h = h.clone();
                     h.insert(record::HDR_BATCH_ID, batch_id.as_str());
                     h.insert(record::HDR_BATCH_SEQ, (i + 1).to_string().as_str());
-                    if i == 0 {
-                        h.insert(record::HDR_EXPECTED_LAST_SUBJECT_SEQ, subject_seq.as_str());
-                    }
                     if i + 1 == n {
                         h.insert(record::HDR_BATCH_COMMIT, "1");
                         return self
                             .client
-                            .send_request(subject.to_owned(), request(h, payload))
+                            .send_request(subject.clone(), request(h, payload))
                             .await
                             .map_err(|e| request_error(operation, e, Outcome::Unknown));
                     }
@@ -1205,7 +1685,7 @@ impl JetStreamStore {
                         // Nothing is stored before the commit, whatever happens now.
                         let reply = self
                             .client
-                            .send_request(subject.to_owned(), request(h, payload))
+                            .send_request(subject.clone(), request(h, payload))
                             .await
                             .map_err(|e| request_error(operation, e, Outcome::NotApplied))?;
                         if !reply.payload.is_empty() {
@@ -1213,14 +1693,14 @@ impl JetStreamStore {
                         }
                     } else {
                         self.client
-                            .publish_with_headers(subject.to_owned(), h, payload.clone())
+                            .publish_with_headers(subject.clone(), h, payload.clone())
                             .await
                             .map_err(|e| {
                                 unavailable(format!("{operation}: {e}"), Outcome::NotApplied)
                             })?;
                     }
                 }
-                unreachable!("a batch has at least two events")
+                unreachable!("a batch has at least two messages")
             })?
         };
         serde_json::from_slice(&reply.payload).map_err(|e| {
@@ -1234,24 +1714,34 @@ impl JetStreamStore {
         })
     }
 
-    /// Account an acknowledged save (stream sequences `first_seq..=last_seq`) and see its
-    /// EventStored notifications out, in stream order, before the save returns.
+    /// Account an acknowledged commit (stream sequences `first_seq..=last_seq`, its
+    /// events in entry order) and see its EventStored notifications out, in stream order,
+    /// before the commit returns.
     fn announce(
         &self,
-        events: &[Event],
-        subject: &str,
+        entries: &[CommitEntry<'_>],
+        rule: Rule,
+        subjects: &[String],
+        latest: &[i64],
         first_seq: u64,
         last_seq: u64,
-        last_version: i64,
     ) {
         let mut t = self.shared.tail();
         t.acked_seq = t.acked_seq.max(last_seq);
         if t.stream_seq + 1 == first_seq {
             t.stream_seq = last_seq;
         }
-        t.remember(subject, last_seq, last_version);
+        let mut seq = first_seq;
+        for (i, e) in entries.iter().enumerate() {
+            let n = e.events.len() as u64;
+            if n > 0 {
+                let last_version = rule.version_at(e, e.events.len() - 1, latest[i]);
+                t.remember(&subjects[i], seq + n - 1, last_version);
+            }
+            seq += n;
+        }
         if t.notified_seq + 1 == first_seq {
-            // Everything before this save is notified: publish ours now rather than wait
+            // Everything before this commit is notified: publish ours now rather than wait
             // for the follower to bring it back. The timestamp is this process's clock at
             // the acknowledgement.
             let now = Timestamp::now();
@@ -1260,14 +1750,18 @@ impl JetStreamStore {
                 .notifier
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            for (i, e) in events.iter().enumerate() {
-                notifier.publish(EventStored {
-                    event_id: e.id.clone(),
-                    actor_id: e.actor_id.clone(),
-                    version: e.version,
-                    timestamp: now,
-                    sequence: first_seq + i as u64,
-                });
+            let mut seq = first_seq;
+            for (i, entry) in entries.iter().enumerate() {
+                for (k, e) in entry.events.iter().enumerate() {
+                    notifier.publish(EventStored {
+                        event_id: e.id.clone(),
+                        actor_id: e.actor_id.clone(),
+                        version: rule.version_at(entry, k, latest[i]),
+                        timestamp: now,
+                        sequence: seq,
+                    });
+                    seq += 1;
+                }
             }
             t.notified_seq = last_seq;
             drop(t);
@@ -1278,73 +1772,6 @@ impl JetStreamStore {
             // ours included.
             self.wait_notified(last_seq);
         }
-    }
-
-    /// The server refused a batch because one of its message IDs is taken. If the batch is
-    /// this very save (a retry after an unknown outcome whose first attempt landed), its
-    /// first version is stored: answer as every backend answers a second save of a stored
-    /// version, with a conflict. Otherwise an event ID of the batch is taken by another
-    /// message within the deduplication window.
-    fn resolve_batch_duplicate(
-        &self,
-        events: &[Event],
-        subject: &str,
-        operation: &'static str,
-    ) -> Result<u64> {
-        let actor_id = events[0].actor_id.as_str();
-        let now = self.block_on(self.actor_tail(actor_id, subject, operation))?;
-        self.shared.tail().remember(subject, now.0, now.1);
-        if events[0].version <= now.1 {
-            self.shared.metrics().add_conflict();
-            return Err(Error::VersionConflict {
-                actor_id: actor_id.to_owned(),
-                attempted_version: events[0].version,
-                current_version: now.1,
-            });
-        }
-        Err(invalid(
-            "id",
-            "an event ID of the batch was used by a different message within the stream's deduplication window",
-        ))
-    }
-
-    /// The server already holds a message with this save's `Nats-Msg-Id`. If it is this
-    /// very save (a retry after an unknown outcome whose first attempt landed), answer as
-    /// every backend answers a save of an already stored version: a conflict. Otherwise
-    /// the ID is taken by a different message.
-    fn resolve_duplicate(
-        &self,
-        seq: u64,
-        events: &[Event],
-        subject: &str,
-        payload: &Bytes,
-        operation: &'static str,
-    ) -> Result<u64> {
-        let stored = self
-            .block_on(self.msg_get(&self.names.stream, serde_json::json!({ "seq": seq }), operation))?
-            .ok_or_else(|| {
-                unavailable(
-                    format!("{operation}: the server reports a duplicate at sequence {seq}, which is gone"),
-                    Outcome::NotApplied,
-                )
-            })?;
-        if stored.subject != subject || stored.payload != *payload {
-            return Err(invalid(
-                "id",
-                format!(
-                    "the event ID was used by a different message (stream sequence {seq}) within the stream's deduplication window"
-                ),
-            ));
-        }
-        let actor_id = events[0].actor_id.as_str();
-        let now = self.block_on(self.actor_tail(actor_id, subject, operation))?;
-        self.shared.tail().remember(subject, now.0, now.1);
-        self.shared.metrics().add_conflict();
-        Err(Error::VersionConflict {
-            actor_id: actor_id.to_owned(),
-            attempted_version: events[0].version,
-            current_version: now.1,
-        })
     }
 
     /// Wait until the follower has published EventStored for `seq`. The save is stored
@@ -1473,6 +1900,48 @@ fn apply(shared: &Shared, seq: u64, subject: &str, payload: &[u8], time: Timesta
     shared.moved.notify_all();
 }
 
+/// An event's JSON as handed out: the stored bytes when this store wrote them (its
+/// headers say so), otherwise the canonical encoding of the decoded event.
+fn push_stored_json(out: &mut Vec<u8>, rec: &RawRecord, e: &Event) {
+    if record::published_by_us(rec.headers.as_ref(), e) {
+        out.extend_from_slice(&rec.payload);
+    } else {
+        e.write_json(out);
+    }
+}
+
+fn sequenced(records: Vec<(RawRecord, Event)>) -> Vec<SequencedEvent> {
+    records
+        .into_iter()
+        .map(|(rec, event)| SequencedEvent {
+            sequence: rec.seq,
+            event,
+        })
+        .collect()
+}
+
+/// Records in the layout of `read_all_sequenced_json`.
+fn sequenced_json(records: &[(RawRecord, Event)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        records
+            .iter()
+            .map(|(r, _)| r.payload.len() + 32)
+            .sum::<usize>()
+            + 2,
+    );
+    out.push(b'[');
+    for (i, (rec, e)) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_sequenced_prefix(&mut out, rec.seq);
+        push_stored_json(&mut out, rec, e);
+        out.push(b'}');
+    }
+    out.push(b']');
+    out
+}
+
 impl Drop for JetStreamStore {
     fn drop(&mut self) {
         if let Some(f) = self.follower.take() {
@@ -1515,7 +1984,7 @@ impl EventStore for JetStreamStore {
             if out.len() > 1 {
                 out.push(b',');
             }
-            if record::published_by_us(rec.headers.as_ref(), &e.id) {
+            if record::published_by_us(rec.headers.as_ref(), &e) {
                 out.extend_from_slice(&rec.payload);
             } else {
                 e.write_json(&mut out);
@@ -1556,44 +2025,70 @@ impl EventStore for JetStreamStore {
     }
 
     fn read_all(&self, from_sequence: u64, limit: usize) -> Result<Vec<SequencedEvent>> {
-        let op = "read_all";
-        if limit == 0 {
-            return Ok(Vec::new());
+        let records =
+            self.filtered_records(from_sequence, limit, &EventFilter::default(), "read_all")?;
+        Ok(sequenced(records))
+    }
+
+    fn read_all_sequenced_json(&self, from_sequence: u64, limit: usize) -> Result<Vec<u8>> {
+        let op = "read_all_sequenced_json";
+        let records = self.filtered_records(from_sequence, limit, &EventFilter::default(), op)?;
+        Ok(sequenced_json(&records))
+    }
+
+    fn commit(&self, entries: &[CommitEntry<'_>]) -> Result<Committed> {
+        check_commit(&self.opts.limits, entries)?;
+        self.write(entries, Rule::Expected, "commit")
+    }
+
+    fn get_events_range(&self, actor_id: &str, range: &EventRange) -> Result<Vec<Event>> {
+        let records = self.range_records(actor_id, range, "get_events_range")?;
+        Ok(records.into_iter().map(|(_, e)| e).collect())
+    }
+
+    fn get_events_range_json(&self, actor_id: &str, range: &EventRange) -> Result<Vec<u8>> {
+        let records = self.range_records(actor_id, range, "get_events_range_json")?;
+        let mut out = Vec::with_capacity(
+            records
+                .iter()
+                .map(|(r, _)| r.payload.len() + 1)
+                .sum::<usize>()
+                + 2,
+        );
+        out.push(b'[');
+        for (i, (rec, e)) in records.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_stored_json(&mut out, rec, e);
         }
-        let from = from_sequence.max(1);
-        self.block_on(async {
-            let Some(last) = self.last_on(&self.names.events_all, op).await? else {
-                return Ok(Vec::new());
-            };
-            if from > last.seq {
-                return Ok(Vec::new());
-            }
-            // The store-wide sequence is the stream sequence: start right at `from`.
-            let mut out = Vec::with_capacity(limit.min(4096));
-            let mut failure: Option<Error> = None;
-            self.scan(&self.names.events_all, from, last.seq, op, |rec| {
-                match record::decode_event(&rec.payload) {
-                    Ok(event) => out.push(SequencedEvent {
-                        sequence: rec.seq,
-                        event,
-                    }),
-                    Err(cause) => {
-                        failure = Some(Error::Corrupt {
-                            sequence: rec.seq,
-                            location: self.corrupt_location(&rec),
-                            cause,
-                        });
-                        return false;
-                    }
-                }
-                out.len() < limit
-            })
-            .await?;
-            match failure {
-                Some(e) => Err(e),
-                None => Ok(out),
-            }
-        })
+        out.push(b']');
+        Ok(out)
+    }
+
+    /// The actor-ID prefix and event types are tested on each message's stored bytes
+    /// before it is decoded, in this process: the subject layout (one base64url token per
+    /// actor) has no server-side subject filter for an ID prefix, so every message from
+    /// `from_sequence` is delivered and only the ones that pass are decoded.
+    fn read_all_filtered(
+        &self,
+        from_sequence: u64,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<SequencedEvent>> {
+        let records = self.filtered_records(from_sequence, limit, filter, "read_all_filtered")?;
+        Ok(sequenced(records))
+    }
+
+    fn read_all_filtered_json(
+        &self,
+        from_sequence: u64,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<u8>> {
+        let records =
+            self.filtered_records(from_sequence, limit, filter, "read_all_filtered_json")?;
+        Ok(sequenced_json(&records))
     }
 
     fn last_sequence(&self) -> Result<u64> {
@@ -1632,6 +2127,12 @@ impl EventStore for JetStreamStore {
 }
 
 impl SnapshotStore for JetStreamStore {
+    /// The snapshot is published on the actor's snapshot subject, expecting the subject's
+    /// last message as read (so two savers cannot both pass the staleness check). A
+    /// snapshot of the same version as the newest replaces it: the new message is
+    /// published, then the old one deleted (if the delete is lost, readers take the
+    /// newer message of a version, and the history holds one version fewer until the
+    /// next save).
     fn save_snapshot(&self, snapshot: &ActorSnapshot) -> Result<()> {
         let op = "save_snapshot";
         self.check_open()?;
@@ -1659,10 +2160,10 @@ impl SnapshotStore for JetStreamStore {
             ))?;
             let last_seq = current.as_ref().map_or(0, |c| c.seq);
             // An undecodable stored snapshot does not block a new one.
-            if let Some(stored) = current
+            let stored = current
                 .as_ref()
-                .and_then(|c| serde_json::from_slice::<ActorSnapshot>(&c.payload).ok())
-            {
+                .and_then(|c| serde_json::from_slice::<ActorSnapshot>(&c.payload).ok());
+            if let Some(stored) = &stored {
                 if snapshot.version < stored.version {
                     return Err(Error::StaleSnapshot {
                         actor_id: snapshot.actor_id.clone(),
@@ -1695,10 +2196,18 @@ impl SnapshotStore for JetStreamStore {
             })?;
             match ack.error {
                 None => {
+                    if stored.is_some_and(|s| s.version == snapshot.version) {
+                        // Best effort: readers already prefer the newer message.
+                        let _ = self.block_on(self.api(
+                            format!("$JS.API.STREAM.MSG.DELETE.{}", self.names.snapshot_stream),
+                            serde_json::json!({ "seq": last_seq, "no_erase": true }),
+                            op,
+                        ));
+                    }
                     self.shared.metrics().add_snapshot();
                     return Ok(());
                 }
-                // Another writer replaced the snapshot meanwhile: compare again.
+                // Another writer saved a snapshot meanwhile: compare again.
                 Some(err) if err.err_code == ERR_WRONG_LAST_SEQUENCE => {
                     if Instant::now() >= give_up {
                         return Err(Error::Timeout {
@@ -1731,6 +2240,66 @@ impl SnapshotStore for JetStreamStore {
         else {
             return Ok(None);
         };
+        self.decode_snapshot(actor_id, &rec)
+    }
+
+    /// One get when the newest snapshot qualifies; otherwise the actor's kept snapshots
+    /// (at most `snapshot_retention + 1` messages) are read one get each. The history is
+    /// the newest `snapshot_retention` versions among them (the stream keeps one message
+    /// more per actor, so a same-version replacement never pushes out an older version
+    /// before the replaced message is deleted).
+    fn get_snapshot(&self, actor_id: &str, at_or_below: i64) -> Result<Option<ActorSnapshot>> {
+        let op = "get_snapshot";
+        let subject = self.names.snapshots_subject(actor_id);
+        let stream = &self.names.snapshot_stream;
+        let Some(newest) = self.block_on(self.msg_get(
+            stream,
+            serde_json::json!({ "last_by_subj": subject }),
+            op,
+        ))?
+        else {
+            return Ok(None);
+        };
+        let Some(latest) = self.decode_snapshot(actor_id, &newest)? else {
+            return Ok(None);
+        };
+        if latest.version <= at_or_below {
+            return Ok(Some(latest));
+        }
+        // Oldest first; a later message of a version replaces an earlier one.
+        let mut history: std::collections::BTreeMap<i64, ActorSnapshot> = Default::default();
+        let mut seq = 1;
+        while seq < newest.seq {
+            let Some(rec) = self.block_on(self.msg_get(
+                stream,
+                serde_json::json!({ "seq": seq, "next_by_subj": subject }),
+                op,
+            ))?
+            else {
+                break;
+            };
+            if rec.seq >= newest.seq {
+                break;
+            }
+            seq = rec.seq + 1;
+            if let Some(s) = self.decode_snapshot(actor_id, &rec)? {
+                history.insert(s.version, s);
+            }
+        }
+        history.insert(latest.version, latest);
+        let kept = history
+            .into_iter()
+            .rev()
+            .take(self.opts.snapshot_retention as usize);
+        Ok(kept
+            .filter(|(v, _)| *v <= at_or_below)
+            .map(|(_, s)| s)
+            .next())
+    }
+}
+
+impl JetStreamStore {
+    fn decode_snapshot(&self, actor_id: &str, rec: &RawRecord) -> Result<Option<ActorSnapshot>> {
         match serde_json::from_slice::<ActorSnapshot>(&rec.payload) {
             Ok(s) if s.actor_id == actor_id => Ok(Some(s)),
             Ok(_) => Ok(None),

@@ -44,3 +44,17 @@ conformance!(
     )]
     jetstream
 );
+
+/// Appends beyond the seed, snapshot history, bounded and filtered reads: the rules
+/// aether-core runs on memory and sled.
+mod appends {
+    use super::*;
+    include!("../../aether-core/tests/conformance/appends.rs");
+    appends_conformance!(
+        #[cfg_attr(
+            aether_skip_jetstream,
+            ignore = "AETHER_SKIP_JETSTREAM=1 and no nats-server"
+        )]
+        jetstream
+    );
+}

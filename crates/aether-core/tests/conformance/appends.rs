@@ -161,6 +161,47 @@ fn a_retry_of_a_stored_commit_is_already_appended(f: Factory) {
     );
 }
 
+fn an_event_id_is_one_event_per_actor_and_version(f: Factory) {
+    // Event identity is (actor, version): the same ID at another version or on another
+    // actor is another event and is stored; a retry (same actor, version and ID) is
+    // recognised; the same version with another ID is a conflict. The same on every
+    // backend (JetStream's deduplication included).
+    let b = open(f);
+    let s = &b.store;
+    let with_id = |actor: &str, v: i64, id: &str| {
+        let mut e = ev(actor, v);
+        e.id = id.into();
+        e
+    };
+    assert_eq!(s.save_event(&with_id("a", 1, "same")).unwrap(), 1);
+    assert_eq!(s.save_event(&with_id("a", 2, "same")).unwrap(), 2);
+    assert_eq!(s.save_event(&with_id("b", 1, "same")).unwrap(), 3);
+    let c = s
+        .save_events(&[with_id("a", 3, "same"), with_id("a", 4, "same")])
+        .unwrap();
+    assert_eq!(c, 5);
+    let c = s
+        .commit(&[
+            CommitEntry::new("c", ExpectedState::NoStream, &[with_id("c", 1, "same")]),
+            CommitEntry::new("d", ExpectedState::NoStream, &[with_id("d", 1, "same")]),
+        ])
+        .unwrap();
+    assert_eq!((c.status, c.first_sequence, c.last_sequence), (AppendStatus::Appended, 6, 7));
+    // A retry of a stored event, right away: recognised, nothing written.
+    let r = s.append("a", ExpectedState::Any, &[with_id("a", 2, "same")]).unwrap();
+    assert_eq!((r.status, r.first_sequence), (AppendStatus::AlreadyAppended, 2));
+    // The seed's save keeps its rule: a stored version conflicts, whatever the ID.
+    expect_conflict(s.save_event(&with_id("a", 2, "same")), "a", 2, 4);
+    expect_commit_conflict(
+        s.append("a", ExpectedState::Any, &[with_id("a", 4, "other")]),
+        &[("a", ExpectedState::Any, 4, 4)],
+    );
+    assert_eq!(s.last_sequence().unwrap(), 7);
+    let ids: Vec<_> = s.read_all(1, 100).unwrap().iter().map(|e| (e.event.actor_id.clone(), e.event.version)).collect();
+    assert_eq!(ids.len(), 7);
+    assert!(s.read_all(1, 100).unwrap().iter().all(|e| e.event.id == "same"));
+}
+
 fn commits_across_actors_are_all_or_nothing(f: Factory) {
     use ExpectedState::*;
     let b = open(f);
@@ -384,6 +425,7 @@ macro_rules! appends_conformance {
             #[test] $(#[$attr])* fn expected_states_are_checked_and_a_failure_writes_nothing() { super::expected_states_are_checked_and_a_failure_writes_nothing(super::super::$backend) }
             #[test] $(#[$attr])* fn automatic_versions_follow_the_latest() { super::automatic_versions_follow_the_latest(super::super::$backend) }
             #[test] $(#[$attr])* fn a_retry_of_a_stored_commit_is_already_appended() { super::a_retry_of_a_stored_commit_is_already_appended(super::super::$backend) }
+            #[test] $(#[$attr])* fn an_event_id_is_one_event_per_actor_and_version() { super::an_event_id_is_one_event_per_actor_and_version(super::super::$backend) }
             #[test] $(#[$attr])* fn commits_across_actors_are_all_or_nothing() { super::commits_across_actors_are_all_or_nothing(super::super::$backend) }
             #[test] $(#[$attr])* fn bad_commits_are_refused_and_write_nothing() { super::bad_commits_are_refused_and_write_nothing(super::super::$backend) }
             #[test] $(#[$attr])* fn snapshot_history_keeps_the_newest_and_answers_at_or_below() { super::snapshot_history_keeps_the_newest_and_answers_at_or_below(super::super::$backend) }
