@@ -146,6 +146,23 @@ impl<'a> CommitEntry<'a> {
         })
     }
 
+    /// The event of this entry that a retry expects stored at `version` (see
+    /// [`CommitEntry::retry_versions`]); `None` when no event of the entry has it.
+    pub fn retry_event(&self, version: i64) -> Option<&'a Event> {
+        if self.automatic() {
+            let (first, _) = self.retry_versions()?;
+            usize::try_from(version.checked_sub(first)?)
+                .ok()
+                .and_then(|i| self.events.get(i))
+        } else {
+            let i = self
+                .events
+                .binary_search_by_key(&version, |e| e.version)
+                .ok()?;
+            Some(&self.events[i])
+        }
+    }
+
     /// The versions a retry of this entry would find stored: `Some((first, last))` when
     /// they are known without the actor's current state (explicit versions, or automatic
     /// ones under `NoStream` / `Exact`), `None` otherwise (and for a condition-only entry).
@@ -408,10 +425,10 @@ pub struct StoredId {
 ///
 /// `lookup(entry, first, last)` returns the actor's stored events with versions
 /// `first..=last`, in version order, each compared with the entry's event of that version
-/// (`entry.events[version - first]`). The commit is already appended when every entry with
-/// events has known retry versions and each of its events is stored under that version
-/// with the same ID; condition-only entries do not count. Returns the outcome to report,
-/// or `None` (a real conflict).
+/// ([`CommitEntry::retry_event`]; versions may have gaps). The commit is already appended
+/// when every entry with events has known retry versions and each of its events is stored
+/// under its version with the same ID; condition-only entries do not count. Returns the
+/// outcome to report, or `None` (a real conflict).
 pub fn already_appended(
     entries: &[CommitEntry<'_>],
     mut lookup: impl FnMut(&CommitEntry<'_>, i64, i64) -> Result<Vec<StoredId>>,
@@ -424,17 +441,17 @@ pub fn already_appended(
             return Ok(None);
         };
         let stored = lookup(entry, v0, vn)?;
-        let complete = stored.len() == entry.events.len()
-            && stored
-                .iter()
-                .enumerate()
-                .all(|(i, s)| s.same_id && s.version == v0 + i as i64);
-        if !complete {
-            return Ok(None);
-        }
-        for s in &stored {
-            first = first.min(s.sequence);
-            last = last.max(s.sequence);
+        // Every event of the entry, at its version, stored with its ID (events the actor
+        // has between gapped versions are not the entry's and do not count).
+        for i in 0..entry.events.len() {
+            let version = entry.version_at(i, v0 - 1);
+            match stored.iter().find(|s| s.version == version) {
+                Some(s) if s.same_id => {
+                    first = first.min(s.sequence);
+                    last = last.max(s.sequence);
+                }
+                _ => return Ok(None),
+            }
         }
         actors.push(CommittedActor {
             actor_id: entry.actor_id.to_string(),

@@ -257,8 +257,9 @@ impl MemoryStore {
                             Some(StoredId {
                                 version,
                                 sequence,
-                                same_id: stored.event.id
-                                    == entry.events[(version - first) as usize].id,
+                                same_id: entry
+                                    .retry_event(version)
+                                    .is_some_and(|e| e.id == stored.event.id),
                             })
                         })
                         .collect())

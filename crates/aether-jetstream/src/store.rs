@@ -1373,8 +1373,7 @@ impl JetStreamStore {
                     version: e.version,
                     sequence: rec.seq,
                     same_id: entry
-                        .events
-                        .get((e.version - first) as usize)
+                        .retry_event(e.version)
                         .is_some_and(|mine| mine.id == e.id),
                 })
                 .collect())

@@ -137,6 +137,33 @@ fn a_retry_of_a_stored_commit_is_already_appended(f: Factory) {
     let c = s.append("q", ExpectedState::Exact(0), &auto_ids).unwrap();
     let r = s.append("q", ExpectedState::Exact(0), &auto_ids).unwrap();
     assert_eq!((r.status, r.last_sequence), (AppendStatus::AlreadyAppended, c.last_sequence));
+    // Explicit versions with gaps: a retry too, also when the actor has moved on since.
+    let gapped = [ev("g", 3), ev("g", 10)];
+    let c = s.append("g", ExpectedState::NoStream, &gapped).unwrap();
+    let mut between = ev("g", 11);
+    between.id = "not-the-retry".into();
+    s.append("g", ExpectedState::Any, &[between]).unwrap();
+    let r = s.append("g", ExpectedState::NoStream, &gapped).unwrap();
+    assert_eq!(r.status, AppendStatus::AlreadyAppended);
+    assert_eq!((r.first_sequence, r.last_sequence), (c.first_sequence, c.last_sequence));
+    let mut wrong = gapped.clone();
+    wrong[1].id = "other".into();
+    expect_commit_conflict(
+        s.append("g", ExpectedState::NoStream, &wrong),
+        &[("g", ExpectedState::NoStream, 3, 11)],
+    );
+    // Gapped versions over an actor that has every version in between: a conflict (the
+    // events in the gaps are not the commit's), never a retry and never a crash.
+    for v in 1..=12 {
+        s.save_event(&ev("h", v)).unwrap();
+    }
+    let mut other_ids = [ev("h", 3), ev("h", 10)];
+    other_ids[0].id = "x3".into();
+    other_ids[1].id = "x10".into();
+    expect_commit_conflict(
+        s.append("h", ExpectedState::NoStream, &other_ids),
+        &[("h", ExpectedState::NoStream, 3, 12)],
+    );
     // The seed's save_event keeps its rule: a repeated event is a version conflict.
     expect_conflict(s.save_event(&ev("a", 2)), "a", 2, 2);
     // A commit across actors is a retry only if every entry's events are stored.
