@@ -34,6 +34,7 @@
 //! let dir = tempfile::tempdir()?;
 //! let store = SledStore::open(dir.path())?;
 //! store.save_event(&Event::new("e1", "Opened", "account-1", 1))?;
+//! store.close()?; // checkpointed: the index covers every record
 //! drop(store);
 //! let report = verify::verify(dir.path(), &verify::VerifyOptions::default())?;
 //! assert!(report.is_sound(), "{:?}", report.findings);
